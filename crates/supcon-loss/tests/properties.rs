@@ -1,0 +1,278 @@
+//! Properties of the SupCon loss that hold for any input: the collapse value, symmetry under
+//! swapping views, gradients against central differences, numerical stability, and typed errors
+//! for bad input.
+
+mod common;
+
+use burn::prelude::*;
+use common::*;
+use supcon_loss::{
+    ContrastMode, DenominatorMode, LossError, Positives, SummationLocation, SupConLossConfig,
+};
+
+#[test]
+fn collapsed_embeddings_give_log_2n_minus_1() {
+    // Every embedding the same: all 2N - 1 denominator entries equal the positives, so each
+    // anchor's loss is log(2N - 1), scaled by T / T_base.
+    for (batch, temperature, base) in [(4usize, 0.07, 0.07), (8, 0.1, 0.07), (5, 0.5, 1.0)] {
+        let rows = vec![vec![vec![0.6, 0.8]; 2]; batch];
+        let loss = SupConLossConfig::new()
+            .with_temperature(temperature)
+            .with_base_temperature(base)
+            .init();
+        let want = ((2 * batch - 1) as f64).ln() * temperature / base;
+        for positives in [
+            Positives::SameImage,
+            Positives::Labels(labels(&vec![1; batch])),
+        ] {
+            let got = scalar(loss.forward(features(&rows), positives).unwrap());
+            assert!(
+                (got - want).abs() < 1e-5 * want,
+                "batch {batch}: {got} vs {want}"
+            );
+        }
+    }
+}
+
+#[test]
+fn swapping_views_leaves_the_loss_unchanged() {
+    let mut rng = Lcg(3);
+    let rows = rng.unit_features(6, 2, 8);
+    let swapped: Vec<_> = rows
+        .iter()
+        .map(|views| vec![views[1].clone(), views[0].clone()])
+        .collect();
+    let ids = [0, 1, 0, 2, 1, 2];
+    for summation in [SummationLocation::Outside, SummationLocation::Inside] {
+        let loss = SupConLossConfig::new()
+            .with_temperature(0.1)
+            .with_summation(summation)
+            .init();
+        let a = scalar(
+            loss.forward(features(&rows), Positives::Labels(labels(&ids)))
+                .unwrap(),
+        );
+        let b = scalar(
+            loss.forward(features(&swapped), Positives::Labels(labels(&ids)))
+                .unwrap(),
+        );
+        assert!((a - b).abs() < 1e-6 * a.abs(), "{summation:?}: {a} vs {b}");
+    }
+}
+
+#[test]
+fn gradient_matches_central_differences() {
+    // f32 central differences: step 1e-2 on a smooth loss at T = 0.5 keeps truncation and
+    // rounding error near 1e-4 of the largest entry.
+    let mut rng = Lcg(5);
+    let rows = rng.unit_features(4, 2, 3);
+    let ids = [0, 1, 1, 0];
+    for denominator in [
+        DenominatorMode::All,
+        DenominatorMode::OnePositive,
+        DenominatorMode::OnlyNegatives,
+    ] {
+        let loss = SupConLossConfig::new()
+            .with_temperature(0.5)
+            .with_base_temperature(0.5)
+            .with_denominator(denominator)
+            .init();
+        let eval = |rows: &Vec<Vec<Vec<f64>>>| {
+            scalar(
+                loss.forward(features(rows), Positives::Labels(labels(&ids)))
+                    .unwrap(),
+            )
+        };
+        let input = features(&rows).require_grad();
+        let grads = loss
+            .forward(input.clone(), Positives::Labels(labels(&ids)))
+            .unwrap()
+            .backward();
+        let analytic = values(input.grad(&grads).unwrap());
+        let h = 1e-2;
+        let mut numeric = Vec::new();
+        for b in 0..4 {
+            for v in 0..2 {
+                for d in 0..3 {
+                    let (mut up, mut down) = (rows.clone(), rows.clone());
+                    up[b][v][d] += h;
+                    down[b][v][d] -= h;
+                    numeric.push((eval(&up) - eval(&down)) / (2.0 * h));
+                }
+            }
+        }
+        let scale = numeric.iter().fold(0f64, |m, g| m.max(g.abs()));
+        assert_close(
+            &analytic,
+            &numeric,
+            2e-3,
+            2e-3 * scale,
+            &format!("{denominator:?}"),
+        );
+    }
+}
+
+#[test]
+fn low_temperature_and_large_features_stay_finite() {
+    let mut rng = Lcg(9);
+    let unit = rng.unit_features(16, 2, 32);
+    let huge: Vec<_> = unit
+        .iter()
+        .map(|views| {
+            views
+                .iter()
+                .map(|v| v.iter().map(|x| x * 300.0).collect())
+                .collect()
+        })
+        .collect();
+    let ids: Vec<i64> = (0..16).map(|i| i % 3).collect();
+    for rows in [&unit, &huge] {
+        for denominator in [
+            DenominatorMode::All,
+            DenominatorMode::OnePositive,
+            DenominatorMode::OnlyNegatives,
+        ] {
+            for summation in [SummationLocation::Outside, SummationLocation::Inside] {
+                for mode in [ContrastMode::All, ContrastMode::One] {
+                    let loss = SupConLossConfig::new()
+                        .with_temperature(0.05)
+                        .with_contrast_mode(mode)
+                        .with_summation(summation)
+                        .with_denominator(denominator)
+                        .init();
+                    let input = features(rows).require_grad();
+                    let value = loss
+                        .forward(input.clone(), Positives::Labels(labels(&ids)))
+                        .unwrap();
+                    let v = values(value.clone())[0];
+                    let grad = values(input.grad(&value.backward()).unwrap());
+                    let what = format!("{denominator:?}/{summation:?}/{mode:?}");
+                    assert!(v.is_finite() && v >= 0.0, "{what}: loss {v}");
+                    assert!(
+                        grad.iter().all(|g| g.is_finite()),
+                        "{what}: gradient not finite"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn anchors_without_negatives_or_positives_contribute_zero() {
+    // One label for everyone: no negatives. OnlyNegatives has an empty denominator there.
+    let mut rng = Lcg(13);
+    let rows = rng.unit_features(3, 2, 4);
+    let loss = SupConLossConfig::new()
+        .with_denominator(DenominatorMode::OnlyNegatives)
+        .init();
+    let input = features(&rows).require_grad();
+    let value = loss
+        .forward(input.clone(), Positives::Labels(labels(&[5, 5, 5])))
+        .unwrap();
+    assert_eq!(values(value.clone()), vec![0.0]);
+    assert!(
+        values(input.grad(&value.backward()).unwrap())
+            .iter()
+            .all(|g| *g == 0.0)
+    );
+    // A mask without any positive: every anchor contributes 0.
+    let loss = SupConLossConfig::new().init();
+    let none = mask(&vec![vec![0.0; 3]; 3]);
+    assert_eq!(
+        values(
+            loss.forward(features(&rows), Positives::Mask(none))
+                .unwrap()
+        ),
+        vec![0.0]
+    );
+}
+
+#[test]
+fn asymmetric_mask_is_used_as_given() {
+    // mask[0][1] = 1 but mask[1][0] = 0: sample 1 is a positive of 0, not the reverse.
+    let mut rng = Lcg(17);
+    let rows = rng.unit_features(3, 2, 4);
+    let asymmetric = mask(&[
+        vec![1.0, 1.0, 0.0],
+        vec![0.0, 1.0, 0.0],
+        vec![0.0, 0.0, 1.0],
+    ]);
+    let loss = SupConLossConfig::new().with_temperature(0.5).init();
+    let got = values(
+        loss.forward_per_sample(features(&rows), Positives::Mask(asymmetric))
+            .unwrap(),
+    );
+    let plain = values(
+        loss.forward_per_sample(features(&rows), Positives::SameImage)
+            .unwrap(),
+    );
+    assert!(
+        (got[0] - plain[0]).abs() > 1e-4,
+        "sample 0 gained positives"
+    );
+    assert_close(
+        &got[1..],
+        &plain[1..],
+        1e-6,
+        0.0,
+        "samples 1 and 2 unchanged",
+    );
+}
+
+#[test]
+fn bad_input_is_a_typed_error() {
+    let mut rng = Lcg(19);
+    let rows = rng.unit_features(4, 2, 3);
+    let loss = SupConLossConfig::new().init();
+    assert_eq!(
+        loss.forward(features(&rows), Positives::Labels(labels(&[1, 2, 3])))
+            .unwrap_err(),
+        LossError::LabelsLength { batch: 4, got: 3 }
+    );
+    assert_eq!(
+        loss.forward(
+            features(&rows),
+            Positives::Mask(mask(&vec![vec![1.0; 3]; 3]))
+        )
+        .unwrap_err(),
+        LossError::MaskShape {
+            batch: 4,
+            got: [3, 3]
+        }
+    );
+    for temperature in [0.0, -0.1, f64::NAN, f64::INFINITY] {
+        let bad = SupConLossConfig::new().with_temperature(temperature).init();
+        assert!(matches!(
+            bad.forward(features(&rows), Positives::SameImage),
+            Err(LossError::NonPositive {
+                name: "temperature",
+                ..
+            })
+        ));
+    }
+    let bad = SupConLossConfig::new().with_base_temperature(0.0).init();
+    assert!(matches!(
+        bad.forward(features(&rows), Positives::SameImage),
+        Err(LossError::NonPositive {
+            name: "base_temperature",
+            ..
+        })
+    ));
+    let one_view = rng.unit_features(4, 1, 3);
+    assert_eq!(
+        loss.forward(features(&one_view), Positives::SameImage)
+            .unwrap_err(),
+        LossError::SingleViewWithoutPositives
+    );
+    let flat: Tensor<2> = features(&rows).reshape([4, 6]);
+    assert_eq!(
+        loss.forward_nd(flat, Positives::SameImage).unwrap_err(),
+        LossError::WrongRank { shape: vec![4, 6] }
+    );
+    let empty = Tensor::<3>::zeros([0, 2, 3], &device());
+    assert!(matches!(
+        loss.forward(empty, Positives::SameImage),
+        Err(LossError::Empty { .. })
+    ));
+}

@@ -1,0 +1,22 @@
+//! # supcon
+//!
+//! Supervised Contrastive Learning (Khosla et al., NeurIPS 2020) and SimCLR on
+//! [Burn](https://burn.dev). This facade re-exports the member crates, so that one dependency
+//! brings all of them; each is also usable alone.
+//!
+//! | module | crate | what |
+//! | --- | --- | --- |
+//! | [`loss`] | `supcon-loss` | SupCon (`L_out`, `L_in`, denominator modes), NT-Xent, triplet, N-pairs, cross-entropy |
+//!
+//! ```
+//! use burn::prelude::*;
+//! use supcon::loss::{Positives, SupConLossConfig};
+//!
+//! let device = Device::flex();
+//! let features = Tensor::<3>::from_floats([[[1.0, 0.0], [0.0, 1.0]], [[-1.0, 0.0], [0.0, -1.0]]], &device);
+//! let loss = SupConLossConfig::new().init().forward(features, Positives::SameImage)?;
+//! assert!(loss.into_scalar::<f32>().is_finite());
+//! # Ok::<(), supcon::loss::LossError>(())
+//! ```
+
+pub use supcon_loss as loss;
