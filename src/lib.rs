@@ -7,6 +7,8 @@
 //! | module | crate | what |
 //! | --- | --- | --- |
 //! | [`loss`] | `supcon-loss` | SupCon (`L_out`, `L_in`, denominator modes), NT-Xent, triplet, N-pairs, cross-entropy |
+//! | [`data`] | `supcon-data` | IDX, CIFAR and image-folder datasets, the embedded MNIST, seeded splits, batches |
+//! | [`augment`] | `supcon-augment` | batched view augmentation on the device |
 //!
 //! ```
 //! use burn::prelude::*;
@@ -19,4 +21,6 @@
 //! # Ok::<(), supcon::loss::LossError>(())
 //! ```
 
+pub use supcon_augment as augment;
+pub use supcon_data as data;
 pub use supcon_loss as loss;

@@ -1,8 +1,9 @@
 //! Project chores: `cargo xtask <task>` (the alias lives in `.cargo/config.toml`).
 //!
-//! - `golden`: regenerates the float64 reference cases of the supcon-loss parity tests
-//!   (`assets/golden/supcon_loss_parity.json`) with `xtask/python/supcon_loss_reference.py`;
-//!   needs `python3` with numpy.
+//! - `golden`: regenerates the reference data the tests compare against, in `assets/golden/`:
+//!   the float64 SupCon cases (`xtask/python/supcon_loss_reference.py`, needs numpy) and
+//!   torchvision's crop-sampler statistics (`xtask/python/crop_stats.py`, needs torch and
+//!   torchvision).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -10,7 +11,7 @@ use std::process::{Command, ExitCode};
 const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
-  golden   regenerate assets/golden/supcon_loss_parity.json (python3 + numpy)";
+  golden   regenerate assets/golden/ (python3 with numpy, torch, torchvision)";
 
 fn main() -> ExitCode {
     let task = std::env::args().nth(1);
@@ -42,20 +43,27 @@ fn workspace_root() -> PathBuf {
 
 fn golden() -> Result<(), String> {
     let root = workspace_root();
-    let script = root.join("xtask/python/supcon_loss_reference.py");
-    let output = root.join("assets/golden/supcon_loss_parity.json");
-    let status = Command::new("python3")
-        .arg(&script)
-        .arg(&output)
-        .current_dir(&root)
-        .status()
-        .map_err(|e| format!("could not run python3: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{} failed ({status}); it needs numpy: pip install numpy",
-            script.display()
-        ))
+    for (script, output, needs) in [
+        (
+            "supcon_loss_reference.py",
+            "supcon_loss_parity.json",
+            "numpy",
+        ),
+        ("crop_stats.py", "crop_stats.json", "torch and torchvision"),
+    ] {
+        let script = root.join("xtask/python").join(script);
+        let status = Command::new("python3")
+            .arg(&script)
+            .arg(root.join("assets/golden").join(output))
+            .current_dir(&root)
+            .status()
+            .map_err(|e| format!("could not run python3: {e}"))?;
+        if !status.success() {
+            return Err(format!(
+                "{} failed ({status}); it needs {needs}",
+                script.display()
+            ));
+        }
     }
+    Ok(())
 }

@@ -1,0 +1,173 @@
+//! Drawing parameters and applying them: the [`ViewPipeline`].
+
+use burn::prelude::*;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::params::sample_params;
+use crate::{AugmentError, JitterParams, SampleParams, ViewPipelineConfig, ops};
+
+/// A configured pipeline with its own seeded generator. Each call draws fresh parameters, so
+/// consecutive batches get different views; the same seed replays the same sequence.
+#[derive(Debug, Clone)]
+pub struct ViewPipeline {
+    config: ViewPipelineConfig,
+    rng: ChaCha8Rng,
+}
+
+impl ViewPipeline {
+    /// A pipeline drawing from ChaCha8 seeded with `seed`.
+    pub fn new(config: ViewPipelineConfig, seed: u64) -> Self {
+        Self {
+            config,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ViewPipelineConfig {
+        &self.config
+    }
+
+    /// The generator's state, to save in a checkpoint and restore with
+    /// [`set_rng`](Self::set_rng) so that a resumed run draws what the interrupted one would have.
+    pub fn rng(&self) -> &ChaCha8Rng {
+        &self.rng
+    }
+
+    /// Restores a generator saved with [`rng`](Self::rng).
+    pub fn set_rng(&mut self, rng: ChaCha8Rng) {
+        self.rng = rng;
+    }
+
+    /// `views` augmented views of every image of `images` (`[B, C, H, W]`, floats in `[0, 1]`),
+    /// as `[views * B, C, H', W']`: view 0 of every image, then view 1, ... (the reference's
+    /// `torch.cat([images[0], images[1]])`). Parameters are drawn view by view, image by image.
+    pub fn views(&mut self, images: Tensor<4>, views: usize) -> Result<Tensor<4>, AugmentError> {
+        if views == 0 {
+            return Err(AugmentError::Empty("zero views requested".into()));
+        }
+        let [batch, _, height, width] = images.dims();
+        self.check(&images)?;
+        let params = self.sample(views * batch, height, width);
+        self.apply(images, &params)
+    }
+
+    /// Draws the parameters of `count` samples of a `height x width` image.
+    pub fn sample(&mut self, count: usize, height: usize, width: usize) -> Vec<SampleParams> {
+        (0..count)
+            .map(|_| sample_params(&mut self.rng, &self.config, height, width))
+            .collect()
+    }
+
+    /// Applies given per-sample parameters to `images` (`[B, C, H, W]`): `params.len()` must be
+    /// a multiple `V * B`, and output `r` is image `r % B` augmented with `params[r]`.
+    pub fn apply(
+        &self,
+        images: Tensor<4>,
+        params: &[SampleParams],
+    ) -> Result<Tensor<4>, AugmentError> {
+        self.check(&images)?;
+        let [batch, _, height, width] = images.dims();
+        if params.is_empty() || !params.len().is_multiple_of(batch) {
+            return Err(AugmentError::ParamsMismatch {
+                got: params.len(),
+                batch,
+            });
+        }
+        let views = params.len() / batch;
+        let config = &self.config;
+        let out = config.output_size.unwrap_or([height, width]);
+        let mut x = images;
+
+        let boxes: Vec<_> = params.iter().map(|p| p.crop).collect();
+        let flips: Vec<bool> = params.iter().map(|p| p.flip).collect();
+        let whole = boxes
+            .iter()
+            .all(|b| (b.top, b.left, b.height, b.width) == (0, 0, height, width));
+        if !(whole && !flips.contains(&true) && out == [height, width]) {
+            x = ops::resized_crop(x, &boxes, &flips, out);
+        } else if views > 1 {
+            x = x.repeat(&[views, 1, 1, 1]);
+        }
+
+        if params.iter().any(|p| p.jitter.is_some()) {
+            for slot in 0..4 {
+                x = jitter_slot(x, params, slot);
+            }
+        }
+
+        let grey: Vec<bool> = params.iter().map(|p| p.grayscale).collect();
+        x = ops::grayscale(x, &grey);
+
+        if let Some(blur) = &config.blur {
+            let sigmas: Vec<Option<f32>> = params.iter().map(|p| p.blur_sigma).collect();
+            x = ops::gaussian_blur(x, &sigmas, blur_kernel_size(blur.kernel_fraction, out));
+        }
+        Ok(ops::normalize(x, &config.mean, &config.std))
+    }
+
+    fn check(&self, images: &Tensor<4>) -> Result<(), AugmentError> {
+        let shape = images.dims();
+        if shape.contains(&0) {
+            return Err(AugmentError::Empty(format!("images of shape {shape:?}")));
+        }
+        self.config.validate(shape[1])
+    }
+}
+
+/// One of ColorJitter's four slots: every jittered sample applies operation `order[slot]` of its
+/// own random order. The samples are gathered by operation, each group goes through its one
+/// operation, and the batch is put back in order, so every sample costs one operation a slot.
+fn jitter_slot(x: Tensor<4>, params: &[SampleParams], slot: usize) -> Tensor<4> {
+    let device = x.device();
+    // Group g in 0..4 is the operation; group 4 is "not jittered".
+    let group = |p: &SampleParams| p.jitter.map_or(4, |j| j.order[slot]);
+    let mut order: Vec<usize> = (0..params.len()).collect();
+    order.sort_by_key(|&i| group(&params[i]));
+    let mut inverse = vec![0i64; order.len()];
+    for (position, &i) in order.iter().enumerate() {
+        inverse[i] = position as i64;
+    }
+    let index =
+        |v: Vec<i64>| Tensor::<1, Int>::from_data(TensorData::new(v.clone(), [v.len()]), &device);
+    let sorted = x.select(0, index(order.iter().map(|&i| i as i64).collect()));
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    for op in 0..5 {
+        let members: Vec<&JitterParams> = order
+            .iter()
+            .filter(|&&i| group(&params[i]) == op)
+            .filter_map(|&i| params[i].jitter.as_ref())
+            .collect();
+        let count = if op == 4 {
+            order.len() - start
+        } else {
+            members.len()
+        };
+        if count == 0 {
+            continue;
+        }
+        let piece = sorted.clone().narrow(0, start, count);
+        let values =
+            |pick: fn(&JitterParams) -> f32| members.iter().map(|j| pick(j)).collect::<Vec<f32>>();
+        pieces.push(match op {
+            0 => ops::adjust_brightness(piece, &values(|j| j.brightness)),
+            1 => ops::adjust_contrast(piece, &values(|j| j.contrast)),
+            2 => ops::adjust_saturation(piece, &values(|j| j.saturation)),
+            3 => ops::adjust_hue(piece, &values(|j| j.hue)),
+            _ => piece,
+        });
+        start += count;
+    }
+    Tensor::cat(pieces, 0).select(0, index(inverse))
+}
+
+/// SimCLR's kernel: `kernel_fraction` of the height, made odd, at least 3, and small enough for
+/// reflect padding (`size / 2 < min(height, width)`).
+fn blur_kernel_size(fraction: f64, [height, width]: [usize; 2]) -> usize {
+    let size = ((fraction * height as f64) as usize).max(3) | 1;
+    let limit = 2 * height.min(width) - 1;
+    size.min(if limit % 2 == 1 { limit } else { limit - 1 })
+        .max(1)
+}

@@ -1,0 +1,123 @@
+//! Image folders: `root/<class>/<image>.{png,jpg,jpeg}`, classes in the sorted order of their
+//! folder names (as torchvision's `ImageFolder`), every image resized to `size x size`.
+//!
+//! Decoding and resizing use the `image` crate (bilinear "triangle" filter); files with other
+//! extensions are skipped, an image that does not decode is an error naming it. The work is
+//! spread over all cores.
+
+use std::path::{Path, PathBuf};
+
+use image::imageops::FilterType;
+
+use crate::{DataError, ImageDataset};
+
+/// Reads every class folder under `root`, resizing images to `size x size` with `channels`
+/// 1 (grey) or 3 (RGB).
+pub fn load_image_folder(
+    root: &Path,
+    size: usize,
+    channels: usize,
+) -> Result<ImageDataset, DataError> {
+    if channels != 1 && channels != 3 {
+        return Err(DataError::Invalid(format!(
+            "channels must be 1 or 3, got {channels}"
+        )));
+    }
+    if size == 0 {
+        return Err(DataError::Invalid("image size must be positive".into()));
+    }
+    let mut class_dirs: Vec<PathBuf> = list(root)?.into_iter().filter(|p| p.is_dir()).collect();
+    class_dirs.sort();
+    if class_dirs.is_empty() {
+        return Err(DataError::NoClasses {
+            path: root.to_path_buf(),
+        });
+    }
+    let mut files = Vec::new();
+    let mut classes = Vec::new();
+    for (label, dir) in class_dirs.iter().enumerate() {
+        let mut images: Vec<PathBuf> = list(dir)?
+            .into_iter()
+            .filter(|p| p.is_file() && is_image(p))
+            .collect();
+        if images.is_empty() {
+            return Err(DataError::EmptyClass { path: dir.clone() });
+        }
+        images.sort();
+        files.extend(images.into_iter().map(|p| (p, label as u32)));
+        classes.push(
+            dir.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned(),
+        );
+    }
+
+    let per_image = channels * size * size;
+    let mut pixels = vec![0u8; files.len() * per_image];
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = files.len().div_ceil(workers);
+    std::thread::scope(|scope| {
+        let jobs: Vec<_> = files
+            .chunks(chunk)
+            .zip(pixels.chunks_mut(chunk * per_image))
+            .map(|(names, out)| {
+                scope.spawn(move || -> Result<(), DataError> {
+                    for ((path, _), target) in names.iter().zip(out.chunks_mut(per_image)) {
+                        decode_into(path, size, channels, target)?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        jobs.into_iter()
+            .try_for_each(|job| job.join().expect("decoder thread panicked"))
+    })?;
+    let labels = files.iter().map(|(_, l)| *l).collect();
+    ImageDataset::new(pixels, labels, [channels, size, size], classes, root)
+}
+
+fn list(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| DataError::io(dir, e))?;
+    entries
+        .map(|entry| entry.map(|e| e.path()).map_err(|e| DataError::io(dir, e)))
+        .collect()
+}
+
+fn is_image(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"))
+}
+
+/// Decodes, resizes and writes one image as planar `[C, H, W]` bytes into `target`.
+fn decode_into(
+    path: &Path,
+    size: usize,
+    channels: usize,
+    target: &mut [u8],
+) -> Result<(), DataError> {
+    let image = image::ImageReader::open(path)
+        .map_err(|e| DataError::io(path, e))?
+        .with_guessed_format()
+        .map_err(|e| DataError::io(path, e))?
+        .decode()
+        .map_err(|e| DataError::Decode {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+    let side = size as u32;
+    let plane = size * size;
+    if channels == 1 {
+        let grey = image::imageops::resize(&image.to_luma8(), side, side, FilterType::Triangle);
+        target.copy_from_slice(grey.as_raw());
+    } else {
+        let rgb = image::imageops::resize(&image.to_rgb8(), side, side, FilterType::Triangle);
+        for (i, pixel) in rgb.as_raw().chunks_exact(3).enumerate() {
+            for c in 0..3 {
+                target[c * plane + i] = pixel[c];
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,173 @@
+//! The IDX format of the MNIST database, gzipped or not: MNIST, Fashion-MNIST, EMNIST, KMNIST
+//! and anything else stored that way.
+//!
+//! A file is a big-endian header, magic `0x0000_08_NN` (unsigned bytes, `NN` dimensions), then
+//! `NN` sizes as `u32`, then the bytes. Images are 3-dimensional (`count, rows, cols`, magic
+//! 2051), labels 1-dimensional (`count`, magic 2049).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::{DataError, ImageDataset};
+
+const IMAGES_MAGIC: u32 = 0x0000_0803;
+const LABELS_MAGIC: u32 = 0x0000_0801;
+
+/// Reads an image file and a label file. Class names come from `classes`, or are the label
+/// values `"0"`, `"1"`, ... up to the largest label when `None`.
+pub fn load_files(
+    images_path: &Path,
+    labels_path: &Path,
+    classes: Option<Vec<String>>,
+) -> Result<ImageDataset, DataError> {
+    let images = read_file(images_path)?;
+    let labels = read_file(labels_path)?;
+    from_bytes(&images, images_path, &labels, labels_path, classes)
+}
+
+/// Parses IDX images and labels already in memory (gzipped or not); the paths only name them in
+/// errors.
+pub fn from_bytes(
+    images: &[u8],
+    images_path: &Path,
+    labels: &[u8],
+    labels_path: &Path,
+    classes: Option<Vec<String>>,
+) -> Result<ImageDataset, DataError> {
+    let images = gunzip_if_needed(images, images_path)?;
+    let labels = gunzip_if_needed(labels, labels_path)?;
+    let (image_dims, pixels) = parse(&images, images_path, IMAGES_MAGIC, "images")?;
+    let (label_dims, label_bytes) = parse(&labels, labels_path, LABELS_MAGIC, "labels")?;
+    if image_dims[0] != label_dims[0] {
+        return Err(DataError::CountMismatch {
+            image_path: images_path.to_path_buf(),
+            images: image_dims[0],
+            label_path: labels_path.to_path_buf(),
+            labels: label_dims[0],
+        });
+    }
+    let labels: Vec<u32> = label_bytes.iter().map(|&l| u32::from(l)).collect();
+    let classes = classes.unwrap_or_else(|| {
+        let count = labels.iter().max().map_or(0, |&m| m as usize + 1);
+        (0..count).map(|c| c.to_string()).collect()
+    });
+    let shape = [1, image_dims[1], image_dims[2]];
+    ImageDataset::new(pixels.to_vec(), labels, shape, classes, labels_path)
+}
+
+/// The files of one split in a folder laid out as the MNIST database ships:
+/// `{prefix}-images-idx3-ubyte[.gz]` and `{prefix}-labels-idx1-ubyte[.gz]`, where the prefix
+/// is `train` for the training split and `test` or `t10k` for the test split. A `classes.txt`
+/// beside them (one name a line) names the classes.
+pub fn load_dir(dir: &Path, train: bool) -> Result<ImageDataset, DataError> {
+    if !dir.is_dir() {
+        return Err(DataError::NotFound {
+            path: dir.to_path_buf(),
+        });
+    }
+    let prefixes: &[&str] = if train { &["train"] } else { &["test", "t10k"] };
+    let find = |kind: &str| -> Result<PathBuf, DataError> {
+        let candidates: Vec<PathBuf> = prefixes
+            .iter()
+            .flat_map(|p| {
+                let stem = format!("{p}-{kind}");
+                [dir.join(format!("{stem}.gz")), dir.join(stem)]
+            })
+            .collect();
+        candidates
+            .iter()
+            .find(|p| p.is_file())
+            .cloned()
+            .ok_or_else(|| DataError::NotFound {
+                path: candidates[0].clone(),
+            })
+    };
+    let images = find("images-idx3-ubyte")?;
+    let labels = find("labels-idx1-ubyte")?;
+    let names = dir.join("classes.txt");
+    let classes = if names.is_file() {
+        let text = std::fs::read_to_string(&names).map_err(|e| DataError::io(&names, e))?;
+        Some(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(String::from)
+                .collect(),
+        )
+    } else {
+        None
+    };
+    load_files(&images, &labels, classes)
+}
+
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
+    std::fs::read(path).map_err(|e| DataError::io(path, e))
+}
+
+/// The bytes, decompressed when they start with the gzip magic `1f 8b`.
+pub(crate) fn gunzip_if_needed<'a>(
+    bytes: &'a [u8],
+    path: &Path,
+) -> Result<std::borrow::Cow<'a, [u8]>, DataError> {
+    if !bytes.starts_with(&[0x1f, 0x8b]) {
+        return Ok(std::borrow::Cow::Borrowed(bytes));
+    }
+    let mut out = Vec::with_capacity(bytes.len() * 2);
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .map_err(|e| DataError::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!("bad gzip stream: {e}"),
+        })?;
+    Ok(std::borrow::Cow::Owned(out))
+}
+
+/// Checks the header and returns the sizes and the data bytes.
+fn parse<'a>(
+    bytes: &'a [u8],
+    path: &Path,
+    magic: u32,
+    what: &'static str,
+) -> Result<(Vec<usize>, &'a [u8]), DataError> {
+    let dims = (magic & 0xff) as usize;
+    let header = 4 + 4 * dims;
+    let truncated = |expected: usize, what| DataError::Truncated {
+        path: path.to_path_buf(),
+        what,
+        expected: expected as u64,
+        found: bytes.len() as u64,
+    };
+    if bytes.len() < 4 {
+        return Err(truncated(header, "IDX header"));
+    }
+    let found = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+    if found != magic {
+        return Err(DataError::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!(
+                "wrong magic number {found} (0x{found:08x}): IDX {what} of unsigned bytes have {magic} (0x{magic:08x})"
+            ),
+        });
+    }
+    if bytes.len() < header {
+        return Err(truncated(header, "IDX header"));
+    }
+    let sizes: Vec<usize> = bytes[4..header]
+        .chunks_exact(4)
+        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
+        .collect();
+    let expected = header + sizes.iter().product::<usize>();
+    if bytes.len() < expected {
+        return Err(truncated(expected, what));
+    }
+    if bytes.len() > expected {
+        return Err(DataError::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!(
+                "{} bytes after the {what} its header announces",
+                bytes.len() - expected
+            ),
+        });
+    }
+    Ok((sizes, &bytes[header..]))
+}

@@ -1,0 +1,44 @@
+//! Image datasets for supervised contrastive learning, read into compact `u8` storage
+//! (`[N, C, H, W]`, labels and class names) and turned into Burn tensors batch by batch.
+//!
+//! | source | function |
+//! | --- | --- |
+//! | IDX files (MNIST, Fashion-MNIST, ...), gzipped or not | [`idx::load_files`], [`idx::load_dir`] |
+//! | CIFAR-10 / CIFAR-100 binary version | [`cifar::load_cifar10`], [`cifar::load_cifar100`] |
+//! | image folders, one sub-folder a class (PNG/JPEG) | [`folder::load_image_folder`] |
+//! | 10,000 real MNIST digits compiled in | [`embedded_mnist`] (feature `embedded-mnist`, default) |
+//!
+//! Splits are seeded and reproducible: [`shuffled_indices`] and the class-stratified
+//! [`stratified_split`], so a model is selected on a validation split, never on the test set.
+//! Every reader reports bad input as a [`DataError`] naming the file and the problem.
+//!
+//! ```
+//! use burn::prelude::*;
+//! use supcon_data::{embedded_mnist, shuffled_indices};
+//!
+//! let splits = embedded_mnist()?;
+//! assert_eq!(splits.train.image_shape(), [1, 28, 28]);
+//! let order = shuffled_indices(splits.train.len(), 42);
+//! let batch = splits.train.batch(&order[..64], &Device::flex())?;
+//! assert_eq!(batch.images.dims(), [64, 1, 28, 28]); // floats in [0, 1]
+//! assert_eq!(batch.labels.dims(), [64]);
+//! # Ok::<(), supcon_data::DataError>(())
+//! ```
+
+mod batch;
+mod dataset;
+mod error;
+mod split;
+
+pub mod cifar;
+#[cfg(feature = "embedded-mnist")]
+mod embedded;
+pub mod folder;
+pub mod idx;
+
+pub use batch::ImageBatch;
+pub use dataset::{ImageDataset, Splits};
+#[cfg(feature = "embedded-mnist")]
+pub use embedded::{EMBEDDED_MNIST_SEED, embedded_mnist};
+pub use error::DataError;
+pub use split::{TrainValidation, shuffled_indices, stratified_split};

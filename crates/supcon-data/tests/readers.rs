@@ -1,0 +1,285 @@
+//! Every reader on files the tests write, good and broken: each broken file gets an error that
+//! names it and says what is wrong, never a panic.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use supcon_data::cifar::{Cifar100Labels, load_cifar10, load_cifar100};
+use supcon_data::folder::load_image_folder;
+use supcon_data::{DataError, idx};
+
+/// A fresh empty folder under the target directory's temp space.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("supcon-data-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn idx_images(count: u32, rows: u32, cols: u32, pixels: &[u8]) -> Vec<u8> {
+    let mut bytes = vec![0, 0, 8, 3];
+    for v in [count, rows, cols] {
+        bytes.extend(v.to_be_bytes());
+    }
+    bytes.extend_from_slice(pixels);
+    bytes
+}
+
+fn idx_labels(labels: &[u8]) -> Vec<u8> {
+    let mut bytes = vec![0, 0, 8, 1];
+    bytes.extend((labels.len() as u32).to_be_bytes());
+    bytes.extend_from_slice(labels);
+    bytes
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+fn write(path: &Path, bytes: &[u8]) {
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn idx_plain_and_gzipped_read_the_same() {
+    let dir = scratch("idx-ok");
+    let pixels: Vec<u8> = (0..3 * 2 * 2).map(|v| v as u8 * 10).collect();
+    write(
+        &dir.join("train-images-idx3-ubyte"),
+        &idx_images(3, 2, 2, &pixels),
+    );
+    write(
+        &dir.join("train-labels-idx1-ubyte"),
+        &idx_labels(&[2, 0, 1]),
+    );
+    write(
+        &dir.join("t10k-images-idx3-ubyte.gz"),
+        &gzip(&idx_images(3, 2, 2, &pixels)),
+    );
+    write(
+        &dir.join("t10k-labels-idx1-ubyte.gz"),
+        &gzip(&idx_labels(&[2, 0, 1])),
+    );
+    let plain = idx::load_dir(&dir, true).unwrap();
+    let zipped = idx::load_dir(&dir, false).unwrap();
+    assert_eq!(plain, zipped);
+    assert_eq!(plain.len(), 3);
+    assert_eq!(plain.image_shape(), [1, 2, 2]);
+    assert_eq!(plain.labels(), &[2, 0, 1]);
+    assert_eq!(plain.image(1).unwrap(), &[40, 50, 60, 70]);
+    assert_eq!(plain.classes(), &["0", "1", "2"]);
+
+    write(&dir.join("classes.txt"), b"zero\none\ntwo\nthree\n");
+    let named = idx::load_dir(&dir, true).unwrap();
+    assert_eq!(named.num_classes(), 4);
+    assert_eq!(named.classes()[3], "three");
+}
+
+#[test]
+fn idx_errors_name_the_file_and_the_problem() {
+    let dir = scratch("idx-bad");
+    let images = dir.join("images");
+    let labels = dir.join("labels");
+    let good_images = idx_images(2, 2, 2, &[0; 8]);
+    write(&labels, &idx_labels(&[0, 1]));
+
+    // Missing file.
+    let err = idx::load_files(&dir.join("nope"), &labels, None).unwrap_err();
+    assert!(matches!(err, DataError::NotFound { .. }), "{err}");
+    assert!(err.to_string().contains("nope"));
+
+    // Wrong magic number (labels file given as images).
+    let err = idx::load_files(&labels, &labels, None).unwrap_err();
+    assert!(matches!(err, DataError::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("wrong magic number 2049"), "{err}");
+
+    // Truncated pixels and truncated header.
+    write(&images, &good_images[..good_images.len() - 3]);
+    let err = idx::load_files(&images, &labels, None).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DataError::Truncated {
+                expected: 24,
+                found: 21,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    write(&images, &good_images[..6]);
+    assert!(matches!(
+        idx::load_files(&images, &labels, None),
+        Err(DataError::Truncated { .. })
+    ));
+
+    // Trailing garbage.
+    let mut long = good_images.clone();
+    long.push(7);
+    write(&images, &long);
+    assert!(matches!(
+        idx::load_files(&images, &labels, None),
+        Err(DataError::Corrupt { .. })
+    ));
+
+    // Image / label count mismatch.
+    write(&images, &good_images);
+    write(&labels, &idx_labels(&[0, 1, 1]));
+    let err = idx::load_files(&images, &labels, None).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DataError::CountMismatch {
+                images: 2,
+                labels: 3,
+                ..
+            }
+        ),
+        "{err}"
+    );
+
+    // Label out of range for the named classes.
+    write(&labels, &idx_labels(&[0, 5]));
+    let err = idx::load_files(&images, &labels, Some(vec!["a".into(), "b".into()])).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DataError::LabelOutOfRange {
+                index: 1,
+                label: 5,
+                classes: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+
+    // A gzip stream cut short.
+    let zipped = gzip(&good_images);
+    write(&images, &zipped[..zipped.len() / 2]);
+    write(&labels, &idx_labels(&[0, 1]));
+    let err = idx::load_files(&images, &labels, None).unwrap_err();
+    assert!(matches!(err, DataError::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("gzip"), "{err}");
+
+    // A folder without the files.
+    assert!(matches!(
+        idx::load_dir(&scratch("idx-empty"), true),
+        Err(DataError::NotFound { .. })
+    ));
+    assert!(matches!(
+        idx::load_dir(&dir.join("missing"), true),
+        Err(DataError::NotFound { .. })
+    ));
+}
+
+fn cifar_record(label_bytes: &[u8], fill: u8) -> Vec<u8> {
+    let mut record = label_bytes.to_vec();
+    record.extend((0..3072).map(|i| fill.wrapping_add((i / 1024) as u8)));
+    record
+}
+
+#[test]
+fn cifar10_reads_five_training_batches_and_the_test_batch() {
+    let dir = scratch("cifar10").join("cifar-10-batches-bin");
+    std::fs::create_dir_all(&dir).unwrap();
+    for i in 1..=5u8 {
+        let bytes: Vec<u8> = [cifar_record(&[i], i * 10), cifar_record(&[9], 0)].concat();
+        write(&dir.join(format!("data_batch_{i}.bin")), &bytes);
+    }
+    write(&dir.join("test_batch.bin"), &cifar_record(&[3], 100));
+    let train = load_cifar10(dir.parent().unwrap(), true).unwrap();
+    assert_eq!(train.len(), 10);
+    assert_eq!(train.image_shape(), [3, 32, 32]);
+    assert_eq!(&train.labels()[..4], &[1, 9, 2, 9]);
+    assert_eq!(train.classes()[9], "truck");
+    // Planar channels: red plane, then green (+1), then blue (+2).
+    let image = train.image(2).unwrap();
+    assert_eq!((image[0], image[1024], image[2048]), (20, 21, 22));
+    let test = load_cifar10(&dir, false).unwrap();
+    assert_eq!(test.labels(), &[3]);
+
+    write(&dir.join("test_batch.bin"), &cifar_record(&[10], 0));
+    let err = load_cifar10(&dir, false).unwrap_err();
+    assert!(
+        matches!(err, DataError::LabelOutOfRange { label: 10, .. }),
+        "{err}"
+    );
+    write(&dir.join("test_batch.bin"), &cifar_record(&[1], 0)[..3000]);
+    let err = load_cifar10(&dir, false).unwrap_err();
+    assert!(matches!(err, DataError::Truncated { .. }), "{err}");
+    assert!(err.to_string().contains("test_batch.bin"));
+    std::fs::remove_file(dir.join("data_batch_4.bin")).unwrap();
+    let err = load_cifar10(&dir, true).unwrap_err();
+    assert!(err.to_string().contains("data_batch_4.bin"), "{err}");
+}
+
+#[test]
+fn cifar100_fine_by_default_coarse_on_request() {
+    let dir = scratch("cifar100");
+    let bytes: Vec<u8> = [cifar_record(&[4, 72], 0), cifar_record(&[19, 99], 1)].concat();
+    write(&dir.join("train.bin"), &bytes);
+    write(&dir.join("test.bin"), &cifar_record(&[0, 0], 0));
+    let fine = load_cifar100(&dir, true, Cifar100Labels::default()).unwrap();
+    assert_eq!(fine.labels(), &[72, 99]);
+    assert_eq!(fine.num_classes(), 100);
+    let coarse = load_cifar100(&dir, true, Cifar100Labels::Coarse).unwrap();
+    assert_eq!(coarse.labels(), &[4, 19]);
+    assert_eq!(coarse.num_classes(), 20);
+    write(&dir.join("fine_label_names.txt"), b"only\ntwo\n");
+    let err = load_cifar100(&dir, false, Cifar100Labels::Fine).unwrap_err();
+    assert!(err.to_string().contains("fine_label_names.txt"), "{err}");
+}
+
+#[test]
+fn image_folders_decode_resize_and_report_problems() {
+    let root = scratch("folder");
+    for (class, value) in [("cat", 200u8), ("dog", 50u8)] {
+        std::fs::create_dir_all(root.join(class)).unwrap();
+        for i in 0..2u8 {
+            let image = image::RgbImage::from_pixel(8, 6, image::Rgb([value, value / 2, i]));
+            image
+                .save(root.join(class).join(format!("{i}.png")))
+                .unwrap();
+        }
+        write(&root.join(class).join("notes.txt"), b"not an image");
+    }
+    let rgb = load_image_folder(&root, 4, 3).unwrap();
+    assert_eq!(rgb.len(), 4);
+    assert_eq!(rgb.image_shape(), [3, 4, 4]);
+    assert_eq!(rgb.classes(), &["cat", "dog"]);
+    assert_eq!(rgb.labels(), &[0, 0, 1, 1]);
+    let first = rgb.image(0).unwrap();
+    assert_eq!((first[0], first[16], first[32]), (200, 100, 0));
+    let grey = load_image_folder(&root, 5, 1).unwrap();
+    assert_eq!(grey.image_shape(), [1, 5, 5]);
+
+    std::fs::create_dir_all(root.join("empty")).unwrap();
+    let err = load_image_folder(&root, 4, 3).unwrap_err();
+    assert!(matches!(err, DataError::EmptyClass { .. }), "{err}");
+    assert!(err.to_string().contains("empty"));
+    std::fs::remove_dir(root.join("empty")).unwrap();
+
+    write(
+        &root.join("dog").join("broken.png"),
+        b"\x89PNG\r\n\x1a\nnot really",
+    );
+    let err = load_image_folder(&root, 4, 3).unwrap_err();
+    assert!(matches!(err, DataError::Decode { .. }), "{err}");
+    assert!(err.to_string().contains("broken.png"));
+
+    assert!(matches!(
+        load_image_folder(&scratch("no-classes"), 4, 3),
+        Err(DataError::NoClasses { .. })
+    ));
+    assert!(matches!(
+        load_image_folder(&root.join("missing"), 4, 3),
+        Err(DataError::NotFound { .. })
+    ));
+    assert!(matches!(
+        load_image_folder(&root, 4, 2),
+        Err(DataError::Invalid(_))
+    ));
+}
