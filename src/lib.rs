@@ -9,6 +9,8 @@
 //! | [`loss`] | `supcon-loss` | SupCon (`L_out`, `L_in`, denominator modes), NT-Xent, triplet, N-pairs, cross-entropy |
 //! | [`data`] | `supcon-data` | IDX, CIFAR and image-folder datasets, the embedded MNIST, seeded splits, batches |
 //! | [`augment`] | `supcon-augment` | batched view augmentation on the device |
+//! | [`encoder`] | `supcon-encoder` | ResNet-18/34/50/101 as the reference builds them, a small CNN |
+//! | [`head`] | `supcon-head` | projection heads, the SupCon model, classifiers, checkpoint import and export |
 //!
 //! ```
 //! use burn::prelude::*;
@@ -23,4 +25,6 @@
 
 pub use supcon_augment as augment;
 pub use supcon_data as data;
+pub use supcon_encoder as encoder;
+pub use supcon_head as head;
 pub use supcon_loss as loss;

@@ -3,7 +3,8 @@
 //! - `golden`: regenerates the reference data the tests compare against, in `assets/golden/`:
 //!   the float64 SupCon cases (`xtask/python/supcon_loss_reference.py`, needs numpy) and
 //!   torchvision's crop-sampler statistics (`xtask/python/crop_stats.py`, needs torch and
-//!   torchvision).
+//!   torchvision), and the PyTorch outputs and checkpoint of the encoder parity tests
+//!   (`xtask/python/encoder_parity.py`, needs torch).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -50,6 +51,7 @@ fn golden() -> Result<(), String> {
             "numpy",
         ),
         ("crop_stats.py", "crop_stats.json", "torch and torchvision"),
+        ("encoder_parity.py", "encoder_parity.json", "torch"),
     ] {
         let script = root.join("xtask/python").join(script);
         let status = Command::new("python3")

@@ -1,0 +1,71 @@
+//! Encoders for contrastive learning: the ResNet family exactly as SupContrast's
+//! `networks/resnet_big.py` builds it, and a small CNN that trains quickly on a CPU.
+//!
+//! | name | blocks | output width | notes |
+//! | --- | --- | --- | --- |
+//! | `resnet18` | BasicBlock [2, 2, 2, 2] | 512 | |
+//! | `resnet34` | BasicBlock [3, 4, 6, 3] | 512 | |
+//! | `resnet50` | Bottleneck [3, 4, 6, 3] | 2048 | |
+//! | `resnet101` | Bottleneck [3, 4, 23, 3] | 2048 | |
+//! | `small` | four 3x3 convolutions, 32-64-128-128 channels | 128 | for 28x28 digits on a CPU |
+//!
+//! The ResNets have the reference's CIFAR stem (3x3 convolution, stride 1, padding 1, no
+//! max-pool), 1x1 convolution + BatchNorm shortcuts where the shape changes, adaptive average
+//! pooling, Kaiming-normal (fan_out, ReLU gain) convolutions, BatchNorm weight 1 and bias 0, and
+//! optionally a zero-initialised last BatchNorm in each residual branch. Beyond the reference:
+//! an ImageNet stem (7x7 stride 2 + 3x3 max-pool) and any number of input channels.
+//!
+//! ```
+//! use burn::prelude::*;
+//! use supcon_encoder::{Architecture, EncoderConfig};
+//!
+//! let device = Device::flex();
+//! let encoder = EncoderConfig::new(Architecture::ResNet18).with_in_channels(1).init(&device);
+//! let features = encoder.forward(Tensor::<4>::zeros([2, 1, 28, 28], &device));
+//! assert_eq!(features.dims(), [2, 512]);
+//! assert_eq!(encoder.width(), 512);
+//! # let by_name: Architecture = "resnet50".parse()?;
+//! # assert_eq!(by_name.width(), 2048);
+//! # Ok::<(), supcon_encoder::UnknownArchitecture>(())
+//! ```
+
+mod block;
+mod config;
+mod resnet;
+mod small;
+
+pub use block::{BasicBlock, Bottleneck, ResidualBlock, Shortcut};
+pub use config::{Architecture, EncoderConfig, Stem, UnknownArchitecture};
+pub use resnet::ResNet;
+pub use small::SmallCnn;
+
+use burn::prelude::*;
+
+/// Any encoder of this crate: images `[B, C, H, W]` to features `[B, width]`.
+// Modules are built once and moved rarely: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Module, Debug)]
+pub enum Encoder {
+    /// A ResNet.
+    ResNet(ResNet),
+    /// The small CNN.
+    Small(SmallCnn),
+}
+
+impl Encoder {
+    /// Features `[B, width]` of images `[B, C, H, W]`.
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        match self {
+            Encoder::ResNet(net) => net.forward(images),
+            Encoder::Small(net) => net.forward(images),
+        }
+    }
+
+    /// The feature width (512, 2048 or 128).
+    pub fn width(&self) -> usize {
+        match self {
+            Encoder::ResNet(net) => net.width(),
+            Encoder::Small(net) => net.width(),
+        }
+    }
+}

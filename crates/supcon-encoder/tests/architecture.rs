@@ -1,0 +1,121 @@
+//! The encoders' structure: widths, parameter counts equal to the PyTorch reference's, stems,
+//! input channels and the reference's initialisation.
+
+use burn::module::Module;
+use burn::prelude::*;
+use supcon_encoder::{Architecture, Encoder, EncoderConfig, ResidualBlock, Stem};
+
+fn device() -> Device {
+    Device::flex()
+}
+
+#[test]
+fn names_widths_and_parameter_counts_match_the_reference() {
+    // Entries of resnet_big.py's encoders (3 input channels) counted with PyTorch: parameters
+    // plus BatchNorm running statistics, which Burn's `num_params` also counts (11,168,832
+    // parameters for ResNet-18, 21,276,992 for 34, 23,500,352 for 50, 42,492,480 for 101).
+    let reference = [
+        (Architecture::ResNet18, 11_178_432),
+        (Architecture::ResNet34, 21_294_016),
+        (Architecture::ResNet50, 23_553_472),
+        (Architecture::ResNet101, 42_597_824),
+    ];
+    for (architecture, params) in reference {
+        let encoder = EncoderConfig::new(architecture).init(&device());
+        assert_eq!(encoder.num_params(), params, "{}", architecture.name());
+        assert_eq!(encoder.width(), architecture.width());
+        assert_eq!(
+            architecture.name().parse::<Architecture>().unwrap(),
+            architecture
+        );
+        let features = encoder.forward(Tensor::zeros([2, 3, 8, 8], &device()));
+        assert_eq!(features.dims(), [2, architecture.width()]);
+    }
+    assert!(
+        "resnet152"
+            .parse::<Architecture>()
+            .unwrap_err()
+            .to_string()
+            .contains("resnet152")
+    );
+}
+
+#[test]
+fn small_encoder_takes_digits() {
+    let encoder = EncoderConfig::new(Architecture::Small)
+        .with_in_channels(1)
+        .init(&device());
+    // 240,608 parameters and 704 running statistics, as PyTorch counts the same network.
+    assert_eq!(encoder.num_params(), 241_312);
+    assert_eq!(
+        encoder
+            .forward(Tensor::zeros([3, 1, 28, 28], &device()))
+            .dims(),
+        [3, 128]
+    );
+}
+
+#[test]
+fn imagenet_stem_and_single_channel_inputs() {
+    let encoder = EncoderConfig::new(Architecture::ResNet18)
+        .with_stem(Stem::ImageNet)
+        .with_in_channels(1)
+        .init(&device());
+    assert_eq!(
+        encoder
+            .forward(Tensor::zeros([1, 1, 64, 64], &device()))
+            .dims(),
+        [1, 512]
+    );
+    let Encoder::ResNet(net) = &encoder else {
+        panic!("not a ResNet")
+    };
+    assert_eq!(net.conv1.weight.dims(), [64, 1, 7, 7]);
+    assert!(net.maxpool.is_some());
+}
+
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().try_into_vec::<f32>().unwrap()
+}
+
+#[test]
+fn initialisation_is_the_references() {
+    let encoder = EncoderConfig::new(Architecture::ResNet18).init(&device());
+    let Encoder::ResNet(net) = &encoder else {
+        panic!("not a ResNet")
+    };
+    // Kaiming normal, fan_out, ReLU gain: std sqrt(2 / (out_channels * k * k)).
+    let weights = values(net.layer3[0].clone().into_basic().conv2.weight.val());
+    let std = (weights.iter().map(|w| w * w).sum::<f32>() / weights.len() as f32).sqrt();
+    let want = (2.0f32 / (256.0 * 9.0)).sqrt();
+    assert!((std / want - 1.0).abs() < 0.02, "std {std} vs {want}");
+    assert!(values(net.bn1.gamma.val()).iter().all(|&g| g == 1.0));
+    assert!(values(net.bn1.beta.val()).iter().all(|&b| b == 0.0));
+
+    let zero = EncoderConfig::new(Architecture::ResNet50)
+        .with_zero_init_residual(true)
+        .init(&device());
+    let Encoder::ResNet(net) = &zero else {
+        panic!("not a ResNet")
+    };
+    for block in net.layer1.iter().chain(&net.layer4) {
+        let ResidualBlock::Bottleneck(b) = block else {
+            panic!("resnet50 has bottlenecks")
+        };
+        assert!(values(b.bn3.gamma.val()).iter().all(|&g| g == 0.0));
+        assert!(values(b.bn2.gamma.val()).iter().all(|&g| g == 1.0));
+    }
+}
+
+trait IntoBasic {
+    fn into_basic(self) -> supcon_encoder::BasicBlock;
+}
+
+impl IntoBasic for ResidualBlock {
+    fn into_basic(self) -> supcon_encoder::BasicBlock {
+        match self {
+            ResidualBlock::Basic(b) => b,
+            ResidualBlock::Bottleneck(_) => panic!("resnet18 has basic blocks"),
+        }
+    }
+}

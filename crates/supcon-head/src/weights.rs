@@ -1,0 +1,232 @@
+//! Weights in and out: checkpoints of the PyTorch reference, and our models in Burn's own
+//! format (burnpack) and as safetensors.
+//!
+//! A checkpoint written by SupContrast's `main_supcon.py` is `{'model': state_dict, ...}` with
+//! keys `encoder.*` and `head.*` (`encoder.module.*` or `module.*` after DataParallel). Its keys
+//! map onto [`SupConModel`] by renaming the `nn.Sequential` indices the reference uses
+//! (`shortcut.0` / `shortcut.1` to `shortcut.conv` / `shortcut.bn`, `head.0` / `head.2` to
+//! `head.hidden` / `head.output`); Burn's PyTorch adapter transposes Linear weights and renames
+//! BatchNorm's `weight` / `bias` to `gamma` / `beta`.
+//!
+//! ```no_run
+//! use burn::prelude::*;
+//! use supcon_encoder::{Architecture, EncoderConfig};
+//! use supcon_head::{SupConModelConfig, weights};
+//!
+//! let device = Device::flex();
+//! let model = SupConModelConfig::new(EncoderConfig::new(Architecture::ResNet50)).init(&device);
+//! let model = weights::load_reference_checkpoint(model, "save/SupCon/ckpt_epoch_1000.pth")?;
+//! # Ok::<(), weights::WeightsError>(())
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use burn::store::{
+    ApplyError, ApplyResult, BurnpackStore, KeyRemapper, ModuleSnapshot, ModuleStore,
+    PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
+};
+
+/// Why weights could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum WeightsError {
+    /// The file does not exist.
+    #[error("{}: no such file", .0.display())]
+    NotFound(PathBuf),
+    /// The store could not read or write the file.
+    #[error("{}: {message}", path.display())]
+    Store {
+        /// The file.
+        path: PathBuf,
+        /// The store's message.
+        message: String,
+    },
+    /// Parameters of the model that the checkpoint does not have (another architecture?).
+    #[error("{}: missing {} parameter(s) the model needs, first `{}` (a checkpoint of another architecture?)", path.display(), keys.len(), keys[0])]
+    Missing {
+        /// The file.
+        path: PathBuf,
+        /// The model's parameter paths not found.
+        keys: Vec<String>,
+    },
+    /// A tensor whose shape or type does not fit the model.
+    #[error("{}: `{key}`: {problem}", path.display())]
+    Mismatch {
+        /// The file.
+        path: PathBuf,
+        /// The parameter.
+        key: String,
+        /// What does not fit.
+        problem: String,
+    },
+}
+
+/// The renamings from the reference's keys to ours.
+fn reference_key_remapper() -> KeyRemapper {
+    KeyRemapper::from_patterns(vec![
+        (r"^module\.", ""),
+        (r"^encoder\.module\.", "encoder."),
+        (r"\.shortcut\.0\.", ".shortcut.conv."),
+        (r"\.shortcut\.1\.", ".shortcut.bn."),
+        (r"^head\.0\.", "head.hidden."),
+        (r"^head\.2\.", "head.output."),
+    ])
+    .expect("the patterns are valid regexes")
+}
+
+/// Loads a checkpoint of the PyTorch reference into `model`: a `.pth` / `.pt` file from
+/// `torch.save` (the state dict under `'model'`, or at the top level), or a `.safetensors` file
+/// with the same keys. Every parameter of `model` must be found with the right shape; extra
+/// entries (`num_batches_tracked`, the optimizer) are ignored.
+pub fn load_reference_checkpoint<M: Module>(
+    mut model: M,
+    path: impl AsRef<Path>,
+) -> Result<M, WeightsError> {
+    let path = path.as_ref();
+    exists(path)?;
+    let result = if is_safetensors(path) {
+        let mut store = SafetensorsStore::from_file(path)
+            .with_from_adapter(PyTorchToBurnAdapter)
+            .remap(reference_key_remapper())
+            .skip_enum_variants(true)
+            .allow_partial(true)
+            .validate(false);
+        model
+            .load_from(&mut store)
+            .map_err(|e| store_error(path, e))?
+    } else {
+        let top_level = has_model_key(path);
+        let mut store = PytorchStore::from_file(path)
+            .remap(reference_key_remapper())
+            .skip_enum_variants(true)
+            .allow_partial(true)
+            .validate(false);
+        if top_level {
+            store = store.with_top_level_key("model");
+        }
+        model
+            .load_from(&mut store)
+            .map_err(|e| store_error(path, e))?
+    };
+    check(path, result)?;
+    Ok(model)
+}
+
+/// Saves `model` as safetensors (our own parameter names).
+pub fn save_safetensors<M: Module>(model: &M, path: impl AsRef<Path>) -> Result<(), WeightsError> {
+    let path = path.as_ref();
+    let mut store = SafetensorsStore::from_file(path).overwrite(true);
+    model
+        .save_into(&mut store)
+        .map_err(|e| store_error(path, e))
+}
+
+/// Loads a model saved with [`save_safetensors`].
+pub fn load_safetensors<M: Module>(
+    mut model: M,
+    path: impl AsRef<Path>,
+) -> Result<M, WeightsError> {
+    let path = path.as_ref();
+    exists(path)?;
+    let mut store = SafetensorsStore::from_file(path)
+        .allow_partial(true)
+        .validate(false);
+    let result = model
+        .load_from(&mut store)
+        .map_err(|e| store_error(path, e))?;
+    check(path, result)?;
+    Ok(model)
+}
+
+/// Saves `model` in Burn's burnpack format.
+pub fn save_burnpack<M: Module>(model: &M, path: impl AsRef<Path>) -> Result<(), WeightsError> {
+    let path = path.as_ref();
+    let mut store = BurnpackStore::from_file(path).overwrite(true);
+    model
+        .save_into(&mut store)
+        .map_err(|e| store_error(path, e))
+}
+
+/// Loads a model saved with [`save_burnpack`].
+pub fn load_burnpack<M: Module>(mut model: M, path: impl AsRef<Path>) -> Result<M, WeightsError> {
+    let path = path.as_ref();
+    exists(path)?;
+    let mut store = BurnpackStore::from_file(path)
+        .allow_partial(true)
+        .validate(false);
+    let result = model
+        .load_from(&mut store)
+        .map_err(|e| store_error(path, e))?;
+    check(path, result)?;
+    Ok(model)
+}
+
+fn exists(path: &Path) -> Result<(), WeightsError> {
+    if path.is_file() {
+        Ok(())
+    } else {
+        Err(WeightsError::NotFound(path.to_path_buf()))
+    }
+}
+
+fn is_safetensors(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"))
+}
+
+/// Whether a `.pth` file keeps its state dict under `'model'` (the reference's checkpoints) or at
+/// the top level (`torch.save(model.state_dict())`).
+fn has_model_key(path: &Path) -> bool {
+    let mut probe = PytorchStore::from_file(path).with_top_level_key("model");
+    probe.keys().is_ok_and(|keys| !keys.is_empty())
+}
+
+fn store_error(path: &Path, error: impl std::fmt::Display) -> WeightsError {
+    WeightsError::Store {
+        path: path.to_path_buf(),
+        message: error.to_string(),
+    }
+}
+
+/// Reports what the store could not apply: missing parameters first (the usual sign of another
+/// architecture), then the first tensor of the wrong shape or type.
+fn check(path: &Path, result: ApplyResult) -> Result<(), WeightsError> {
+    let missing: Vec<String> = result.missing.into_iter().map(|(key, _)| key).collect();
+    if !missing.is_empty() {
+        return Err(WeightsError::Missing {
+            path: path.to_path_buf(),
+            keys: missing,
+        });
+    }
+    if let Some(error) = result.errors.into_iter().next() {
+        let (key, problem) = match error {
+            ApplyError::ShapeMismatch {
+                path,
+                expected,
+                found,
+            } => (
+                path,
+                format!(
+                    "shape {:?} in the file, the model needs {:?}",
+                    found.as_slice(),
+                    expected.as_slice()
+                ),
+            ),
+            ApplyError::DTypeMismatch {
+                path,
+                expected,
+                found,
+            } => (
+                path,
+                format!("type {found:?} in the file, the model needs {expected:?}"),
+            ),
+            other => ("?".into(), other.to_string()),
+        };
+        return Err(WeightsError::Mismatch {
+            path: path.to_path_buf(),
+            key,
+            problem,
+        });
+    }
+    Ok(())
+}

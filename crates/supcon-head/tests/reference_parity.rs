@@ -1,0 +1,285 @@
+//! Our networks against the PyTorch reference architecture with the same weights, and the
+//! reference's checkpoints loaded through the key mapping.
+//!
+//! Weights come from a formula of each PyTorch key and element index, which
+//! `xtask/python/encoder_parity.py` and this test both implement; the test writes them as a
+//! safetensors file under the PyTorch names and loads it with
+//! `weights::load_reference_checkpoint`, so the key mapping is tested too.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use serde_json::Value;
+use supcon_encoder::{Architecture, EncoderConfig};
+use supcon_head::weights::{self, WeightsError};
+use supcon_head::{SupConModel, SupConModelConfig};
+
+const EXPECTED: &str = include_str!("../../../assets/golden/encoder_parity.json");
+
+fn golden(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../assets/golden")
+        .join(name)
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("supcon-head-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+/// `encoder_parity.py`'s `noise`: 2 frac(43758.5453 sin(12.9898 i + 78.233 c)) - 1.
+fn noise(i: usize, c: f64) -> f64 {
+    let v = (12.9898 * i as f64 + 78.233 * c).sin() * 43758.5453;
+    2.0 * (v - v.floor()) - 1.0
+}
+
+/// The value formula of `encoder_parity.py`'s `formula_tensor`.
+fn formula(key: &str, shape: &[usize]) -> Vec<f32> {
+    let n: usize = shape.iter().product();
+    let c = (key.bytes().map(u64::from).sum::<u64>() % 97) as f64 * 0.1;
+    (0..n)
+        .map(|i| {
+            let base = noise(i, c);
+            let value = if key.ends_with("running_var") {
+                1.0 + 0.5 * base * base
+            } else if key.ends_with("running_mean") || key.ends_with("bias") {
+                0.1 * base
+            } else if shape.len() == 1 {
+                1.0 + 0.2 * base
+            } else {
+                base * (3.0 / shape[1..].iter().product::<usize>() as f64).sqrt()
+            };
+            value as f32
+        })
+        .collect()
+}
+
+/// The PyTorch state-dict keys and shapes of resnet_big.py's SupConResNet (mlp head, 128).
+fn reference_keys(bottleneck: bool, counts: [usize; 4], width: usize) -> Vec<(String, Vec<usize>)> {
+    let mut keys = Vec::new();
+    let bn = |keys: &mut Vec<(String, Vec<usize>)>, prefix: String, n: usize| {
+        for suffix in ["weight", "bias", "running_mean", "running_var"] {
+            keys.push((format!("{prefix}.{suffix}"), vec![n]));
+        }
+    };
+    keys.push(("encoder.conv1.weight".into(), vec![64, 3, 3, 3]));
+    bn(&mut keys, "encoder.bn1".into(), 64);
+    let expansion = if bottleneck { 4 } else { 1 };
+    let mut cin = 64;
+    for (stage, (&count, planes)) in counts.iter().zip([64, 128, 256, 512]).enumerate() {
+        for i in 0..count {
+            let stride = if i == 0 && stage > 0 { 2 } else { 1 };
+            let p = format!("encoder.layer{}.{i}", stage + 1);
+            let out = planes * expansion;
+            let convs: Vec<(usize, usize, usize)> = if bottleneck {
+                vec![(cin, planes, 1), (planes, planes, 3), (planes, out, 1)]
+            } else {
+                vec![(cin, planes, 3), (planes, planes, 3)]
+            };
+            for (j, (i_c, o_c, k)) in convs.into_iter().enumerate() {
+                keys.push((format!("{p}.conv{}.weight", j + 1), vec![o_c, i_c, k, k]));
+                bn(&mut keys, format!("{p}.bn{}", j + 1), o_c);
+            }
+            if stride != 1 || cin != out {
+                keys.push((format!("{p}.shortcut.0.weight"), vec![out, cin, 1, 1]));
+                bn(&mut keys, format!("{p}.shortcut.1"), out);
+            }
+            cin = out;
+        }
+    }
+    keys.push(("head.0.weight".into(), vec![width, width]));
+    keys.push(("head.0.bias".into(), vec![width]));
+    keys.push(("head.2.weight".into(), vec![128, width]));
+    keys.push(("head.2.bias".into(), vec![128]));
+    keys
+}
+
+/// Writes formula tensors under the given keys; the formula sees the key without a `module.`
+/// prefix, as the Python side names it.
+fn write_formula_safetensors(path: &Path, keys: &[(String, Vec<usize>)]) {
+    let data: BTreeMap<String, (Vec<u8>, Vec<usize>)> = keys
+        .iter()
+        .map(|(k, shape)| {
+            let values = formula(k.trim_start_matches("module."), shape);
+            (
+                k.clone(),
+                (
+                    values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                    shape.clone(),
+                ),
+            )
+        })
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = data
+        .iter()
+        .map(|(k, (bytes, shape))| {
+            (
+                k.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
+                    .unwrap(),
+            )
+        })
+        .collect();
+    safetensors::serialize_to_file(views, None, path).unwrap();
+}
+
+fn formula_input(shape: [usize; 4], device: &Device) -> Tensor<4> {
+    let n: usize = shape.iter().product();
+    let values: Vec<f32> = (0..n).map(|i| (0.5 + 0.5 * noise(i, 1.0)) as f32).collect();
+    Tensor::from_data(TensorData::new(values, shape), device)
+}
+
+fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f64> {
+    t.into_data()
+        .try_into_vec::<f32>()
+        .unwrap()
+        .into_iter()
+        .map(f64::from)
+        .collect()
+}
+
+/// Elementwise within `rtol` of the reference, with a floor of `rtol` times its largest entry.
+fn assert_close(got: &[f64], want: &[f64], rtol: f64, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    let scale = want.iter().fold(0f64, |m, v| m.max(v.abs()));
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() <= rtol * (w.abs() + scale),
+            "{what}[{i}]: got {g}, want {w}"
+        );
+    }
+}
+
+fn numbers(value: &Value) -> Vec<f64> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect()
+}
+
+#[test]
+fn resnet18_and_resnet50_match_pytorch_in_both_batchnorm_modes() {
+    let expected: Value = serde_json::from_str(EXPECTED).unwrap();
+    for case in expected["cases"].as_array().unwrap() {
+        let name = case["model"].as_str().unwrap();
+        let (architecture, bottleneck, counts) = match name {
+            "resnet18" => (Architecture::ResNet18, false, [2, 2, 2, 2]),
+            _ => (Architecture::ResNet50, true, [3, 4, 6, 3]),
+        };
+        // ResNet-18's keys carry DataParallel's `module.` prefix (the whole model wrapped),
+        // ResNet-50's none.
+        let prefix = if bottleneck { "" } else { "module." };
+        let keys: Vec<(String, Vec<usize>)> =
+            reference_keys(bottleneck, counts, architecture.width())
+                .into_iter()
+                .map(|(k, shape)| (format!("{prefix}{k}"), shape))
+                .collect();
+        let path = scratch(&format!("{name}.safetensors"));
+        write_formula_safetensors(&path, &keys);
+
+        let device = Device::flex();
+        let model: SupConModel =
+            SupConModelConfig::new(EncoderConfig::new(architecture)).init(&device);
+        let model = weights::load_reference_checkpoint(model, &path).unwrap();
+        // Evaluation mode (running statistics): a device without autodiff.
+        let x = formula_input([2, 3, 32, 32], &device);
+        assert_close(
+            &to_vec(model.encode(x.clone())),
+            &numbers(&case["features_eval"]),
+            1e-4,
+            &format!("{name} eval features"),
+        );
+        assert_close(
+            &to_vec(model.forward(x)),
+            &numbers(&case["projection_eval"]),
+            1e-4,
+            &format!("{name} eval projection"),
+        );
+        // Training mode (batch statistics): the same model on an autodiff device.
+        let train_device = device.autodiff();
+        let model = model.to_device(&train_device);
+        let x = formula_input([2, 3, 32, 32], &train_device);
+        assert_close(
+            &to_vec(model.encode(x.clone())),
+            &numbers(&case["features_train"]),
+            1e-4,
+            &format!("{name} train features"),
+        );
+        let x = formula_input([2, 3, 32, 32], &train_device);
+        assert_close(
+            &to_vec(model.forward(x)),
+            &numbers(&case["projection_train"]),
+            1e-4,
+            &format!("{name} train projection"),
+        );
+    }
+}
+
+fn small_model(in_channels: usize, device: &Device) -> SupConModel {
+    SupConModelConfig::new(EncoderConfig::new(Architecture::Small).with_in_channels(in_channels))
+        .with_feat_dim(32)
+        .init(device)
+}
+
+#[test]
+fn a_real_reference_checkpoint_loads_and_computes_the_same() {
+    // torch.save({'opt', 'model', 'optimizer', 'epoch'}) with DataParallel's `module.` prefix.
+    let expected: Value = serde_json::from_str(EXPECTED).unwrap();
+    let device = Device::flex();
+    let model = weights::load_reference_checkpoint(
+        small_model(1, &device),
+        golden("reference_small_ckpt.pth"),
+    )
+    .unwrap();
+    let got = to_vec(model.forward(formula_input([2, 1, 28, 28], &device)));
+    assert_close(
+        &got,
+        &numbers(&expected["small_checkpoint_projection_eval"]),
+        1e-4,
+        "small checkpoint",
+    );
+}
+
+#[test]
+fn checkpoints_of_other_architectures_are_refused_by_key() {
+    let device = Device::flex();
+    let ckpt = golden("reference_small_ckpt.pth");
+    let resnet = SupConModelConfig::new(EncoderConfig::new(Architecture::ResNet18)).init(&device);
+    let err = weights::load_reference_checkpoint(resnet, &ckpt).unwrap_err();
+    assert!(matches!(err, WeightsError::Missing { .. }), "{err}");
+    assert!(err.to_string().contains("encoder."), "{err}");
+
+    let three_channels = small_model(3, &device);
+    let err = weights::load_reference_checkpoint(three_channels, &ckpt).unwrap_err();
+    assert!(matches!(err, WeightsError::Mismatch { .. }), "{err}");
+    assert!(err.to_string().contains("convs.0"), "{err}");
+
+    let err = weights::load_reference_checkpoint(small_model(1, &device), scratch("missing.pth"))
+        .unwrap_err();
+    assert!(matches!(err, WeightsError::NotFound(_)), "{err}");
+}
+
+#[test]
+fn our_models_round_trip_through_burnpack_and_safetensors() {
+    let device = Device::flex();
+    let model = small_model(1, &device);
+    let x = formula_input([2, 1, 28, 28], &device);
+    let want = to_vec(model.forward(x.clone()));
+    let burnpack = scratch("model.bpk");
+    weights::save_burnpack(&model, &burnpack).unwrap();
+    let loaded = weights::load_burnpack(small_model(1, &device), &burnpack).unwrap();
+    assert_eq!(to_vec(loaded.forward(x.clone())), want);
+    let safetensors = scratch("model.safetensors");
+    weights::save_safetensors(&model, &safetensors).unwrap();
+    let loaded = weights::load_safetensors(small_model(1, &device), &safetensors).unwrap();
+    assert_eq!(to_vec(loaded.forward(x)), want);
+    // A fresh model differs, so the loads did something.
+    assert_ne!(
+        to_vec(small_model(1, &device).forward(formula_input([2, 1, 28, 28], &device))),
+        want
+    );
+}
