@@ -79,83 +79,101 @@ fn reference_key_remapper() -> KeyRemapper {
 /// with the same keys. Every parameter of `model` must be found with the right shape; extra
 /// entries (`num_batches_tracked`, the optimizer) are ignored.
 pub fn load_reference_checkpoint<M: Module>(
-    mut model: M,
+    model: M,
     path: impl AsRef<Path>,
 ) -> Result<M, WeightsError> {
     let path = path.as_ref();
-    exists(path)?;
-    let result = if is_safetensors(path) {
-        let mut store = SafetensorsStore::from_file(path)
-            .with_from_adapter(PyTorchToBurnAdapter)
-            .remap(reference_key_remapper())
-            .skip_enum_variants(true)
-            .allow_partial(true)
-            .validate(false);
-        model
-            .load_from(&mut store)
-            .map_err(|e| store_error(path, e))?
+    if is_safetensors(path) {
+        let store = || {
+            SafetensorsStore::from_file(path)
+                .with_from_adapter(PyTorchToBurnAdapter)
+                .remap(reference_key_remapper())
+                .skip_enum_variants(true)
+                .allow_partial(true)
+                .validate(false)
+        };
+        load_with(model, path, store)
     } else {
-        let top_level = has_model_key(path);
-        let mut store = PytorchStore::from_file(path)
-            .remap(reference_key_remapper())
-            .skip_enum_variants(true)
-            .allow_partial(true)
-            .validate(false);
-        if top_level {
-            store = store.with_top_level_key("model");
-        }
-        model
-            .load_from(&mut store)
-            .map_err(|e| store_error(path, e))?
-    };
-    check(path, result)?;
-    Ok(model)
+        let store = || {
+            let store = PytorchStore::from_file(path)
+                .remap(reference_key_remapper())
+                .skip_enum_variants(true)
+                .allow_partial(true)
+                .validate(false);
+            if has_model_key(path) {
+                store.with_top_level_key("model")
+            } else {
+                store
+            }
+        };
+        load_with(model, path, store)
+    }
 }
 
 /// Saves `model` as safetensors (our own parameter names).
 pub fn save_safetensors<M: Module>(model: &M, path: impl AsRef<Path>) -> Result<(), WeightsError> {
     let path = path.as_ref();
-    let mut store = SafetensorsStore::from_file(path).overwrite(true);
-    model
-        .save_into(&mut store)
-        .map_err(|e| store_error(path, e))
+    save_with(
+        model,
+        path,
+        SafetensorsStore::from_file(path).overwrite(true),
+    )
 }
 
 /// Loads a model saved with [`save_safetensors`].
-pub fn load_safetensors<M: Module>(
-    mut model: M,
-    path: impl AsRef<Path>,
-) -> Result<M, WeightsError> {
+pub fn load_safetensors<M: Module>(model: M, path: impl AsRef<Path>) -> Result<M, WeightsError> {
     let path = path.as_ref();
-    exists(path)?;
-    let mut store = SafetensorsStore::from_file(path)
-        .allow_partial(true)
-        .validate(false);
-    let result = model
-        .load_from(&mut store)
-        .map_err(|e| store_error(path, e))?;
-    check(path, result)?;
-    Ok(model)
+    let store = || {
+        SafetensorsStore::from_file(path)
+            .allow_partial(true)
+            .validate(false)
+    };
+    load_with(model, path, store)
 }
 
 /// Saves `model` in Burn's burnpack format.
 pub fn save_burnpack<M: Module>(model: &M, path: impl AsRef<Path>) -> Result<(), WeightsError> {
     let path = path.as_ref();
-    let mut store = BurnpackStore::from_file(path).overwrite(true);
+    save_with(model, path, BurnpackStore::from_file(path).overwrite(true))
+}
+
+/// Loads a model saved with [`save_burnpack`].
+pub fn load_burnpack<M: Module>(model: M, path: impl AsRef<Path>) -> Result<M, WeightsError> {
+    let path = path.as_ref();
+    let store = || {
+        BurnpackStore::from_file(path)
+            .allow_partial(true)
+            .validate(false)
+    };
+    load_with(model, path, store)
+}
+
+fn save_with<M: Module, S: ModuleStore>(
+    model: &M,
+    path: &Path,
+    mut store: S,
+) -> Result<(), WeightsError>
+where
+    S::Error: std::fmt::Display,
+{
     model
         .save_into(&mut store)
         .map_err(|e| store_error(path, e))
 }
 
-/// Loads a model saved with [`save_burnpack`].
-pub fn load_burnpack<M: Module>(mut model: M, path: impl AsRef<Path>) -> Result<M, WeightsError> {
-    let path = path.as_ref();
+/// Loads `model` from the store `open` makes for the existing file `path`, and checks that
+/// every parameter was found with its shape.
+fn load_with<M: Module, S: ModuleStore>(
+    mut model: M,
+    path: &Path,
+    open: impl FnOnce() -> S,
+) -> Result<M, WeightsError>
+where
+    S::Error: std::fmt::Display,
+{
     exists(path)?;
-    let mut store = BurnpackStore::from_file(path)
-        .allow_partial(true)
-        .validate(false);
     let result = model
-        .load_from(&mut store)
+        .load_from(&mut open())
         .map_err(|e| store_error(path, e))?;
     check(path, result)?;
     Ok(model)

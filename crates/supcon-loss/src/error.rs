@@ -64,3 +64,15 @@ pub enum LossError {
     #[error("Positives::SameImage needs at least two views per image, got one")]
     SingleViewWithoutPositives,
 }
+
+impl LossError {
+    /// [`LossError::Empty`] when a dimension of `shape` is zero.
+    pub(crate) fn check_not_empty(shape: &[usize]) -> Result<(), LossError> {
+        if shape.contains(&0) {
+            return Err(LossError::Empty {
+                shape: shape.to_vec(),
+            });
+        }
+        Ok(())
+    }
+}

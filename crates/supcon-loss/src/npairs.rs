@@ -62,11 +62,7 @@ impl NPairsLoss {
         positives: Positives,
     ) -> Result<Tensor<1>, LossError> {
         let shape = features.dims();
-        if shape.contains(&0) {
-            return Err(LossError::Empty {
-                shape: shape.to_vec(),
-            });
-        }
+        LossError::check_not_empty(&shape)?;
         let [batch, views, dim] = shape;
         if views != 2 {
             return Err(LossError::ShapeMismatch {

@@ -201,11 +201,7 @@ impl SupConLoss {
                 return Err(LossError::NonPositive { name, value });
             }
         }
-        if shape.contains(&0) {
-            return Err(LossError::Empty {
-                shape: shape.to_vec(),
-            });
-        }
+        LossError::check_not_empty(shape)?;
         if shape[1] == 1 && matches!(positives, Positives::SameImage) {
             return Err(LossError::SingleViewWithoutPositives);
         }

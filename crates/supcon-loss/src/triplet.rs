@@ -77,11 +77,7 @@ impl TripletLoss {
             });
         }
         let shape = features.dims();
-        if shape.contains(&0) {
-            return Err(LossError::Empty {
-                shape: shape.to_vec(),
-            });
-        }
+        LossError::check_not_empty(&shape)?;
         let [batch, views, dim] = shape;
         let device = features.device();
         let same = positives.to_mask(batch, &device)?.repeat(&[views, views]);
