@@ -88,7 +88,9 @@ impl ViewPipeline {
         if !(whole && !flips.contains(&true) && out == [height, width]) {
             x = ops::resized_crop(x, &boxes, &flips, out);
         } else if views > 1 {
-            x = x.repeat(&[views, 1, 1, 1]);
+            // `cat` of copies: on flex 30x faster than `repeat` (0.7 ms against 22 ms for
+            // 512 images 3x32x32).
+            x = Tensor::cat(vec![x; views], 0);
         }
 
         if params.iter().any(|p| p.jitter.is_some()) {

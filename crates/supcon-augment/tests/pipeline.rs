@@ -79,6 +79,19 @@ fn evaluation_preset_only_normalises() {
         (input.at(n, c, y, x) - MEAN[c] as f32) / STD[c] as f32
     });
     assert_images_close(&got, &want, 1e-5, "evaluation");
+    // Several views without a crop are copies, view by view.
+    let two = Images::from_tensor(pipeline.views(input.tensor(&device), 2).unwrap());
+    assert_eq!(two.shape, [4, 3, 5, 5]);
+    assert_eq!(two.data[..want.data.len()], two.data[want.data.len()..]);
+    assert_images_close(
+        &Images {
+            shape: want.shape,
+            data: two.data[..want.data.len()].to_vec(),
+        },
+        &want,
+        1e-5,
+        "view 0",
+    );
 }
 
 #[test]
