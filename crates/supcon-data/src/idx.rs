@@ -156,7 +156,12 @@ fn parse<'a>(
         .chunks_exact(4)
         .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
         .collect();
-    let expected = header + sizes.iter().product::<usize>();
+    // A corrupt header can announce more bytes than a usize holds: that is truncation too.
+    let expected = sizes
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .and_then(|data| data.checked_add(header))
+        .unwrap_or(usize::MAX);
     if bytes.len() < expected {
         return Err(truncated(expected, what));
     }

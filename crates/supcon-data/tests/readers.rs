@@ -115,6 +115,13 @@ fn idx_errors_name_the_file_and_the_problem() {
         Err(DataError::Truncated { .. })
     ));
 
+    // A header announcing more data than memory could hold.
+    write(&images, &idx_images(u32::MAX, u32::MAX, u32::MAX, &[0; 8]));
+    assert!(matches!(
+        idx::load_files(&images, &labels, None),
+        Err(DataError::Truncated { .. })
+    ));
+
     // Trailing garbage.
     let mut long = good_images.clone();
     long.push(7);
