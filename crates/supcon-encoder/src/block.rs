@@ -6,6 +6,8 @@ use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
+use crate::norm::batch_norm;
+
 /// A bias-free convolution with Kaiming-normal (fan_out, ReLU gain) weights, as the reference
 /// initialises every convolution.
 pub(crate) fn conv(
@@ -29,7 +31,7 @@ pub(crate) fn conv(
 }
 
 /// BatchNorm with weight 1 and bias 0, or weight 0 for the zero-initialised residual BatchNorm.
-pub(crate) fn batch_norm(features: usize, zero: bool, device: &Device) -> BatchNorm {
+pub(crate) fn new_batch_norm(features: usize, zero: bool, device: &Device) -> BatchNorm {
     let mut norm = BatchNormConfig::new(features).init(device);
     if zero {
         norm.gamma = norm.gamma.map(|g| g.zeros_like());
@@ -50,14 +52,14 @@ impl Shortcut {
     fn new(channels: [usize; 2], stride: usize, device: &Device) -> Self {
         Self {
             conv: conv(channels, 1, stride, 0, device),
-            bn: batch_norm(channels[1], false, device),
+            bn: new_batch_norm(channels[1], false, device),
         }
     }
 
     /// `x` itself when there is no projection.
     fn apply(shortcut: &Option<Shortcut>, x: Tensor<4>) -> Tensor<4> {
         match shortcut {
-            Some(s) => s.bn.forward(s.conv.forward(x)),
+            Some(s) => batch_norm(&s.bn, s.conv.forward(x)),
             None => x,
         }
     }
@@ -97,17 +99,17 @@ impl BasicBlock {
     ) -> Self {
         Self {
             conv1: conv([in_planes, planes], 3, stride, 1, device),
-            bn1: batch_norm(planes, false, device),
+            bn1: new_batch_norm(planes, false, device),
             conv2: conv([planes, planes], 3, 1, 1, device),
-            bn2: batch_norm(planes, zero_init, device),
+            bn2: new_batch_norm(planes, zero_init, device),
             shortcut: Shortcut::needed(in_planes, planes, stride, device),
         }
     }
 
     /// `relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let out = relu(self.bn1.forward(self.conv1.forward(x.clone())));
-        let out = self.bn2.forward(self.conv2.forward(out));
+        let out = relu(batch_norm(&self.bn1, self.conv1.forward(x.clone())));
+        let out = batch_norm(&self.bn2, self.conv2.forward(out));
         relu(out + Shortcut::apply(&self.shortcut, x))
     }
 }
@@ -145,20 +147,20 @@ impl Bottleneck {
         let out = planes * Self::EXPANSION;
         Self {
             conv1: conv([in_planes, planes], 1, 1, 0, device),
-            bn1: batch_norm(planes, false, device),
+            bn1: new_batch_norm(planes, false, device),
             conv2: conv([planes, planes], 3, stride, 1, device),
-            bn2: batch_norm(planes, false, device),
+            bn2: new_batch_norm(planes, false, device),
             conv3: conv([planes, out], 1, 1, 0, device),
-            bn3: batch_norm(out, zero_init, device),
+            bn3: new_batch_norm(out, zero_init, device),
             shortcut: Shortcut::needed(in_planes, out, stride, device),
         }
     }
 
     /// `relu(bn3(conv3(relu(bn2(conv2(relu(bn1(conv1(x)))))))) + shortcut(x))`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let out = relu(self.bn1.forward(self.conv1.forward(x.clone())));
-        let out = relu(self.bn2.forward(self.conv2.forward(out)));
-        let out = self.bn3.forward(self.conv3.forward(out));
+        let out = relu(batch_norm(&self.bn1, self.conv1.forward(x.clone())));
+        let out = relu(batch_norm(&self.bn2, self.conv2.forward(out)));
+        let out = batch_norm(&self.bn3, self.conv3.forward(out));
         relu(out + Shortcut::apply(&self.shortcut, x))
     }
 }

@@ -31,6 +31,7 @@
 
 mod block;
 mod config;
+pub mod norm;
 mod resnet;
 mod small;
 

@@ -6,7 +6,9 @@ use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
-use crate::block::{batch_norm, conv};
+use crate::norm::batch_norm;
+
+use crate::block::{conv, new_batch_norm};
 use crate::{Architecture, BasicBlock, Bottleneck, EncoderConfig, ResidualBlock, Stem};
 
 /// A ResNet: stem, four stages of residual blocks (64, 128, 256, 512 planes; strides 1, 2, 2,
@@ -83,7 +85,7 @@ impl ResNet {
         let layer4 = stage(512, blocks[3], 2);
         Self {
             conv1,
-            bn1: batch_norm(64, false, device),
+            bn1: new_batch_norm(64, false, device),
             maxpool,
             layer1,
             layer2,
@@ -95,7 +97,7 @@ impl ResNet {
 
     /// Features `[B, 512]` or `[B, 2048]` of images `[B, C, H, W]`.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        let mut x = relu(self.bn1.forward(self.conv1.forward(images)));
+        let mut x = relu(batch_norm(&self.bn1, self.conv1.forward(images)));
         if let Some(pool) = &self.maxpool {
             x = pool.forward(x);
         }

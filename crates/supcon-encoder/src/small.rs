@@ -5,7 +5,9 @@ use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
-use crate::block::{batch_norm, conv};
+use crate::norm::batch_norm;
+
+use crate::block::{conv, new_batch_norm};
 
 /// Output width of [`SmallCnn`].
 pub(crate) const WIDTH: usize = 128;
@@ -36,7 +38,7 @@ impl SmallCnn {
                 .collect(),
             norms: layers
                 .iter()
-                .map(|&(_, o, _)| batch_norm(o, false, device))
+                .map(|&(_, o, _)| new_batch_norm(o, false, device))
                 .collect(),
         }
     }
@@ -45,7 +47,7 @@ impl SmallCnn {
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
         let mut x = images;
         for (conv, norm) in self.convs.iter().zip(&self.norms) {
-            x = relu(norm.forward(conv.forward(x)));
+            x = relu(batch_norm(norm, conv.forward(x)));
         }
         let [batch, channels, _, _] = x.dims();
         x.mean_dims(&[2, 3]).reshape([batch, channels])

@@ -3,6 +3,7 @@
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
+use supcon_encoder::norm::batch_norm;
 
 /// Smallest norm divided by (`torch.nn.functional.normalize`'s `eps`).
 const NORM_EPS: f64 = 1e-12;
@@ -86,7 +87,7 @@ impl ProjectionHead {
             ProjectionHead::Mlp(mlp) => {
                 let mut hidden = mlp.hidden.forward(features);
                 if let Some(norm) = &mlp.norm {
-                    hidden = norm.forward(hidden);
+                    hidden = batch_norm(norm, hidden);
                 }
                 mlp.output.forward(relu(hidden))
             }

@@ -1,0 +1,45 @@
+//! BatchNorm with PyTorch's training semantics on Burn's `BatchNorm` module.
+//!
+//! In training mode both normalise with the batch mean and the biased batch variance, but
+//! PyTorch updates `running_var` with the *unbiased* variance (times `n / (n - 1)`, `n` the
+//! values per channel) and Burn 0.22 with the biased one, so evaluation after training would
+//! drift from the reference. [`batch_norm`] applies Burn's module with PyTorch's update; the
+//! parameters stay Burn's `BatchNorm`, so checkpoints map as before.
+
+use burn::nn::BatchNorm;
+use burn::prelude::*;
+
+/// `norm` applied to `x` (`[batch, channels, ...]`) as PyTorch's `BatchNorm` would: batch
+/// statistics and a running-statistics update with the unbiased variance in training mode (an
+/// autodiff device and the module's training flag on), running statistics otherwise.
+pub fn batch_norm<const D: usize>(norm: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
+    if !(x.device().is_autodiff() && norm.training.is_enabled()) {
+        return norm.forward(x);
+    }
+    let shape = x.dims();
+    let per_channel = shape.iter().product::<usize>() / shape[1];
+    let correction = if per_channel > 1 {
+        per_channel as f64 / (per_channel - 1) as f64
+    } else {
+        1.0
+    };
+    let device = x.device();
+    let result =
+        burn::tensor::module::batch_norm_train(x, norm.gamma.val(), norm.beta.val(), norm.epsilon);
+    let momentum = norm.momentum;
+    let running_mean = norm
+        .running_mean
+        .value_sync()
+        .to_device(&device)
+        .mul_scalar(1.0 - momentum)
+        + result.mean.detach().mul_scalar(momentum);
+    let running_var = norm
+        .running_var
+        .value_sync()
+        .to_device(&device)
+        .mul_scalar(1.0 - momentum)
+        + result.variance.detach().mul_scalar(momentum * correction);
+    norm.running_mean.update(running_mean.detach());
+    norm.running_var.update(running_var.detach());
+    result.output
+}
