@@ -6,8 +6,8 @@
 //!
 //! | step | as in | batched as |
 //! | --- | --- | --- |
-//! | [`RandomResizedCrop`](CropConfig) | torchvision's parameter sampling: scale (0.2, 1), ratio (3/4, 4/3), ten attempts then a central crop | one `grid_sample_2d` (bilinear, border clamp) with per-sample affine grids |
-//! | horizontal flip (p 0.5) | | folded into the same grid |
+//! | [`RandomResizedCrop`](CropConfig) | torchvision's parameter sampling: scale (0.2, 1), ratio (3/4, 4/3), ten attempts then a central crop | two batched matrix products with per-sample bilinear interpolation matrices (`align_corners = False`, clamped), views made from the batch without copying it |
+//! | horizontal flip (p 0.5) | | folded into the same matrices |
 //! | [`ColorJitter`](ColorJitterConfig) (0.4, 0.4, 0.4, 0.1, p 0.8) | torchvision's definitions, random order, hue in HSV | elementwise with per-sample factors |
 //! | RandomGrayscale (p 0.2) | ITU-R 601 luma weights | elementwise mask |
 //! | Gaussian blur (SimCLR, off by default) | sigma in (0.1, 2), kernel 10% of the size, reflect padding | grouped separable convolution |
