@@ -85,7 +85,9 @@ fn interpolation_matrix(
     matrix
 }
 
-/// The transpose of [`interpolation_matrix`], `[size, out]`.
+/// The transpose of [`interpolation_matrix`], `[size, out]`. Built on the host: multiplying by
+/// `Tensor::transpose` of the untransposed matrix instead made two SupCon views of 256 images
+/// take 99.6 ms instead of 61-78 ms on flex.
 fn interpolation_matrix_transposed(
     start: usize,
     length: usize,
