@@ -128,34 +128,18 @@ impl ViewPipelineConfig {
         {
             return invalid("output_size", format!("[{h}, {w}]"), "must be positive");
         }
-        let probability = |p: f64| (0.0..=1.0).contains(&p);
-        for (name, p) in [
+        // Every probability, and every (min, max) range that must satisfy 0 < min <= max.
+        let mut probabilities = vec![
             ("flip_probability", self.flip_probability),
             ("grayscale_probability", self.grayscale_probability),
-        ] {
-            if !probability(p) {
-                return invalid(name, p.to_string(), "a probability lies in [0, 1]");
-            }
-        }
+        ];
+        let mut ranges = Vec::new();
         if let Some(crop) = &self.crop {
-            let [lo, hi] = crop.scale;
-            if !(lo > 0.0 && lo <= hi && hi <= 1.0) {
-                return invalid(
-                    "crop.scale",
-                    format!("{:?}", crop.scale),
-                    "need 0 < min <= max <= 1",
-                );
-            }
-            let [lo, hi] = crop.ratio;
-            if !(lo > 0.0 && lo <= hi && hi.is_finite()) {
-                return invalid(
-                    "crop.ratio",
-                    format!("{:?}", crop.ratio),
-                    "need 0 < min <= max",
-                );
-            }
+            ranges.push(("crop.scale", crop.scale, 1.0));
+            ranges.push(("crop.ratio", crop.ratio, f64::INFINITY));
         }
         if let Some(jitter) = &self.color_jitter {
+            probabilities.push(("color_jitter.probability", jitter.probability));
             for (name, v) in [
                 ("color_jitter.brightness", jitter.brightness),
                 ("color_jitter.contrast", jitter.contrast),
@@ -172,23 +156,10 @@ impl ViewPipelineConfig {
                     "must lie in [0, 0.5]",
                 );
             }
-            if !probability(jitter.probability) {
-                return invalid(
-                    "color_jitter.probability",
-                    jitter.probability.to_string(),
-                    "a probability lies in [0, 1]",
-                );
-            }
         }
         if let Some(blur) = &self.blur {
-            let [lo, hi] = blur.sigma;
-            if !(lo > 0.0 && lo <= hi && hi.is_finite()) {
-                return invalid(
-                    "blur.sigma",
-                    format!("{:?}", blur.sigma),
-                    "need 0 < min <= max",
-                );
-            }
+            probabilities.push(("blur.probability", blur.probability));
+            ranges.push(("blur.sigma", blur.sigma, f64::INFINITY));
             if !(blur.kernel_fraction > 0.0 && blur.kernel_fraction <= 1.0) {
                 return invalid(
                     "blur.kernel_fraction",
@@ -196,12 +167,20 @@ impl ViewPipelineConfig {
                     "must lie in (0, 1]",
                 );
             }
-            if !probability(blur.probability) {
-                return invalid(
-                    "blur.probability",
-                    blur.probability.to_string(),
-                    "a probability lies in [0, 1]",
-                );
+        }
+        for (name, p) in probabilities {
+            if !(0.0..=1.0).contains(&p) {
+                return invalid(name, p.to_string(), "a probability lies in [0, 1]");
+            }
+        }
+        for (name, [lo, hi], max) in ranges {
+            if !(lo > 0.0 && lo <= hi && hi <= max && hi.is_finite()) {
+                let why = if max == 1.0 {
+                    "need 0 < min <= max <= 1"
+                } else {
+                    "need 0 < min <= max, finite"
+                };
+                return invalid(name, format!("{:?}", [lo, hi]), why);
             }
         }
         Ok(())

@@ -50,7 +50,7 @@ impl ViewPipeline {
         let [batch, _, height, width] = images.dims();
         self.check(&images)?;
         let params = self.sample(views * batch, height, width);
-        self.apply(images, &params)
+        Ok(self.augment(images, &params))
     }
 
     /// Draws the parameters of `count` samples of a `height x width` image.
@@ -68,13 +68,20 @@ impl ViewPipeline {
         params: &[SampleParams],
     ) -> Result<Tensor<4>, AugmentError> {
         self.check(&images)?;
-        let [batch, _, height, width] = images.dims();
+        let batch = images.dims()[0];
         if params.is_empty() || !params.len().is_multiple_of(batch) {
             return Err(AugmentError::ParamsMismatch {
                 got: params.len(),
                 batch,
             });
         }
+        Ok(self.augment(images, params))
+    }
+
+    /// [`apply`](Self::apply) on input already checked: `images` valid for the configuration,
+    /// `params.len()` a positive multiple of the batch.
+    fn augment(&self, images: Tensor<4>, params: &[SampleParams]) -> Tensor<4> {
+        let [batch, _, height, width] = images.dims();
         let views = params.len() / batch;
         let config = &self.config;
         let out = config.output_size.unwrap_or([height, width]);
@@ -106,7 +113,7 @@ impl ViewPipeline {
             let sigmas: Vec<Option<f32>> = params.iter().map(|p| p.blur_sigma).collect();
             x = ops::gaussian_blur(x, &sigmas, blur_kernel_size(blur.kernel_fraction, out));
         }
-        Ok(ops::normalize(x, &config.mean, &config.std))
+        ops::normalize(x, &config.mean, &config.std)
     }
 
     fn check(&self, images: &Tensor<4>) -> Result<(), AugmentError> {
