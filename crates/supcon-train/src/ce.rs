@@ -1,0 +1,189 @@
+//! The cross-entropy baseline (the reference's `main_ce.py`): the same encoder with a linear
+//! classifier, trained end to end on one augmented view, the epoch chosen on the validation
+//! split, test accuracy measured once.
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+use supcon_augment::ViewPipeline;
+use supcon_augment::ops::normalize;
+use supcon_data::ImageDataset;
+use supcon_encoder::EncoderConfig;
+use supcon_head::{CrossEntropyNet, CrossEntropyNetConfig};
+use supcon_loss::cross_entropy::{CrossEntropyLoss, CrossEntropyLossConfig};
+
+use crate::TrainError;
+use crate::checkpoint::write_atomically;
+use crate::fit::{Fit, Task, restore_model};
+use crate::metrics::{EpochMetrics, say};
+use crate::pretrain::optimisation;
+use crate::run::Prepared;
+
+/// File holding the best-validation model of a cross-entropy run.
+pub const BEST_MODEL_FILE: &str = "best-model.bpk";
+
+/// What a cross-entropy run produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CrossEntropyOutcome {
+    /// Epoch with the best validation accuracy.
+    pub best_epoch: usize,
+    /// Its validation accuracy.
+    pub val_accuracy: f64,
+    /// Its test accuracy, measured once.
+    pub test_accuracy: f64,
+}
+
+struct CrossEntropyTask<'a> {
+    prepared: &'a Prepared,
+    loss: CrossEntropyLoss,
+    best_path: PathBuf,
+}
+
+impl Task for CrossEntropyTask<'_> {
+    type Model = CrossEntropyNet;
+
+    fn name(&self) -> &'static str {
+        "ce"
+    }
+
+    fn views(&self) -> usize {
+        1
+    }
+
+    fn loss(
+        &self,
+        model: &CrossEntropyNet,
+        views: Tensor<4>,
+        labels: Tensor<1, Int>,
+    ) -> Result<Tensor<1>, TrainError> {
+        Ok(self.loss.forward(model.forward(views), labels))
+    }
+
+    fn monitor(
+        &self,
+        model: &CrossEntropyNet,
+        _epoch: usize,
+        _last: bool,
+        history: &[EpochMetrics],
+    ) -> Result<(Option<f64>, Option<f64>), TrainError> {
+        let p = self.prepared;
+        let model = model.valid();
+        let accuracy = classify(
+            &model,
+            &p.splits.validation,
+            &p.config.mean,
+            &p.config.std,
+            &p.device,
+        )?;
+        let best = history
+            .iter()
+            .filter_map(|m| m.val_accuracy)
+            .fold(-1.0, f64::max);
+        if accuracy > best {
+            let bytes = model
+                .into_record()
+                .into_bytes()
+                .map_err(|e| TrainError::run(&self.best_path, e.to_string()))?;
+            write_atomically(&self.best_path, &bytes)?;
+        }
+        Ok((None, Some(accuracy)))
+    }
+}
+
+/// Fraction of `data` that `model` (evaluation mode) classifies correctly.
+pub fn classify(
+    model: &CrossEntropyNet,
+    data: &ImageDataset,
+    mean: &[f64],
+    std: &[f64],
+    device: &Device,
+) -> Result<f64, TrainError> {
+    let indices: Vec<usize> = (0..data.len()).collect();
+    let mut correct = 0i64;
+    for chunk in indices.chunks(500) {
+        let batch = data.batch(chunk, device)?;
+        let logits = model.forward(normalize(batch.images, mean, std));
+        let predicted = logits.argmax(1).reshape([chunk.len()]);
+        correct += predicted
+            .equal(batch.labels)
+            .int()
+            .sum()
+            .into_scalar::<i64>();
+    }
+    Ok(correct as f64 / data.len().max(1) as f64)
+}
+
+/// Trains the baseline in `run_dir` (resuming if asked) and tests the best-validation epoch.
+pub fn cross_entropy(
+    prepared: &Prepared,
+    run_dir: &Path,
+    resume: bool,
+    quiet: bool,
+    stop_after: Option<usize>,
+) -> Result<(Vec<EpochMetrics>, Option<CrossEntropyOutcome>), TrainError> {
+    let c = &prepared.config;
+    let train_device = prepared.device.clone().autodiff();
+    let encoder = EncoderConfig::new(c.architecture()?).with_in_channels(prepared.channels());
+    let model = CrossEntropyNetConfig::new(encoder, prepared.splits.train.num_classes())
+        .init(&train_device);
+    let views = prepared.crop_views();
+    views.validate(prepared.channels())?;
+    let task = CrossEntropyTask {
+        prepared,
+        loss: CrossEntropyLossConfig::new().init(&train_device),
+        best_path: run_dir.join(BEST_MODEL_FILE),
+    };
+    let (optimizer, schedule) = optimisation(c);
+    let fitted = Fit {
+        splits: &prepared.splits,
+        device: train_device,
+        pipeline: ViewPipeline::new(views, c.seed),
+        optimizer,
+        schedule,
+        batch_size: c.batch_size,
+        seed: c.seed,
+        save_freq: c.save_freq,
+        run_dir: run_dir.to_path_buf(),
+        quiet,
+        stop_after,
+    }
+    .run(&task, model, resume)?;
+    if fitted.history.last().is_none_or(|m| m.epoch < c.epochs) {
+        return Ok((fitted.history, None));
+    }
+    let (best_epoch, val_accuracy) = fitted
+        .history
+        .iter()
+        .filter_map(|m| m.val_accuracy.map(|a| (m.epoch, a)))
+        .fold((0, -1.0), |best, x| if x.1 > best.1 { x } else { best });
+    let bytes = std::fs::read(&task.best_path).map_err(|e| TrainError::io(&task.best_path, e))?;
+    let best = restore_model(
+        fitted.model.valid(),
+        burn::tensor::Bytes::from_bytes_vec(bytes),
+        &task.best_path,
+    )?;
+    let test_accuracy = classify(
+        &best,
+        &prepared.splits.test,
+        &c.mean,
+        &c.std,
+        &prepared.device,
+    )?;
+    say(
+        quiet,
+        &format!(
+            "cross-entropy: best validation {:.2}% at epoch {best_epoch}, test {:.2}%",
+            100.0 * val_accuracy,
+            100.0 * test_accuracy
+        ),
+    );
+    let outcome = CrossEntropyOutcome {
+        best_epoch,
+        val_accuracy,
+        test_accuracy,
+    };
+    crate::report::save_json(&run_dir.join("ce.json"), &outcome)?;
+    crate::plot::plot_curves(run_dir, &fitted.history)?;
+    Ok((fitted.history, Some(outcome)))
+}

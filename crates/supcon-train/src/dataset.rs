@@ -1,0 +1,144 @@
+//! Which data a run uses: parsing `--dataset` and loading train / validation / test splits.
+
+use std::path::{Path, PathBuf};
+
+use supcon_data::{ImageDataset, Splits, cifar, folder, idx, stratified_split};
+
+use crate::TrainError;
+
+/// A parsed `--dataset` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatasetSpec {
+    /// The 10,000 MNIST digits compiled into the binary (`mnist`).
+    EmbeddedMnist,
+    /// A folder of IDX files, MNIST's layout (`idx:DIR`).
+    Idx(PathBuf),
+    /// CIFAR-10's binary version (`cifar10:DIR`).
+    Cifar10(PathBuf),
+    /// CIFAR-100's binary version, fine labels (`cifar100:DIR`).
+    Cifar100(PathBuf),
+    /// Class sub-folders of images (`folder:DIR`): `DIR/train` and `DIR/test`, or the class
+    /// folders directly, a sixth of each class then kept for testing.
+    Folder(PathBuf),
+}
+
+impl DatasetSpec {
+    /// Parses `mnist`, `idx:DIR`, `cifar10:DIR`, `cifar100:DIR` or `folder:DIR`.
+    pub fn parse(spec: &str) -> Result<DatasetSpec, TrainError> {
+        if spec == "mnist" {
+            return Ok(DatasetSpec::EmbeddedMnist);
+        }
+        let unknown = || {
+            TrainError::Config(format!(
+                "unknown dataset `{spec}`: use mnist (embedded), idx:DIR, cifar10:DIR, \
+                 cifar100:DIR or folder:DIR"
+            ))
+        };
+        let (kind, dir) = spec.split_once(':').ok_or_else(unknown)?;
+        if dir.is_empty() {
+            return Err(TrainError::Config(format!(
+                "dataset `{spec}` names no folder"
+            )));
+        }
+        let dir = PathBuf::from(dir);
+        match kind {
+            "idx" => Ok(DatasetSpec::Idx(dir)),
+            "cifar10" => Ok(DatasetSpec::Cifar10(dir)),
+            "cifar100" => Ok(DatasetSpec::Cifar100(dir)),
+            "folder" => Ok(DatasetSpec::Folder(dir)),
+            _ => Err(unknown()),
+        }
+    }
+
+    /// Loads the splits: the dataset's own test set, and its training set split (stratified,
+    /// `val_fraction` of each class, chosen by `seed`) into train and validation. The
+    /// embedded MNIST comes with its own fixed split.
+    pub fn load(&self, val_fraction: f64, seed: u64, size: usize) -> Result<Splits, TrainError> {
+        let (train, test) = match self {
+            DatasetSpec::EmbeddedMnist => return embedded(),
+            DatasetSpec::Idx(dir) => {
+                check_dir(dir)?;
+                (idx::load_dir(dir, true)?, idx::load_dir(dir, false)?)
+            }
+            DatasetSpec::Cifar10(dir) => {
+                check_dir(dir)?;
+                (
+                    cifar::load_cifar10(dir, true)?,
+                    cifar::load_cifar10(dir, false)?,
+                )
+            }
+            DatasetSpec::Cifar100(dir) => {
+                check_dir(dir)?;
+                let fine = cifar::Cifar100Labels::Fine;
+                (
+                    cifar::load_cifar100(dir, true, fine)?,
+                    cifar::load_cifar100(dir, false, fine)?,
+                )
+            }
+            DatasetSpec::Folder(dir) => {
+                check_dir(dir)?;
+                let (train, test) = (dir.join("train"), dir.join("test"));
+                if train.is_dir() && test.is_dir() {
+                    (
+                        folder::load_image_folder(&train, size, 3)?,
+                        folder::load_image_folder(&test, size, 3)?,
+                    )
+                } else {
+                    let all = folder::load_image_folder(dir, size, 3)?;
+                    let parts = stratified_split(all.labels(), 1.0 / 6.0, seed ^ 0x7e57)?;
+                    (all.subset(&parts.train)?, all.subset(&parts.validation)?)
+                }
+            }
+        };
+        let parts = stratified_split(train.labels(), val_fraction, seed)?;
+        if parts.train.is_empty() || parts.validation.is_empty() {
+            return Err(TrainError::Config(format!(
+                "{} training images cannot be split into train and validation with \
+                 val_fraction {val_fraction}",
+                train.len()
+            )));
+        }
+        Ok(Splits {
+            train: train.subset(&parts.train)?,
+            validation: train.subset(&parts.validation)?,
+            test,
+        })
+    }
+}
+
+fn embedded() -> Result<Splits, TrainError> {
+    Ok(supcon_data::embedded_mnist()?)
+}
+
+fn check_dir(dir: &Path) -> Result<(), TrainError> {
+    if dir.is_dir() {
+        Ok(())
+    } else {
+        Err(TrainError::run(dir, "no such folder"))
+    }
+}
+
+/// Per-channel mean and standard deviation of `data`'s pixels, scaled to `[0, 1]`.
+pub fn channel_statistics(data: &ImageDataset) -> (Vec<f64>, Vec<f64>) {
+    let [channels, height, width] = data.image_shape();
+    let plane = height * width;
+    let mut sum = vec![0f64; channels];
+    let mut sum_sq = vec![0f64; channels];
+    for image in data.pixels().chunks_exact(channels * plane) {
+        for (c, values) in image.chunks_exact(plane).enumerate() {
+            let (s, q) = values.iter().fold((0u64, 0u64), |(s, q), &v| {
+                (s + v as u64, q + (v as u64) * (v as u64))
+            });
+            sum[c] += s as f64;
+            sum_sq[c] += q as f64;
+        }
+    }
+    let count = (data.len() * plane).max(1) as f64;
+    let mean: Vec<f64> = sum.iter().map(|s| s / count / 255.0).collect();
+    let std = sum_sq
+        .iter()
+        .zip(&mean)
+        .map(|(q, m)| (q / count / 65025.0 - m * m).max(1e-12).sqrt())
+        .collect();
+    (mean, std)
+}

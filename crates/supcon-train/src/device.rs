@@ -1,0 +1,88 @@
+//! Choosing the device (and so the Burn backend) by name at run time, among those compiled in.
+
+use burn::prelude::*;
+
+use crate::TrainError;
+
+/// Every device name the trainer knows, compiled in or not.
+pub const DEVICE_NAMES: [&str; 5] = ["flex", "ndarray", "wgpu", "vulkan", "cuda"];
+
+/// The device used when none is asked for: the first compiled in, in [`DEVICE_NAMES`] order.
+pub const DEFAULT_DEVICE: &str = if cfg!(feature = "flex") {
+    "flex"
+} else if cfg!(feature = "ndarray") {
+    "ndarray"
+} else if cfg!(feature = "wgpu") {
+    "wgpu"
+} else if cfg!(feature = "vulkan") {
+    "vulkan"
+} else {
+    "cuda"
+};
+
+/// A device name checked against the compiled-in backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceChoice(&'static str);
+
+impl DeviceChoice {
+    /// Checks `name`: unknown names and backends not compiled in are configuration errors.
+    pub fn parse(name: &str) -> Result<DeviceChoice, TrainError> {
+        let Some(&known) = DEVICE_NAMES.iter().find(|n| **n == name) else {
+            return Err(TrainError::Config(format!(
+                "unknown device `{name}`: use one of {}",
+                DEVICE_NAMES.join(", ")
+            )));
+        };
+        if !compiled_in().contains(&known) {
+            return Err(TrainError::Config(format!(
+                "the `{known}` device is not compiled in (this build has: {}); rebuild with \
+                 `--features {known}`",
+                compiled_in().join(", ")
+            )));
+        }
+        Ok(DeviceChoice(known))
+    }
+
+    /// The name.
+    pub fn name(self) -> &'static str {
+        self.0
+    }
+
+    /// The plain (inference) device.
+    pub fn device(self) -> Device {
+        match self.0 {
+            #[cfg(feature = "flex")]
+            "flex" => Device::flex(),
+            #[cfg(feature = "ndarray")]
+            "ndarray" => Device::ndarray(),
+            #[cfg(feature = "wgpu")]
+            "wgpu" => Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
+            #[cfg(feature = "vulkan")]
+            "vulkan" => Device::vulkan(burn::tensor::DeviceKind::DefaultDevice),
+            #[cfg(feature = "cuda")]
+            "cuda" => Device::cuda(burn::tensor::DeviceIndex::Default),
+            other => unreachable!("`{other}` was checked to be compiled in"),
+        }
+    }
+}
+
+/// The device names this build supports.
+pub fn compiled_in() -> Vec<&'static str> {
+    let mut names = Vec::new();
+    if cfg!(feature = "flex") {
+        names.push("flex");
+    }
+    if cfg!(feature = "ndarray") {
+        names.push("ndarray");
+    }
+    if cfg!(feature = "wgpu") {
+        names.push("wgpu");
+    }
+    if cfg!(feature = "vulkan") {
+        names.push("vulkan");
+    }
+    if cfg!(feature = "cuda") {
+        names.push("cuda");
+    }
+    names
+}

@@ -1,0 +1,76 @@
+//! The trainer's error type: every failure a user can cause or meet, with its exit status.
+
+use std::path::PathBuf;
+
+/// What went wrong, plainly enough to print as the command's only message.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// A bad option value or combination (unknown model, non-positive learning rate, ...).
+    #[error("{0}")]
+    Config(String),
+    /// The dataset could not be read.
+    #[error(transparent)]
+    Data(#[from] supcon_data::DataError),
+    /// The augmentation configuration does not fit the data.
+    #[error(transparent)]
+    Augment(#[from] supcon_augment::AugmentError),
+    /// The loss rejected its input.
+    #[error(transparent)]
+    Loss(#[from] supcon_loss::LossError),
+    /// Weights could not be loaded or saved.
+    #[error(transparent)]
+    Weights(#[from] supcon_head::weights::WeightsError),
+    /// A run folder or checkpoint is missing, foreign or corrupt.
+    #[error("{path}: {message}")]
+    Run {
+        /// The file or folder.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// Training produced a non-finite loss.
+    #[error(
+        "the loss became {value} at epoch {epoch}, step {step}: lower the learning rate or raise the temperature"
+    )]
+    Diverged {
+        /// The loss value.
+        value: f32,
+        /// The epoch (1-based).
+        epoch: usize,
+        /// The step within the epoch (1-based).
+        step: usize,
+    },
+}
+
+impl TrainError {
+    /// The process exit status for this error: 2 for bad input (options, data, runs), 1 for
+    /// failures during the work itself.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            TrainError::Diverged { .. } | TrainError::Io { .. } => 1,
+            _ => 2,
+        }
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        TrainError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn run(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        TrainError::Run {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}

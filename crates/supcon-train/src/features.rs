@@ -1,0 +1,136 @@
+//! Frozen-encoder features and the kNN monitor.
+//!
+//! Features are the encoder's output (before the projection head) with BatchNorm in evaluation
+//! mode, computed on the plain (non-autodiff) device in batches.
+
+use burn::prelude::*;
+use supcon_augment::ops::normalize;
+use supcon_data::ImageDataset;
+use supcon_encoder::Encoder;
+
+use crate::TrainError;
+
+/// Images per forward pass when extracting features.
+const EXTRACT_BATCH: usize = 500;
+/// Queries per block of the kNN similarity matrix.
+const KNN_BLOCK: usize = 1024;
+
+/// Features `[N, width]` and labels `[N]` of a dataset.
+pub struct FeatureSet {
+    /// Encoder outputs.
+    pub features: Tensor<2>,
+    /// Labels.
+    pub labels: Tensor<1, Int>,
+    /// Number of classes.
+    pub num_classes: usize,
+}
+
+/// Runs `encoder` (an evaluation-mode module on `device`) over every image of `data`,
+/// normalised with `mean` / `std`.
+pub fn extract(
+    encoder: &Encoder,
+    data: &ImageDataset,
+    mean: &[f64],
+    std: &[f64],
+    device: &Device,
+) -> Result<FeatureSet, TrainError> {
+    let indices: Vec<usize> = (0..data.len()).collect();
+    let mut parts = Vec::new();
+    let mut labels = Vec::new();
+    for chunk in indices.chunks(EXTRACT_BATCH) {
+        let batch = data.batch(chunk, device)?;
+        let images = normalize(batch.images, mean, std);
+        parts.push(encoder.forward(images));
+        labels.push(batch.labels);
+    }
+    Ok(FeatureSet {
+        features: Tensor::cat(parts, 0),
+        labels: Tensor::cat(labels, 0),
+        num_classes: data.num_classes(),
+    })
+}
+
+/// Accuracy of the weighted kNN classifier of Wu et al. (2018), as in SupCon/SimCLR monitors:
+/// cosine similarities `s` of each query to every reference, the `k` nearest vote for their
+/// class with weight `exp(s / temperature)`, the heaviest class wins.
+pub fn knn_accuracy(
+    reference: &FeatureSet,
+    queries: &FeatureSet,
+    k: usize,
+    temperature: f64,
+) -> Result<f64, TrainError> {
+    let n = reference.features.dims()[0];
+    if n == 0 || queries.features.dims()[0] == 0 {
+        return Err(TrainError::Config(
+            "kNN needs reference and query samples".into(),
+        ));
+    }
+    let k = k.min(n);
+    let bank = unit_rows(reference.features.clone());
+    let bank_t = bank.transpose();
+    let one_hot: Tensor<2> = reference
+        .labels
+        .clone()
+        .one_hot::<2>(reference.num_classes)
+        .float();
+    let classes = reference.num_classes;
+    let queries_n = queries.features.dims()[0];
+    let mut correct = 0usize;
+    for start in (0..queries_n).step_by(KNN_BLOCK) {
+        let end = (start + KNN_BLOCK).min(queries_n);
+        let q = unit_rows(queries.features.clone().slice(start..end));
+        let similarity = q.matmul(bank_t.clone()); // [b, n]
+        let (top, index) = similarity.topk_with_indices(k, 1); // [b, k]
+        let rows = end - start;
+        let weights = top.div_scalar(temperature).exp().reshape([rows, k, 1]);
+        let neighbour_classes = one_hot
+            .clone()
+            .select(0, index.reshape([rows * k]))
+            .reshape([rows, k, classes]);
+        let votes = (neighbour_classes * weights)
+            .sum_dim(1)
+            .reshape([rows, classes]);
+        let predicted = votes.argmax(1).reshape([rows]);
+        let truth = queries.labels.clone().slice(start..end);
+        correct += predicted.equal(truth).int().sum().into_scalar::<i64>() as usize;
+    }
+    Ok(correct as f64 / queries_n as f64)
+}
+
+/// Rows scaled to unit length (zero rows stay zero).
+pub fn unit_rows(x: Tensor<2>) -> Tensor<2> {
+    let norm = x.clone().square().sum_dim(1).sqrt().clamp_min(1e-12);
+    x / norm
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(rows: &[[f32; 2]], labels: &[i64], device: &Device) -> FeatureSet {
+        let flat: Vec<f32> = rows.iter().flatten().copied().collect();
+        FeatureSet {
+            features: Tensor::<1>::from_floats(flat.as_slice(), device).reshape([rows.len(), 2]),
+            labels: Tensor::<1, Int>::from_ints(labels, device),
+            num_classes: 2,
+        }
+    }
+
+    #[test]
+    fn knn_votes_by_weighted_neighbours() {
+        let device = Device::flex();
+        // Class 0 points right, class 1 up; one class-1 outlier points right-ish.
+        let reference = set(
+            &[[1.0, 0.0], [1.0, 0.1], [0.0, 1.0], [0.1, 1.0], [1.0, 0.2]],
+            &[0, 0, 1, 1, 1],
+            &device,
+        );
+        let queries = set(&[[1.0, 0.05], [0.05, 1.0]], &[0, 1], &device);
+        // k = 1: nearest neighbour only.
+        assert_eq!(knn_accuracy(&reference, &queries, 1, 0.1).unwrap(), 1.0);
+        // k = 5 with a very high temperature is a plain majority: 3 of 5 say class 1.
+        assert_eq!(knn_accuracy(&reference, &queries, 5, 1e6).unwrap(), 0.5);
+        // ... but with temperature 0.1 the close class-0 points outweigh the far ones.
+        assert_eq!(knn_accuracy(&reference, &queries, 5, 0.1).unwrap(), 1.0);
+    }
+}

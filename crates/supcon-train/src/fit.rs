@@ -1,0 +1,247 @@
+//! The epoch loop shared by pre-training and the cross-entropy baseline: seeded shuffles,
+//! augmentation on the device, one forward pass for all views, the scheduled optimiser step,
+//! monitoring, atomic checkpoints, and resumption.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use burn::store::ModuleRecord;
+use supcon_augment::ViewPipeline;
+use supcon_data::{Splits, shuffled_indices};
+
+use crate::TrainError;
+use crate::checkpoint::{Checkpoint, TrainingState};
+use crate::metrics::{EpochMetrics, epoch_bar, say, write_jsonl};
+use crate::optim::Optimizer;
+use crate::schedule::LearningRateSchedule;
+
+/// File name of a run's checkpoint.
+pub const CHECKPOINT_FILE: &str = "checkpoint.bin";
+/// File name of a run's per-epoch metrics.
+pub const METRICS_FILE: &str = "metrics.jsonl";
+
+/// What is trained and how its loss and monitor are computed.
+pub trait Task {
+    /// The trained module.
+    type Model: Module;
+    /// Short name for progress output.
+    fn name(&self) -> &'static str;
+    /// Augmented views per image.
+    fn views(&self) -> usize;
+    /// The loss of a batch: `views` is `[V * B, C, H, W]` view by view, `labels` `[B]`.
+    fn loss(
+        &self,
+        model: &Self::Model,
+        views: Tensor<4>,
+        labels: Tensor<1, Int>,
+    ) -> Result<Tensor<1>, TrainError>;
+    /// Validation figures at the end of `epoch` (kNN accuracy, classification accuracy);
+    /// `history` holds the earlier epochs' metrics.
+    fn monitor(
+        &self,
+        model: &Self::Model,
+        epoch: usize,
+        last: bool,
+        history: &[EpochMetrics],
+    ) -> Result<(Option<f64>, Option<f64>), TrainError>;
+}
+
+/// Everything a training loop needs besides the task and the model.
+pub struct Fit<'a> {
+    /// The data.
+    pub splits: &'a Splits,
+    /// Training device (autodiff).
+    pub device: Device,
+    /// Augmentation (its generator is part of the checkpoint).
+    pub pipeline: ViewPipeline,
+    /// Optimiser.
+    pub optimizer: Optimizer,
+    /// Learning-rate schedule.
+    pub schedule: LearningRateSchedule,
+    /// Images per batch.
+    pub batch_size: usize,
+    /// Seed of the per-epoch shuffles.
+    pub seed: u64,
+    /// Checkpoint period.
+    pub save_freq: usize,
+    /// The run folder.
+    pub run_dir: PathBuf,
+    /// No progress output.
+    pub quiet: bool,
+    /// Stop after this many epochs of this session (tests of resumption), `None`: run to the end.
+    pub stop_after: Option<usize>,
+}
+
+/// The model after training, and the metrics of every epoch.
+pub struct Fitted<M> {
+    /// The trained model.
+    pub model: M,
+    /// Per-epoch metrics.
+    pub history: Vec<EpochMetrics>,
+    /// Seconds of training over all sessions.
+    pub seconds: f64,
+}
+
+impl Fit<'_> {
+    /// Trains `model` for the schedule's epochs, resuming from the run's checkpoint if
+    /// `resume`.
+    pub fn run<T: Task>(
+        mut self,
+        task: &T,
+        mut model: T::Model,
+        resume: bool,
+    ) -> Result<Fitted<T::Model>, TrainError> {
+        let checkpoint_path = self.run_dir.join(CHECKPOINT_FILE);
+        let metrics_path = self.run_dir.join(METRICS_FILE);
+        let mut history = Vec::new();
+        let mut seconds = 0.0;
+        let mut first_epoch = 1;
+        if resume {
+            let checkpoint = Checkpoint::load(&checkpoint_path)?;
+            model = restore_model(model, checkpoint.model, &checkpoint_path)?;
+            self.optimizer = self
+                .optimizer
+                .load_bytes(checkpoint.optimizer)
+                .map_err(|e| TrainError::run(&checkpoint_path, e))?;
+            self.pipeline.set_rng(checkpoint.state.augment_rng);
+            history = checkpoint.state.history;
+            seconds = checkpoint.state.seconds;
+            first_epoch = checkpoint.state.epoch + 1;
+            write_jsonl(&metrics_path, &history)?;
+            say(
+                self.quiet,
+                &format!(
+                    "resuming {} after epoch {}",
+                    self.run_dir.display(),
+                    checkpoint.state.epoch
+                ),
+            );
+        }
+        let epochs = self.schedule.epochs;
+        let train = &self.splits.train;
+        let steps = train.len().div_ceil(self.batch_size);
+        for (session_epochs, epoch) in (first_epoch..=epochs).enumerate() {
+            if self.stop_after.is_some_and(|s| session_epochs >= s) {
+                break;
+            }
+            let started = Instant::now();
+            let order = shuffled_indices(train.len(), epoch_seed(self.seed, epoch));
+            let bar = epoch_bar(task.name(), epoch, epochs, steps, self.quiet);
+            let (mut loss_sum, mut lr) = (0.0f64, 0.0);
+            for (step, indices) in order.chunks(self.batch_size).enumerate() {
+                lr = self.schedule.rate(epoch, step, steps);
+                let plain = self.device.clone().inner();
+                let batch = train.batch(indices, &plain)?;
+                let views = self.pipeline.views(batch.images, task.views())?;
+                let loss = task.loss(&model, views.autodiff(), batch.labels.autodiff())?;
+                let value = loss.clone().into_scalar::<f32>();
+                if !value.is_finite() {
+                    return Err(TrainError::Diverged {
+                        value,
+                        epoch,
+                        step: step + 1,
+                    });
+                }
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                model = self.optimizer.step(lr, model, grads);
+                loss_sum += value as f64;
+                bar.inc(1);
+                let rate = ((step + 1) * self.batch_size) as f64 / started.elapsed().as_secs_f64();
+                bar.set_message(format!(
+                    "loss {:.4} lr {lr:.4} {rate:.0} img/s",
+                    loss_sum / (step + 1) as f64
+                ));
+            }
+            bar.finish_and_clear();
+            let epoch_seconds = started.elapsed().as_secs_f64();
+            let (knn_accuracy, val_accuracy) =
+                task.monitor(&model, epoch, epoch == epochs, &history)?;
+            let metrics = EpochMetrics {
+                epoch,
+                loss: loss_sum / steps as f64,
+                learning_rate: lr,
+                images_per_second: train.len() as f64 / epoch_seconds,
+                seconds: epoch_seconds,
+                knn_accuracy,
+                val_accuracy,
+            };
+            say(self.quiet, &describe(task.name(), epochs, &metrics));
+            history.push(metrics);
+            seconds += started.elapsed().as_secs_f64();
+            write_jsonl(&metrics_path, &history)?;
+            if epoch % self.save_freq == 0 || epoch == epochs {
+                let state = TrainingState {
+                    epoch,
+                    augment_rng: self.pipeline.rng().clone(),
+                    history: history.clone(),
+                    seconds,
+                };
+                save_checkpoint(&checkpoint_path, state, &model, &self.optimizer)?;
+            }
+        }
+        Ok(Fitted {
+            model,
+            history,
+            seconds,
+        })
+    }
+}
+
+/// The shuffle seed of an epoch: a function of the run's seed and the epoch only, so that a
+/// resumed run shuffles as the uninterrupted one does.
+pub fn epoch_seed(seed: u64, epoch: usize) -> u64 {
+    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(epoch as u64)
+}
+
+fn describe(stage: &str, epochs: usize, m: &EpochMetrics) -> String {
+    let mut line = format!(
+        "{stage} epoch {}/{epochs}: loss {:.4}, lr {:.4}, {:.0} img/s, {:.1} s",
+        m.epoch, m.loss, m.learning_rate, m.images_per_second, m.seconds
+    );
+    if let Some(a) = m.knn_accuracy {
+        line.push_str(&format!(", kNN val {:.2}%", 100.0 * a));
+    }
+    if let Some(a) = m.val_accuracy {
+        line.push_str(&format!(", val {:.2}%", 100.0 * a));
+    }
+    line
+}
+
+fn save_checkpoint<M: Module>(
+    path: &Path,
+    state: TrainingState,
+    model: &M,
+    optimizer: &Optimizer,
+) -> Result<(), TrainError> {
+    let model = model
+        .clone()
+        .into_record()
+        .into_bytes()
+        .map_err(|e| TrainError::run(path, format!("cannot serialise the model: {e}")))?;
+    Checkpoint {
+        state,
+        model,
+        optimizer: optimizer.to_bytes()?,
+    }
+    .save(path)
+}
+
+/// Loads a model record (from a checkpoint) into `model`, which must have the same structure.
+pub fn restore_model<M: Module>(
+    model: M,
+    bytes: burn::tensor::Bytes,
+    path: &Path,
+) -> Result<M, TrainError> {
+    let record = ModuleRecord::from_bytes(bytes)
+        .map_err(|e| TrainError::run(path, format!("unreadable model record: {e}")))?;
+    model.try_load_record(record).map_err(|e| {
+        TrainError::run(
+            path,
+            format!("the checkpoint does not fit this model (another architecture?): {e}"),
+        )
+    })
+}

@@ -1,0 +1,110 @@
+//! Linear evaluation: a linear classifier trained on frozen encoder features, the epoch chosen on
+//! the validation split, test accuracy reported once.
+//!
+//! The features are computed once (BatchNorm in evaluation mode) and cached, so the classifier
+//! trains in seconds. Unlike the reference's `main_linear.py`, the images are not augmented in
+//! this stage; the optimiser is the same (SGD, momentum 0.9, cosine schedule, no weight decay).
+
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+use supcon_data::shuffled_indices;
+use supcon_head::{LinearClassifier, LinearClassifierConfig};
+use supcon_loss::cross_entropy::CrossEntropyLossConfig;
+
+use crate::TrainError;
+use crate::config::OptimizerKind;
+use crate::features::FeatureSet;
+use crate::optim::Optimizer;
+use crate::schedule::LearningRateSchedule;
+
+/// Batch size of the linear stage.
+pub const LINEAR_BATCH: usize = 256;
+
+/// The result of a linear evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinearOutcome {
+    /// The epoch with the best validation accuracy (1-based).
+    pub best_epoch: usize,
+    /// Its validation accuracy.
+    pub val_accuracy: f64,
+    /// Its test accuracy, measured once.
+    pub test_accuracy: f64,
+    /// Validation accuracy of every epoch.
+    pub val_curve: Vec<f64>,
+}
+
+/// Trains the classifier for `epochs` at base rate `learning_rate` on `train`, selects on
+/// `validation`, and measures `test` once.
+pub fn linear_evaluation(
+    train: &FeatureSet,
+    validation: &FeatureSet,
+    test: &FeatureSet,
+    epochs: usize,
+    learning_rate: f64,
+    seed: u64,
+    device: &Device,
+) -> Result<LinearOutcome, TrainError> {
+    if epochs == 0 {
+        return Err(TrainError::Config("linear_epochs must be positive".into()));
+    }
+    let train_device = device.clone().autodiff();
+    let [n, width] = train.features.dims();
+    let mut classifier = LinearClassifierConfig::new(width, train.num_classes).init(&train_device);
+    let mut optim = Optimizer::new(OptimizerKind::Sgd, 0.9, 0.0, false);
+    let schedule = LearningRateSchedule {
+        base: learning_rate,
+        epochs,
+        cosine: true,
+        decay_epochs: Vec::new(),
+        decay_rate: 0.1,
+        warm: false,
+    };
+    let loss_fn = CrossEntropyLossConfig::new().init(&train_device);
+    let features = train.features.clone().autodiff();
+    let labels = train.labels.clone().autodiff();
+    let mut best: Option<(usize, f64, LinearClassifier)> = None;
+    let mut val_curve = Vec::with_capacity(epochs);
+    for epoch in 1..=epochs {
+        let order = shuffled_indices(n, seed.wrapping_add(epoch as u64));
+        let order: Vec<i64> = order.into_iter().map(|i| i as i64).collect();
+        let order = Tensor::<1, Int>::from_ints(order.as_slice(), &train_device);
+        let lr = schedule.epoch_rate(epoch);
+        for start in (0..n).step_by(LINEAR_BATCH) {
+            let end = (start + LINEAR_BATCH).min(n);
+            let index = order.clone().slice(start..end);
+            let x = features.clone().select(0, index.clone());
+            let y = labels.clone().select(0, index);
+            let loss = loss_fn.forward(classifier.forward(x), y);
+            let grads = GradientsParams::from_grads(loss.backward(), &classifier);
+            classifier = optim.step(lr, classifier, grads);
+        }
+        let accuracy = accuracy(&classifier.valid(), validation);
+        val_curve.push(accuracy);
+        if best.as_ref().is_none_or(|(_, a, _)| accuracy > *a) {
+            best = Some((epoch, accuracy, classifier.valid()));
+        }
+    }
+    let (best_epoch, val_accuracy, chosen) = best.expect("at least one epoch");
+    Ok(LinearOutcome {
+        best_epoch,
+        val_accuracy,
+        test_accuracy: accuracy(&chosen, test),
+        val_curve,
+    })
+}
+
+/// Fraction of `data` that `classifier` labels correctly.
+pub fn accuracy(classifier: &LinearClassifier, data: &FeatureSet) -> f64 {
+    let n = data.features.dims()[0];
+    let predicted = classifier
+        .forward(data.features.clone())
+        .argmax(1)
+        .reshape([n]);
+    let correct = predicted
+        .equal(data.labels.clone())
+        .int()
+        .sum()
+        .into_scalar::<i64>();
+    correct as f64 / n.max(1) as f64
+}

@@ -1,0 +1,238 @@
+//! SupCon / SimCLR pre-training (the reference's `main_supcon.py`), followed by linear
+//! evaluation of the encoder.
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use supcon_augment::ViewPipeline;
+use supcon_encoder::{Encoder, EncoderConfig};
+use supcon_head::{SupConModel, SupConModelConfig};
+use supcon_loss::{Positives, SupConLoss, SupConLossConfig};
+
+use crate::TrainError;
+use crate::config::{Method, RunConfig};
+use crate::features::{FeatureSet, extract, knn_accuracy};
+use crate::fit::{Fit, Task};
+use crate::linear::{LinearOutcome, linear_evaluation};
+use crate::metrics::{EpochMetrics, say};
+use crate::optim::Optimizer;
+use crate::run::Prepared;
+use crate::schedule::LearningRateSchedule;
+
+/// The reference's `base_temperature` (its `SupConLoss` default, which `main_supcon.py` keeps).
+pub const BASE_TEMPERATURE: f64 = 0.07;
+/// Temperature of the kNN monitor's vote weights.
+pub const KNN_TEMPERATURE: f64 = 0.1;
+
+/// What a pre-training run produced.
+pub struct PretrainOutcome {
+    /// The run folder.
+    pub run_dir: PathBuf,
+    /// Per-epoch metrics.
+    pub history: Vec<EpochMetrics>,
+    /// Training seconds.
+    pub seconds: f64,
+    /// The linear evaluation, when `linear_epochs > 0`.
+    pub linear: Option<LinearOutcome>,
+}
+
+/// Pre-training as a [`Task`]: all views through the model at once, SupCon or SimCLR loss.
+pub struct ContrastiveTask<'a> {
+    prepared: &'a Prepared,
+    loss: SupConLoss,
+    method: Method,
+    views: usize,
+}
+
+impl Task for ContrastiveTask<'_> {
+    type Model = SupConModel;
+
+    fn name(&self) -> &'static str {
+        match self.method {
+            Method::SupCon => "supcon",
+            Method::SimClr => "simclr",
+        }
+    }
+
+    fn views(&self) -> usize {
+        self.views
+    }
+
+    fn loss(
+        &self,
+        model: &SupConModel,
+        views: Tensor<4>,
+        labels: Tensor<1, Int>,
+    ) -> Result<Tensor<1>, TrainError> {
+        let batch = labels.dims()[0];
+        let z = model.forward(views); // [V * B, dim], view by view
+        let dim = z.dims()[1];
+        let features = z.reshape([self.views, batch, dim]).swap_dims(0, 1);
+        let positives = match self.method {
+            Method::SupCon => Positives::Labels(labels),
+            Method::SimClr => Positives::SameImage,
+        };
+        Ok(self.loss.forward(features, positives)?)
+    }
+
+    fn monitor(
+        &self,
+        model: &SupConModel,
+        epoch: usize,
+        last: bool,
+        _history: &[EpochMetrics],
+    ) -> Result<(Option<f64>, Option<f64>), TrainError> {
+        let c = &self.prepared.config;
+        if c.knn_freq == 0 || !(last || epoch.is_multiple_of(c.knn_freq)) {
+            return Ok((None, None));
+        }
+        let encoder = model.valid().encoder;
+        let p = self.prepared;
+        let train = extract(&encoder, &p.splits.train, &c.mean, &c.std, &p.device)?;
+        let validation = extract(&encoder, &p.splits.validation, &c.mean, &c.std, &p.device)?;
+        let accuracy = knn_accuracy(&train, &validation, c.knn_k, KNN_TEMPERATURE)?;
+        Ok((Some(accuracy), None))
+    }
+}
+
+/// The model a configuration describes, on `device`.
+pub fn supcon_model(
+    config: &RunConfig,
+    channels: usize,
+    device: &Device,
+) -> Result<SupConModel, TrainError> {
+    let encoder = EncoderConfig::new(config.architecture()?).with_in_channels(channels);
+    Ok(SupConModelConfig::new(encoder)
+        .with_head(config.head_kind()?)
+        .with_feat_dim(config.feat_dim)
+        .init(device))
+}
+
+/// The optimiser and schedule a configuration describes.
+pub fn optimisation(config: &RunConfig) -> (Optimizer, LearningRateSchedule) {
+    let optimizer = Optimizer::new(
+        config.optimizer,
+        config.momentum,
+        config.weight_decay,
+        config.decay_norm_and_bias,
+    );
+    let schedule = LearningRateSchedule {
+        base: config.learning_rate,
+        epochs: config.epochs,
+        cosine: config.cosine,
+        decay_epochs: config.lr_decay_epochs.clone(),
+        decay_rate: config.lr_decay_rate,
+        warm: config.warm_up(),
+    };
+    (optimizer, schedule)
+}
+
+/// Pre-trains in `run_dir` (resuming its checkpoint if `resume`), then evaluates linearly.
+/// `stop_after` ends the session early after that many epochs (for tests of resumption).
+pub fn pretrain(
+    prepared: &Prepared,
+    run_dir: &Path,
+    resume: bool,
+    quiet: bool,
+    stop_after: Option<usize>,
+) -> Result<PretrainOutcome, TrainError> {
+    let c = &prepared.config;
+    let train_device = prepared.device.clone().autodiff();
+    let model = supcon_model(c, prepared.channels(), &train_device)?;
+    let views = prepared.pretrain_views();
+    views.validate(prepared.channels())?;
+    let task = ContrastiveTask {
+        prepared,
+        loss: SupConLossConfig::new()
+            .with_temperature(c.temp)
+            .with_base_temperature(BASE_TEMPERATURE)
+            .init(),
+        method: c.method,
+        views: c.views,
+    };
+    let (optimizer, schedule) = optimisation(c);
+    let fitted = Fit {
+        splits: &prepared.splits,
+        device: train_device,
+        pipeline: ViewPipeline::new(views, c.seed),
+        optimizer,
+        schedule,
+        batch_size: c.batch_size,
+        seed: c.seed,
+        save_freq: c.save_freq,
+        run_dir: run_dir.to_path_buf(),
+        quiet,
+        stop_after,
+    }
+    .run(&task, model, resume)?;
+    let finished = fitted.history.last().is_some_and(|m| m.epoch == c.epochs);
+    let linear = if finished && c.linear_epochs > 0 {
+        let encoder = fitted.model.valid().encoder;
+        let outcome = evaluate_linear(prepared, &encoder, quiet)?;
+        crate::report::save_linear(run_dir, &outcome)?;
+        Some(outcome)
+    } else {
+        None
+    };
+    if finished {
+        crate::plot::plot_run(
+            run_dir,
+            &fitted.history,
+            prepared,
+            &fitted.model.valid().encoder,
+        )?;
+    }
+    Ok(PretrainOutcome {
+        run_dir: run_dir.to_path_buf(),
+        history: fitted.history,
+        seconds: fitted.seconds,
+        linear,
+    })
+}
+
+/// Features of the three splits under `encoder` (evaluation mode).
+pub fn split_features(
+    prepared: &Prepared,
+    encoder: &Encoder,
+) -> Result<[FeatureSet; 3], TrainError> {
+    let c = &prepared.config;
+    let s = &prepared.splits;
+    let d = &prepared.device;
+    Ok([
+        extract(encoder, &s.train, &c.mean, &c.std, d)?,
+        extract(encoder, &s.validation, &c.mean, &c.std, d)?,
+        extract(encoder, &s.test, &c.mean, &c.std, d)?,
+    ])
+}
+
+/// Linear evaluation of a frozen encoder with the configuration's linear settings.
+pub fn evaluate_linear(
+    prepared: &Prepared,
+    encoder: &Encoder,
+    quiet: bool,
+) -> Result<LinearOutcome, TrainError> {
+    let c = &prepared.config;
+    let started = std::time::Instant::now();
+    let [train, validation, test] = split_features(prepared, encoder)?;
+    let outcome = linear_evaluation(
+        &train,
+        &validation,
+        &test,
+        c.linear_epochs,
+        c.linear_learning_rate,
+        c.seed,
+        &prepared.device,
+    )?;
+    say(
+        quiet,
+        &format!(
+            "linear evaluation: best validation {:.2}% at epoch {}/{}, test {:.2}% ({:.1} s)",
+            100.0 * outcome.val_accuracy,
+            outcome.best_epoch,
+            c.linear_epochs,
+            100.0 * outcome.test_accuracy,
+            started.elapsed().as_secs_f64()
+        ),
+    );
+    Ok(outcome)
+}

@@ -1,0 +1,130 @@
+//! What every command does first: resolve the configuration against the data, pick the device,
+//! create (or reopen) the run folder.
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use supcon_augment::{ColorJitterConfig, CropConfig, ViewPipelineConfig};
+use supcon_data::Splits;
+
+use crate::TrainError;
+use crate::config::RunConfig;
+use crate::dataset::{DatasetSpec, channel_statistics};
+use crate::device::DeviceChoice;
+use crate::metrics::say;
+
+/// File name of the configuration saved in a run folder.
+pub const CONFIG_FILE: &str = "config.toml";
+
+/// A configuration made concrete: data loaded, normalisation measured, device ready.
+pub struct Prepared {
+    /// The configuration, `mean`/`std` filled in.
+    pub config: RunConfig,
+    /// The data.
+    pub splits: Splits,
+    /// The plain device (training uses its autodiff twin).
+    pub device: Device,
+}
+
+impl Prepared {
+    /// Loads the data named by `config` and fills in what depends on it.
+    pub fn new(mut config: RunConfig, quiet: bool) -> Result<Prepared, TrainError> {
+        let device = DeviceChoice::parse(&config.device)?.device();
+        device.seed(config.seed);
+        let spec = DatasetSpec::parse(&config.dataset)?;
+        let splits = spec.load(config.val_fraction, config.seed, config.size.unwrap_or(32))?;
+        let channels = splits.train.image_shape()[0];
+        if config.mean.is_empty() {
+            let (mean, std) = channel_statistics(&splits.train);
+            config.mean = mean;
+            config.std = std;
+        } else if config.mean.len() != channels {
+            return Err(TrainError::Config(format!(
+                "mean/std have {} values but the images have {channels} channels",
+                config.mean.len()
+            )));
+        }
+        say(
+            quiet,
+            &format!(
+                "data {}: {} train, {} validation, {} test images of {:?}, {} classes",
+                config.dataset,
+                splits.train.len(),
+                splits.validation.len(),
+                splits.test.len(),
+                splits.train.image_shape(),
+                splits.train.num_classes()
+            ),
+        );
+        Ok(Prepared {
+            config,
+            splits,
+            device,
+        })
+    }
+
+    /// Image channels.
+    pub fn channels(&self) -> usize {
+        self.splits.train.image_shape()[0]
+    }
+
+    /// The augmentation of pre-training: random resized crop (scale `crop_min_scale..1`),
+    /// flip, colour jitter of strength `jitter` (brightness and contrast only for grey images),
+    /// grayscale with probability 0.2 for colour images, normalisation.
+    pub fn pretrain_views(&self) -> ViewPipelineConfig {
+        let c = &self.config;
+        let colour = self.channels() == 3;
+        let jitter = (c.jitter > 0.0).then(|| {
+            ColorJitterConfig::new()
+                .with_brightness(c.jitter)
+                .with_contrast(c.jitter)
+                .with_saturation(if colour { c.jitter } else { 0.0 })
+                .with_hue(if colour { c.jitter / 4.0 } else { 0.0 })
+        });
+        self.crop_views()
+            .with_color_jitter(jitter)
+            .with_grayscale_probability(if colour { 0.2 } else { 0.0 })
+    }
+
+    /// The augmentation of the cross-entropy baseline: crop, flip, normalisation.
+    pub fn crop_views(&self) -> ViewPipelineConfig {
+        let c = &self.config;
+        ViewPipelineConfig::cross_entropy(c.mean.clone(), c.std.clone())
+            .with_crop(Some(CropConfig::new().with_scale([c.crop_min_scale, 1.0])))
+            .with_flip_probability(c.flip)
+            .with_output_size(c.size.map(|s| [s, s]))
+    }
+}
+
+/// Creates a fresh run folder `out/<name>-<n>` (the first free `n` from 1) and saves the
+/// configuration in it.
+pub fn create_run_dir(config: &RunConfig, name: &str) -> Result<PathBuf, TrainError> {
+    std::fs::create_dir_all(&config.out).map_err(|e| TrainError::io(&config.out, e))?;
+    for n in 1.. {
+        let dir = config.out.join(format!("{name}-{n}"));
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {
+                config.save(&dir.join(CONFIG_FILE))?;
+                return Ok(dir);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(TrainError::io(&dir, e)),
+        }
+    }
+    unreachable!("some run number is free")
+}
+
+/// The configuration saved in an existing run folder.
+pub fn load_run_config(run: &Path) -> Result<RunConfig, TrainError> {
+    if !run.is_dir() {
+        return Err(TrainError::run(run, "no such run folder"));
+    }
+    let path = run.join(CONFIG_FILE);
+    if !path.is_file() {
+        return Err(TrainError::run(
+            run,
+            format!("not a run folder: no {CONFIG_FILE}"),
+        ));
+    }
+    RunConfig::load(&path)
+}

@@ -1,0 +1,147 @@
+//! The binary's handling of bad input: one clear message, exit status 2, nothing written.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn supcon_train(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_supcon-train"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap()
+}
+
+fn assert_rejected(args: &[&str], expected: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = supcon_train(args, dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+    assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one message: {stderr}");
+    let written: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(written.is_empty(), "{args:?} wrote {written:?}");
+}
+
+#[test]
+fn bad_options_are_refused_before_anything_is_written() {
+    assert_rejected(&["pretrain", "--model", "resnet7"], "resnet7");
+    assert_rejected(&["pretrain", "--dataset", "imagenet:/x"], "unknown dataset");
+    assert_rejected(
+        &["pretrain", "--dataset", "idx:/no/such/folder"],
+        "no such folder",
+    );
+    assert_rejected(
+        &["pretrain", "--learning_rate", "0"],
+        "learning_rate must be a positive",
+    );
+    assert_rejected(
+        &["pretrain", "--learning_rate", "-1"],
+        "learning_rate must be a positive",
+    );
+    assert_rejected(&["ce", "--batch_size", "0"], "batch_size must be positive");
+    assert_rejected(&["pretrain", "--device", "tpu"], "unknown device");
+    assert_rejected(
+        &["linear", "--encoder", "missing-run"],
+        "no such run folder",
+    );
+    assert_rejected(
+        &["pretrain", "--resume", "missing-run"],
+        "no such run folder",
+    );
+    assert_rejected(&["pretrain", "--config", "missing.toml"], "missing.toml");
+}
+
+#[test]
+fn a_device_not_compiled_in_is_named() {
+    if cfg!(feature = "wgpu") {
+        return;
+    }
+    assert_rejected(&["pretrain", "--device", "wgpu"], "not compiled in");
+}
+
+#[test]
+fn a_checkpoint_of_another_architecture_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_tiny_idx(&dir.path().join("data"));
+    let dataset = format!("idx:{}", dir.path().join("data").display());
+    let out = supcon_train(
+        &[
+            "pretrain",
+            "--dataset",
+            &dataset,
+            "--epochs",
+            "1",
+            "--batch_size",
+            "32",
+            "--knn_freq",
+            "0",
+            "--linear_epochs",
+            "1",
+            "--out",
+            "runs",
+            "--quiet",
+        ],
+        dir.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = dir.path().join("runs/supcon-small-1");
+    // Pretend the run was a ResNet-18: its checkpoint no longer fits.
+    let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    std::fs::write(
+        run.join("config.toml"),
+        config.replace("model = \"small\"", "model = \"resnet18\""),
+    )
+    .unwrap();
+    let before = std::fs::read(run.join("checkpoint.bin")).unwrap();
+    let out = supcon_train(&["linear", "--encoder", "runs/supcon-small-1"], dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("does not fit this model"), "{stderr}");
+    assert_eq!(std::fs::read(run.join("checkpoint.bin")).unwrap(), before);
+}
+
+#[test]
+fn toml_options_are_overridden_by_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_tiny_idx(&dir.path().join("data"));
+    let dataset = format!("idx:{}", dir.path().join("data").display());
+    std::fs::write(
+        dir.path().join("recipe.toml"),
+        format!(
+            "dataset = \"{dataset}\"\nepochs = 5\nbatch_size = 32\nknn_freq = 0\nlinear_epochs = 1\ntemp = 0.5\n"
+        ),
+    )
+    .unwrap();
+    let out = supcon_train(
+        &[
+            "pretrain",
+            "--config",
+            "recipe.toml",
+            "--epochs",
+            "1",
+            "--out",
+            "runs",
+            "--quiet",
+        ],
+        dir.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let saved =
+        std::fs::read_to_string(dir.path().join("runs/supcon-small-1/config.toml")).unwrap();
+    assert!(saved.contains("epochs = 1\n"), "{saved}");
+    assert!(saved.contains("temp = 0.5\n"), "{saved}");
+    assert!(
+        saved.contains("mean = ["),
+        "measured normalisation is saved: {saved}"
+    );
+}

@@ -1,0 +1,55 @@
+//! A tiny learnable dataset in IDX files: 12x12 grey images of 4 classes, each class a bright
+//! square in its own quadrant over seeded noise.
+
+use std::path::Path;
+
+pub const SIDE: usize = 12;
+pub const CLASSES: usize = 4;
+
+fn idx_images(count: usize, seed: u64) -> (Vec<u8>, Vec<u8>) {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut noise = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 60) as u8 * 3
+    };
+    let mut images = Vec::new();
+    let mut labels = Vec::new();
+    for i in 0..count {
+        let class = i % CLASSES;
+        let (top, left) = ((class / 2) * SIDE / 2, (class % 2) * SIDE / 2);
+        for y in 0..SIDE {
+            for x in 0..SIDE {
+                let inside = (top + 1..top + SIDE / 2 - 1).contains(&y)
+                    && (left + 1..left + SIDE / 2 - 1).contains(&x);
+                images.push(if inside { 200 } else { 0 } + noise());
+            }
+        }
+        labels.push(class as u8);
+    }
+    (images, labels)
+}
+
+fn write_split(dir: &Path, prefix: &str, count: usize, seed: u64) {
+    let (pixels, labels) = idx_images(count, seed);
+    let mut images = vec![0, 0, 8, 3];
+    for d in [count, SIDE, SIDE] {
+        images.extend_from_slice(&(d as u32).to_be_bytes());
+    }
+    images.extend_from_slice(&pixels);
+    std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), images).unwrap();
+    let mut label_file = vec![0, 0, 8, 1];
+    label_file.extend_from_slice(&(count as u32).to_be_bytes());
+    label_file.extend_from_slice(&labels);
+    std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), label_file).unwrap();
+}
+
+/// Writes `train` (128 images) and `test` (32 images) splits into `dir`.
+pub fn write_tiny_idx(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    write_split(dir, "train", 128, 1);
+    write_split(dir, "test", 32, 2);
+}

@@ -1,0 +1,129 @@
+//! Whole runs on a tiny dataset through the library: seeding, resumption, linear evaluation,
+//! the cross-entropy baseline, kNN and embeddings.
+
+mod common;
+
+use supcon_train::cli::SplitName;
+use supcon_train::commands;
+use supcon_train::config::{Method, Options, RunConfig};
+use supcon_train::fit::{CHECKPOINT_FILE, METRICS_FILE};
+use supcon_train::pretrain::pretrain;
+use supcon_train::run::{CONFIG_FILE, Prepared, create_run_dir};
+
+/// Burn's generator is per device and process-wide: runs that must be reproducible take turns.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn tiny_config(data: &std::path::Path, out: &std::path::Path) -> RunConfig {
+    RunConfig::resolve(Options {
+        dataset: Some(format!("idx:{}", data.display())),
+        out: Some(out.to_path_buf()),
+        epochs: Some(3),
+        batch_size: Some(32),
+        learning_rate: Some(0.05),
+        val_fraction: Some(0.25),
+        knn_freq: Some(1),
+        knn_k: Some(10),
+        linear_epochs: Some(40),
+        flip: Some(0.0),
+        ..Options::default()
+    })
+    .unwrap()
+}
+
+#[test]
+fn same_seed_same_run_and_resume_matches_the_uninterrupted_run() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    common::write_tiny_idx(&dir.path().join("data"));
+    let config = tiny_config(&dir.path().join("data"), &dir.path().join("runs"));
+
+    let prepared = Prepared::new(config.clone(), true).unwrap();
+    let whole_dir = create_run_dir(&prepared.config, "whole").unwrap();
+    let whole = pretrain(&prepared, &whole_dir, false, true, None).unwrap();
+    assert_eq!(whole.history.len(), 3);
+    assert!(whole.history.iter().all(|m| m.loss.is_finite()));
+    for file in [
+        CONFIG_FILE,
+        CHECKPOINT_FILE,
+        METRICS_FILE,
+        "linear.json",
+        "curves.png",
+        "embedding.png",
+    ] {
+        assert!(whole_dir.join(file).is_file(), "{file} missing");
+    }
+    let lines = std::fs::read_to_string(whole_dir.join(METRICS_FILE)).unwrap();
+    assert_eq!(lines.lines().count(), 3);
+
+    // The same seed again, interrupted after one epoch, then resumed.
+    let prepared = Prepared::new(config, true).unwrap();
+    let split_dir = create_run_dir(&prepared.config, "split").unwrap();
+    let first = pretrain(&prepared, &split_dir, false, true, Some(1)).unwrap();
+    assert_eq!(first.history.len(), 1);
+    assert!(first.linear.is_none(), "no evaluation of an unfinished run");
+    let resumed = pretrain(&prepared, &split_dir, true, true, None).unwrap();
+    assert_eq!(resumed.history.len(), 3);
+    for (a, b) in whole.history.iter().zip(&resumed.history) {
+        assert_eq!(a.loss, b.loss, "epoch {}", a.epoch);
+        assert_eq!(a.knn_accuracy, b.knn_accuracy, "epoch {}", a.epoch);
+    }
+    let (a, b) = (whole.linear.unwrap(), resumed.linear.unwrap());
+    assert_eq!(a.test_accuracy, b.test_accuracy);
+    // The tiny task is easy: the encoder must have learnt something.
+    assert!(a.test_accuracy > 0.5, "{a:?}");
+}
+
+#[test]
+fn evaluation_commands_read_a_finished_run() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    common::write_tiny_idx(&dir.path().join("data"));
+    let mut config = tiny_config(&dir.path().join("data"), &dir.path().join("runs"));
+    config.method = Method::SimClr;
+    config.epochs = 1;
+    let outcome = commands::start_pretrain(config, true).unwrap();
+    let run = outcome.run_dir;
+
+    let options = Options {
+        linear_epochs: Some(3),
+        ..Options::default()
+    };
+    let linear = commands::linear(&run, &options, true).unwrap();
+    assert_eq!(linear.val_curve.len(), 3);
+    let (val, test) = commands::knn(&run, &Options::default(), true).unwrap();
+    assert!((0.0..=1.0).contains(&val) && (0.0..=1.0).contains(&test));
+
+    let out = dir.path().join("embeddings");
+    let written =
+        commands::embed(&run, SplitName::Test, Some(&out), &Options::default(), true).unwrap();
+    let embeddings = std::fs::read(&written[0]).unwrap();
+    let header_len = u16::from_le_bytes([embeddings[8], embeddings[9]]) as usize;
+    let header = std::str::from_utf8(&embeddings[10..10 + header_len]).unwrap();
+    assert!(header.contains("'shape': (32, 128)"), "{header}");
+    assert_eq!(embeddings.len(), 10 + header_len + 32 * 128 * 4);
+    let labels = std::fs::read(&written[1]).unwrap();
+    assert_eq!(&labels[labels.len() - 8..], &3i64.to_le_bytes());
+}
+
+#[test]
+fn cross_entropy_baseline_selects_on_validation() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    common::write_tiny_idx(&dir.path().join("data"));
+    let config = tiny_config(&dir.path().join("data"), &dir.path().join("runs"));
+    let prepared = Prepared::new(config, true).unwrap();
+    let run = create_run_dir(&prepared.config, "ce").unwrap();
+    let (history, outcome) =
+        supcon_train::ce::cross_entropy(&prepared, &run, false, true, None).unwrap();
+    let outcome = outcome.unwrap();
+    let best = history
+        .iter()
+        .map(|m| m.val_accuracy.unwrap())
+        .fold(0.0, f64::max);
+    assert_eq!(outcome.val_accuracy, best);
+    assert_eq!(
+        history[outcome.best_epoch - 1].val_accuracy,
+        Some(outcome.val_accuracy)
+    );
+    assert!(run.join("ce.json").is_file() && run.join("best-model.bpk").is_file());
+}
