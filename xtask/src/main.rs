@@ -1,5 +1,7 @@
 //! Project chores: `cargo xtask <task>` (the alias lives in `.cargo/config.toml`).
 //!
+//! - `bench`: speed of the loss, the augmentation, training steps, beside PyTorch
+//!   (see [`bench`]).
 //! - `golden`: regenerates the reference data the tests compare against, in `assets/golden/`:
 //!   the float64 SupCon cases (`xtask/python/supcon_loss_reference.py`, needs numpy) and
 //!   torchvision's crop-sampler statistics (`xtask/python/crop_stats.py`, needs torch and
@@ -9,15 +11,27 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+mod alloc;
+mod bench;
+
+#[global_allocator]
+static ALLOCATOR: alloc::CountingAllocator = alloc::CountingAllocator;
+
 const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
-  golden   regenerate assets/golden/ (python3 with numpy, torch, torchvision)";
+  golden   regenerate assets/golden/ (python3 with numpy, torch, torchvision)
+  bench    time the loss, augmentation, training steps; beside PyTorch when torch imports
+           [--quick] [--out FILE] (default target/bench/results.json)";
 
 fn main() -> ExitCode {
     let task = std::env::args().nth(1);
     let result = match task.as_deref() {
         Some("golden") => golden(),
+        Some("bench") => {
+            let args: Vec<String> = std::env::args().skip(2).collect();
+            bench::bench(&workspace_root(), &args).map(|_| ())
+        }
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())

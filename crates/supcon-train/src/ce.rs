@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use supcon_augment::ViewPipeline;
-use supcon_augment::ops::normalize;
 use supcon_data::ImageDataset;
 use supcon_encoder::EncoderConfig;
 use supcon_head::{CrossEntropyNet, CrossEntropyNetConfig};
@@ -15,6 +14,8 @@ use supcon_loss::cross_entropy::{CrossEntropyLoss, CrossEntropyLossConfig};
 
 use crate::TrainError;
 use crate::checkpoint::write_atomically;
+use crate::config::RunConfig;
+use crate::features::evaluation_views;
 use crate::fit::{Fit, Task, restore_model};
 use crate::metrics::{EpochMetrics, say};
 use crate::pretrain::optimisation;
@@ -69,13 +70,7 @@ impl Task for CrossEntropyTask<'_> {
     ) -> Result<(Option<f64>, Option<f64>), TrainError> {
         let p = self.prepared;
         let model = model.valid();
-        let accuracy = classify(
-            &model,
-            &p.splits.validation,
-            &p.config.mean,
-            &p.config.std,
-            &p.device,
-        )?;
+        let accuracy = classify(&model, &p.splits.validation, &p.config, &p.device)?;
         let best = history
             .iter()
             .filter_map(|m| m.val_accuracy)
@@ -95,15 +90,15 @@ impl Task for CrossEntropyTask<'_> {
 pub fn classify(
     model: &CrossEntropyNet,
     data: &ImageDataset,
-    mean: &[f64],
-    std: &[f64],
+    config: &RunConfig,
     device: &Device,
 ) -> Result<f64, TrainError> {
+    let mut views = evaluation_views(config);
     let indices: Vec<usize> = (0..data.len()).collect();
     let mut correct = 0i64;
     for chunk in indices.chunks(500) {
         let batch = data.batch(chunk, device)?;
-        let logits = model.forward(normalize(batch.images, mean, std));
+        let logits = model.forward(views.views(batch.images, 1)?);
         let predicted = logits.argmax(1).reshape([chunk.len()]);
         correct += predicted
             .equal(batch.labels)
@@ -163,13 +158,7 @@ pub fn cross_entropy(
         burn::tensor::Bytes::from_bytes_vec(bytes),
         &task.best_path,
     )?;
-    let test_accuracy = classify(
-        &best,
-        &prepared.splits.test,
-        &c.mean,
-        &c.std,
-        &prepared.device,
-    )?;
+    let test_accuracy = classify(&best, &prepared.splits.test, c, &prepared.device)?;
     say(
         quiet,
         &format!(

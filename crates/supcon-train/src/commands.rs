@@ -195,7 +195,7 @@ pub fn knn(run: &Path, options: &Options, quiet: bool) -> Result<(f64, f64), Tra
     let encoder = load_encoder(run, &prepared)?;
     let c = &prepared.config;
     let s = &prepared.splits;
-    let features = |data| extract(&encoder, data, &c.mean, &c.std, &prepared.device);
+    let features = |data| extract(&encoder, data, c, &prepared.device);
     let train: FeatureSet = features(&s.train)?;
     let val = knn_accuracy(&train, &features(&s.validation)?, c.knn_k, KNN_TEMPERATURE)?;
     let test = knn_accuracy(&train, &features(&s.test)?, c.knn_k, KNN_TEMPERATURE)?;
@@ -218,7 +218,7 @@ pub fn embed(
         SplitName::Test => ("test", &prepared.splits.test),
     };
     let c = &prepared.config;
-    let set = extract(&encoder, data, &c.mean, &c.std, &prepared.device)?;
+    let set = extract(&encoder, data, c, &prepared.device)?;
     let dir = output.unwrap_or(run);
     std::fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
     let [n, width] = set.features.dims();

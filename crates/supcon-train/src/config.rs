@@ -172,7 +172,13 @@ impl Options {
     pub fn from_toml_file(path: &Path) -> Result<Options, TrainError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))?;
-        toml::from_str(&text).map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))
+        Options::from_toml_str(&text)
+            .map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// Parses TOML options (unknown keys are errors).
+    pub fn from_toml_str(text: &str) -> Result<Options, TrainError> {
+        toml::from_str(text).map_err(|e| TrainError::Config(e.to_string()))
     }
 
     /// The command-line options layered over the `--config` file, if any.

@@ -1,14 +1,16 @@
 //! Frozen-encoder features and the kNN monitor.
 //!
 //! Features are the encoder's output (before the projection head) with BatchNorm in evaluation
-//! mode, computed on the plain (non-autodiff) device in batches.
+//! mode, computed on the plain (non-autodiff) device in batches, from whole images resized to the
+//! training crops' size (`size`) and normalised as in training.
 
 use burn::prelude::*;
-use supcon_augment::ops::normalize;
+use supcon_augment::{ViewPipeline, ViewPipelineConfig};
 use supcon_data::ImageDataset;
 use supcon_encoder::Encoder;
 
 use crate::TrainError;
+use crate::config::RunConfig;
 
 /// Images per forward pass when extracting features.
 const EXTRACT_BATCH: usize = 500;
@@ -25,21 +27,28 @@ pub struct FeatureSet {
     pub num_classes: usize,
 }
 
-/// Runs `encoder` (an evaluation-mode module on `device`) over every image of `data`,
-/// normalised with `mean` / `std`.
+/// The evaluation transform of a run: the whole image, resized to `size` if given, normalised.
+pub fn evaluation_views(config: &RunConfig) -> ViewPipeline {
+    let views = ViewPipelineConfig::evaluation(config.mean.clone(), config.std.clone())
+        .with_output_size(config.size.map(|s| [s, s]));
+    ViewPipeline::new(views, 0)
+}
+
+/// Runs `encoder` (an evaluation-mode module on `device`) over every image of `data` under the
+/// run's evaluation transform ([`evaluation_views`]).
 pub fn extract(
     encoder: &Encoder,
     data: &ImageDataset,
-    mean: &[f64],
-    std: &[f64],
+    config: &RunConfig,
     device: &Device,
 ) -> Result<FeatureSet, TrainError> {
+    let mut views = evaluation_views(config);
     let indices: Vec<usize> = (0..data.len()).collect();
     let mut parts = Vec::new();
     let mut labels = Vec::new();
     for chunk in indices.chunks(EXTRACT_BATCH) {
         let batch = data.batch(chunk, device)?;
-        let images = normalize(batch.images, mean, std);
+        let images = views.views(batch.images, 1)?;
         parts.push(encoder.forward(images));
         labels.push(batch.labels);
     }

@@ -55,7 +55,7 @@ pub fn plot_run(
     let test = &prepared.splits.test;
     let shown: Vec<usize> = (0..test.len().min(MAP_POINTS)).collect();
     let subset = test.subset(&shown)?;
-    let set = extract(encoder, &subset, &c.mean, &c.std, &prepared.device)?;
+    let set = extract(encoder, &subset, c, &prepared.device)?;
     let [n, d] = set.features.dims();
     let features = set
         .features

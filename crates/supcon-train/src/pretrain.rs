@@ -88,8 +88,8 @@ impl Task for ContrastiveTask<'_> {
         }
         let encoder = model.valid().encoder;
         let p = self.prepared;
-        let train = extract(&encoder, &p.splits.train, &c.mean, &c.std, &p.device)?;
-        let validation = extract(&encoder, &p.splits.validation, &c.mean, &c.std, &p.device)?;
+        let train = extract(&encoder, &p.splits.train, c, &p.device)?;
+        let validation = extract(&encoder, &p.splits.validation, c, &p.device)?;
         let accuracy = knn_accuracy(&train, &validation, c.knn_k, KNN_TEMPERATURE)?;
         Ok((Some(accuracy), None))
     }
@@ -199,9 +199,9 @@ pub fn split_features(
     let s = &prepared.splits;
     let d = &prepared.device;
     Ok([
-        extract(encoder, &s.train, &c.mean, &c.std, d)?,
-        extract(encoder, &s.validation, &c.mean, &c.std, d)?,
-        extract(encoder, &s.test, &c.mean, &c.std, d)?,
+        extract(encoder, &s.train, c, d)?,
+        extract(encoder, &s.validation, c, d)?,
+        extract(encoder, &s.test, c, d)?,
     ])
 }
 

@@ -68,32 +68,41 @@ impl Prepared {
         self.splits.train.image_shape()[0]
     }
 
-    /// The augmentation of pre-training: random resized crop (scale `crop_min_scale..1`),
-    /// flip, colour jitter of strength `jitter` (brightness and contrast only for grey images),
-    /// grayscale with probability 0.2 for colour images, normalisation.
+    /// The augmentation of pre-training ([`pretrain_view_config`]).
     pub fn pretrain_views(&self) -> ViewPipelineConfig {
-        let c = &self.config;
-        let colour = self.channels() == 3;
-        let jitter = (c.jitter > 0.0).then(|| {
-            ColorJitterConfig::new()
-                .with_brightness(c.jitter)
-                .with_contrast(c.jitter)
-                .with_saturation(if colour { c.jitter } else { 0.0 })
-                .with_hue(if colour { c.jitter / 4.0 } else { 0.0 })
-        });
-        self.crop_views()
-            .with_color_jitter(jitter)
-            .with_grayscale_probability(if colour { 0.2 } else { 0.0 })
+        pretrain_view_config(&self.config, self.channels())
     }
 
-    /// The augmentation of the cross-entropy baseline: crop, flip, normalisation.
+    /// The augmentation of the cross-entropy baseline ([`crop_view_config`]).
     pub fn crop_views(&self) -> ViewPipelineConfig {
-        let c = &self.config;
-        ViewPipelineConfig::cross_entropy(c.mean.clone(), c.std.clone())
-            .with_crop(Some(CropConfig::new().with_scale([c.crop_min_scale, 1.0])))
-            .with_flip_probability(c.flip)
-            .with_output_size(c.size.map(|s| [s, s]))
+        crop_view_config(&self.config)
     }
+}
+
+/// The augmentation of pre-training for images of `channels` channels: random resized crop
+/// (scale `crop_min_scale..1`, output `size`), flip, colour jitter of strength `jitter`
+/// (brightness and contrast only for grey images) with probability 0.8, grayscale with
+/// probability 0.2 for colour images, normalisation with `mean` / `std`.
+pub fn pretrain_view_config(c: &RunConfig, channels: usize) -> ViewPipelineConfig {
+    let colour = channels == 3;
+    let jitter = (c.jitter > 0.0).then(|| {
+        ColorJitterConfig::new()
+            .with_brightness(c.jitter)
+            .with_contrast(c.jitter)
+            .with_saturation(if colour { c.jitter } else { 0.0 })
+            .with_hue(if colour { c.jitter / 4.0 } else { 0.0 })
+    });
+    crop_view_config(c)
+        .with_color_jitter(jitter)
+        .with_grayscale_probability(if colour { 0.2 } else { 0.0 })
+}
+
+/// The augmentation of the cross-entropy baseline: random resized crop, flip, normalisation.
+pub fn crop_view_config(c: &RunConfig) -> ViewPipelineConfig {
+    ViewPipelineConfig::cross_entropy(c.mean.clone(), c.std.clone())
+        .with_crop(Some(CropConfig::new().with_scale([c.crop_min_scale, 1.0])))
+        .with_flip_probability(c.flip)
+        .with_output_size(c.size.map(|s| [s, s]))
 }
 
 /// Creates a fresh run folder `out/<name>-<n>` (the first free `n` from 1) and saves the

@@ -1,0 +1,527 @@
+//! `cargo xtask bench`: how fast the pieces are, on every compiled-in device, side by side with
+//! PyTorch on the same machine (`xtask/python/bench.py`) when `python3 -c "import torch"` works.
+//!
+//! Every workload runs a few warm-up repetitions, then timed ones; the figures are median, min
+//! and max seconds per repetition and, where it means something, items per second of the
+//! median. The SupCon loss also reports the peak of live host memory during one forward and
+//! backward pass (allocator counters; on a GPU device this is only the host side).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use serde_json::{Value, json};
+use supcon_augment::{ViewPipeline, ViewPipelineConfig};
+use supcon_encoder::{Architecture, EncoderConfig};
+use supcon_head::{CrossEntropyNetConfig, SupConModelConfig};
+use supcon_loss::cross_entropy::CrossEntropyLossConfig;
+use supcon_loss::{Positives, SupConLossConfig};
+use supcon_train::config::{OptimizerKind, Options, RunConfig};
+use supcon_train::device::{DeviceChoice, compiled_in};
+use supcon_train::optim::Optimizer;
+
+use crate::alloc;
+
+/// How long the bench runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    /// Untimed repetitions first.
+    pub warmup: usize,
+    /// Timed repetitions.
+    pub repeats: usize,
+    /// Run the PyTorch side when torch imports.
+    pub pytorch: bool,
+    /// Batch sizes are divided by this (at least 8 remain): 1 for the real figures.
+    pub shrink: usize,
+}
+
+impl Plan {
+    /// The full bench.
+    pub const FULL: Plan = Plan {
+        warmup: 2,
+        repeats: 10,
+        pytorch: true,
+        shrink: 1,
+    };
+    /// `--quick`: a smoke run, one repetition of every workload at an eighth of the batch
+    /// sizes, no PyTorch.
+    pub const QUICK: Plan = Plan {
+        warmup: 0,
+        repeats: 1,
+        pytorch: false,
+        shrink: 8,
+    };
+
+    fn batch(&self, size: usize) -> usize {
+        (size / self.shrink).max(8)
+    }
+}
+
+/// One measured workload.
+#[derive(Debug, Clone)]
+pub struct Figure {
+    /// Stable key, shared with the PyTorch script.
+    pub key: &'static str,
+    /// What was measured.
+    pub what: String,
+    /// Seconds per repetition, sorted.
+    pub seconds: Vec<f64>,
+    /// Items (images or samples) per repetition, for a rate.
+    pub items: Option<(usize, &'static str)>,
+    /// Peak live host bytes above the starting point, when measured.
+    pub peak_bytes: Option<usize>,
+}
+
+impl Figure {
+    fn median(&self) -> f64 {
+        self.seconds[self.seconds.len() / 2]
+    }
+
+    fn to_json(&self) -> Value {
+        let mut v = json!({
+            "key": self.key,
+            "what": self.what,
+            "median_s": self.median(),
+            "min_s": self.seconds[0],
+            "max_s": self.seconds[self.seconds.len() - 1],
+        });
+        if let Some((n, unit)) = self.items {
+            v["items"] = json!(n);
+            v["unit"] = json!(unit);
+            v["per_second"] = json!(n as f64 / self.median());
+        }
+        if let Some(bytes) = self.peak_bytes {
+            v["peak_bytes"] = json!(bytes);
+        }
+        v
+    }
+}
+
+fn time(plan: Plan, device: &Device, mut work: impl FnMut()) -> Vec<f64> {
+    for _ in 0..plan.warmup {
+        work();
+        let _ = device.sync();
+    }
+    let mut seconds: Vec<f64> = (0..plan.repeats)
+        .map(|_| {
+            let start = Instant::now();
+            work();
+            let _ = device.sync();
+            start.elapsed().as_secs_f64()
+        })
+        .collect();
+    seconds.sort_by(f64::total_cmp);
+    seconds
+}
+
+/// The demo's configuration (its recipe), which the demo-step workload reproduces.
+fn demo_config() -> RunConfig {
+    let recipe = Options::from_toml_str(supcon_train::commands::DEMO_RECIPE)
+        .expect("the demo recipe parses");
+    RunConfig::resolve(recipe).expect("the demo recipe is valid")
+}
+
+/// Runs every workload on `device`.
+pub fn run_device(device: &Device, plan: Plan) -> Vec<Figure> {
+    let mut figures = Vec::new();
+    let train = device.clone().autodiff();
+
+    // 1. SupCon loss, forward + backward.
+    for (key, batch) in [("loss_b256", 256usize), ("loss_b1024", 1024)] {
+        let batch = plan.batch(batch);
+        let loss = SupConLossConfig::new().with_temperature(0.1).init();
+        let raw = Tensor::<3>::random([batch, 2, 128], Distribution::Normal(0.0, 1.0), &train);
+        let features = raw.clone().div(raw.square().sum_dim(2).sqrt()).detach();
+        let labels: Vec<i64> = (0..batch as i64).map(|i| (i * 7) % 10).collect();
+        let labels = Tensor::<1, Int>::from_ints(labels.as_slice(), &train);
+        let step = || {
+            let f = features.clone().require_grad();
+            let value = loss
+                .forward(f.clone(), Positives::Labels(labels.clone()))
+                .expect("valid shapes");
+            let grads = value.backward();
+            f.grad(&grads).expect("gradient").into_data();
+        };
+        let seconds = time(plan, device, step);
+        let before = alloc::reset_peak();
+        step();
+        let peak = alloc::peak() - before;
+        figures.push(Figure {
+            key,
+            what: format!("SupCon loss forward + backward, features [{batch}, 2, 128], 10 classes"),
+            seconds,
+            items: Some((batch, "samples")),
+            peak_bytes: Some(peak),
+        });
+    }
+
+    // 2. Augmentation: two SupCon-recipe views of 256 images 3x32x32.
+    let images_n = plan.batch(256);
+    let images = Tensor::<4>::random(
+        [images_n, 3, 32, 32],
+        Distribution::Uniform(0.0, 1.0),
+        device,
+    );
+    let config =
+        ViewPipelineConfig::supcon(vec![0.4914, 0.4822, 0.4465], vec![0.2023, 0.1994, 0.2010]);
+    let mut pipeline = ViewPipeline::new(config.clone(), 0);
+    let seconds = time(plan, device, || {
+        pipeline
+            .views(images.clone(), 2)
+            .expect("valid")
+            .into_data();
+    });
+    figures.push(Figure {
+        key: "augment_256x3x32x32",
+        what: format!("two SupCon-recipe views of {images_n} images 3x32x32"),
+        seconds,
+        items: Some((2 * images_n, "views")),
+        peak_bytes: None,
+    });
+
+    // 3. Encoder training steps (encoder + linear classifier, cross-entropy, SGD).
+    for (key, arch, channels, side, batch) in [
+        (
+            "step_small_1x28x28_b256",
+            Architecture::Small,
+            1,
+            28,
+            256usize,
+        ),
+        (
+            "step_resnet18_3x32x32_b64",
+            Architecture::ResNet18,
+            3,
+            32,
+            64,
+        ),
+    ] {
+        let mut model =
+            CrossEntropyNetConfig::new(EncoderConfig::new(arch).with_in_channels(channels), 10)
+                .init(&train);
+        let mut optim = Optimizer::new(OptimizerKind::Sgd, 0.9, 1e-4, true);
+        let ce = CrossEntropyLossConfig::new().init(&train);
+        let x = Tensor::<4>::random(
+            [batch, channels, side, side],
+            Distribution::Normal(0.0, 1.0),
+            &train,
+        );
+        let labels: Vec<i64> = (0..batch as i64).map(|i| i % 10).collect();
+        let y = Tensor::<1, Int>::from_ints(labels.as_slice(), &train);
+        let seconds = time(plan, device, || {
+            let loss = ce.forward(model.forward(x.clone()), y.clone());
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(0.01, model.clone(), grads);
+        });
+        figures.push(Figure {
+            key,
+            what: format!(
+                "{} training step (forward, backward, SGD), {batch} x {channels}x{side}x{side}",
+                arch.name()
+            ),
+            seconds,
+            items: Some((batch, "images")),
+            peak_bytes: None,
+        });
+    }
+
+    // 4. Whole SupCon steps: batch to tensor, two views, forward, loss, backward, SGD.
+    let mut demo = demo_config();
+    let digits = supcon_data::embedded_mnist()
+        .expect("embedded digits")
+        .train;
+    (demo.mean, demo.std) = supcon_train::dataset::channel_statistics(&digits);
+    let demo_views = supcon_train::run::pretrain_view_config(&demo, 1);
+    let cifar_like = {
+        let pixels: Vec<u8> = (0..64 * 3 * 32 * 32)
+            .map(|i| ((i * 2654435761usize) >> 13) as u8)
+            .collect();
+        supcon_data::ImageDataset::new(
+            pixels,
+            (0..64u32).map(|i| i % 10).collect(),
+            [3, 32, 32],
+            (0..10).map(|c| c.to_string()).collect(),
+            Path::new("synthetic"),
+        )
+        .expect("consistent synthetic data")
+    };
+    for (key, what, data, arch, batch, views_config) in [
+        (
+            "supcon_step_demo",
+            format!(
+                "SupCon step, the demo's settings: small CNN, BATCH x 1x28x28 digits, views {}x{}",
+                demo.size.unwrap_or(28),
+                demo.size.unwrap_or(28)
+            ),
+            &digits,
+            Architecture::Small,
+            demo.batch_size,
+            demo_views.clone(),
+        ),
+        (
+            "supcon_step_resnet18_3x32x32_b64",
+            "SupCon step, ResNet-18, BATCH x 3x32x32, the reference's augmentation".to_string(),
+            &cifar_like,
+            Architecture::ResNet18,
+            64,
+            config.clone(),
+        ),
+    ] {
+        let batch = plan.batch(batch);
+        let channels = data.image_shape()[0];
+        let mut model = SupConModelConfig::new(EncoderConfig::new(arch).with_in_channels(channels))
+            .init(&train);
+        let mut optim = Optimizer::new(OptimizerKind::Sgd, 0.9, 1e-4, true);
+        let loss = SupConLossConfig::new().with_temperature(0.1).init();
+        let mut pipeline = ViewPipeline::new(views_config, 0);
+        let indices: Vec<usize> = (0..batch).map(|i| i % data.len()).collect();
+        let seconds = time(plan, device, || {
+            let batch_data = data.batch(&indices, device).expect("valid indices");
+            let views = pipeline.views(batch_data.images, 2).expect("valid");
+            let z = model.forward(views.autodiff());
+            let dim = z.dims()[1];
+            let features = z.reshape([2, batch, dim]).swap_dims(0, 1);
+            let value = loss
+                .forward(features, Positives::Labels(batch_data.labels.autodiff()))
+                .expect("valid");
+            let grads = GradientsParams::from_grads(value.backward(), &model);
+            model = optim.step(0.05, model.clone(), grads);
+        });
+        figures.push(Figure {
+            key,
+            what: what.replace("BATCH", &batch.to_string()),
+            seconds,
+            items: Some((batch, "images")),
+            peak_bytes: None,
+        });
+    }
+    figures
+}
+
+/// The PyTorch side's figures, or why there are none.
+pub enum PyTorch {
+    /// Figures by key, and torch's version.
+    Measured(Vec<Value>, String),
+    /// Not run, and why.
+    Absent(String),
+}
+
+fn run_pytorch(root: &Path, threads: usize, plan: Plan, demo: &RunConfig) -> PyTorch {
+    if !plan.pytorch {
+        return PyTorch::Absent("not run (--quick)".into());
+    }
+    let probe = Command::new("python3")
+        .args(["-c", "import torch"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        return PyTorch::Absent("python3 cannot import torch".into());
+    }
+    let output = Command::new("python3")
+        .arg(root.join("xtask/python/bench.py"))
+        .args([
+            "--threads".to_string(),
+            threads.to_string(),
+            "--repeats".into(),
+            plan.repeats.to_string(),
+            "--demo-batch".into(),
+            demo.batch_size.to_string(),
+            "--demo-size".into(),
+            demo.size.unwrap_or(28).to_string(),
+            "--demo-crop-min-scale".into(),
+            demo.crop_min_scale.to_string(),
+            "--demo-jitter".into(),
+            demo.jitter.to_string(),
+        ])
+        .current_dir(root)
+        .output();
+    let output = match output {
+        Ok(o) if o.status.success() => o,
+        Ok(o) => {
+            return PyTorch::Absent(format!(
+                "xtask/python/bench.py failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or("")
+            ));
+        }
+        Err(e) => return PyTorch::Absent(format!("could not run python3: {e}")),
+    };
+    match serde_json::from_slice::<Value>(&output.stdout) {
+        Ok(v) => PyTorch::Measured(
+            v["figures"].as_array().cloned().unwrap_or_default(),
+            v["torch"].as_str().unwrap_or("?").to_string(),
+        ),
+        Err(e) => PyTorch::Absent(format!("unreadable output of bench.py: {e}")),
+    }
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn milliseconds(seconds: f64) -> String {
+    if seconds >= 0.1 {
+        format!("{:.0} ms", seconds * 1e3)
+    } else {
+        format!("{:.2} ms", seconds * 1e3)
+    }
+}
+
+/// The markdown table: one row per workload and device, PyTorch beside it.
+pub fn table(devices: &[(String, Vec<Figure>)], pytorch: &PyTorch) -> String {
+    let mut out = String::from(
+        "| workload | device | median (min-max) | rate | PyTorch median | rate | ours / PyTorch (time) |\n\
+         | --- | --- | --- | ---: | --- | ---: | ---: |\n",
+    );
+    for (device, figures) in devices {
+        for f in figures {
+            let rate = f.items.map_or("-".into(), |(n, unit)| {
+                format!("{:.0} {unit}/s", n as f64 / f.median())
+            });
+            let theirs = match pytorch {
+                PyTorch::Measured(values, _) => values
+                    .iter()
+                    .find(|v| v["key"] == f.key)
+                    .and_then(|v| v["median_s"].as_f64()),
+                PyTorch::Absent(_) => None,
+            };
+            let (their_time, their_rate, ratio) = match theirs {
+                Some(t) => (
+                    milliseconds(t),
+                    f.items.map_or("-".into(), |(n, unit)| {
+                        format!("{:.0} {unit}/s", n as f64 / t)
+                    }),
+                    format!("{:.2}x", f.median() / t),
+                ),
+                None => ("-".into(), "-".into(), "-".into()),
+            };
+            let memory = f.peak_bytes.map_or(String::new(), |b| {
+                format!(", peak {:.1} MiB", b as f64 / 1048576.0)
+            });
+            out.push_str(&format!(
+                "| {}{memory} | {device} | {} ({}-{}) | {rate} | {their_time} | {their_rate} | {ratio} |\n",
+                f.what,
+                milliseconds(f.median()),
+                milliseconds(f.seconds[0]),
+                milliseconds(f.seconds[f.seconds.len() - 1]),
+            ));
+        }
+    }
+    out
+}
+
+/// `cargo xtask bench [--quick] [--out FILE]`.
+pub fn bench(root: &Path, args: &[String]) -> Result<PathBuf, String> {
+    let mut plan = Plan::FULL;
+    let mut out = root.join("target/bench/results.json");
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--quick" => plan = Plan::QUICK,
+            "--out" => {
+                out = PathBuf::from(rest.next().ok_or("--out needs a file name")?);
+            }
+            other => return Err(format!("unknown bench option `{other}`")),
+        }
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut devices = Vec::new();
+    for name in compiled_in() {
+        let device = DeviceChoice::parse(name)
+            .map_err(|e| e.to_string())?
+            .device();
+        eprintln!("bench: {name} ...");
+        devices.push((name.to_string(), run_device(&device, plan)));
+    }
+    eprintln!("bench: PyTorch ...");
+    let pytorch = run_pytorch(root, threads, plan, &demo_config());
+    let table = table(&devices, &pytorch);
+    println!("{table}");
+    if let PyTorch::Absent(why) = &pytorch {
+        println!("PyTorch: {why}; only our figures are shown.");
+    }
+    let (torch_version, torch_figures, absent) = match &pytorch {
+        PyTorch::Measured(figures, version) => (json!(version), json!(figures), Value::Null),
+        PyTorch::Absent(why) => (Value::Null, Value::Null, json!(why)),
+    };
+    let rustc = Command::new("rustc")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let results = json!({
+        "machine": { "cpu": cpu_model(), "cores": threads, "os": std::env::consts::OS },
+        "versions": { "supcon": env!("CARGO_PKG_VERSION"), "burn": "0.22.1", "rustc": rustc, "torch": torch_version },
+        "plan": { "warmup": plan.warmup, "repeats": plan.repeats },
+        "devices": devices.iter().map(|(name, figures)| json!({
+            "device": name,
+            "figures": figures.iter().map(Figure::to_json).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "pytorch": torch_figures,
+        "pytorch_absent": absent,
+        "table": table,
+    });
+    if let Some(parent) = out.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    }
+    let text = serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?;
+    std::fs::write(&out, text).map_err(|e| format!("{}: {e}", out.display()))?;
+    println!("results: {}", out.display());
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `cargo xtask bench --quick` end to end (without PyTorch): every workload on every
+    /// compiled-in device gives finite positive times, and the JSON file has them all.
+    #[test]
+    fn quick_bench_writes_every_figure() {
+        let dir = std::env::temp_dir().join(format!("supcon-bench-{}", std::process::id()));
+        let out = dir.join("results.json");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let args = vec![
+            "--quick".to_string(),
+            "--out".into(),
+            out.display().to_string(),
+        ];
+        bench(root, &args).unwrap();
+        let results: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        let figures = results["devices"][0]["figures"].as_array().unwrap();
+        let keys: Vec<&str> = figures.iter().map(|f| f["key"].as_str().unwrap()).collect();
+        assert_eq!(
+            keys,
+            [
+                "loss_b256",
+                "loss_b1024",
+                "augment_256x3x32x32",
+                "step_small_1x28x28_b256",
+                "step_resnet18_3x32x32_b64",
+                "supcon_step_demo",
+                "supcon_step_resnet18_3x32x32_b64"
+            ]
+        );
+        for f in figures {
+            let median = f["median_s"].as_f64().unwrap();
+            assert!(median.is_finite() && median > 0.0, "{f}");
+        }
+        assert!(
+            figures[1]["peak_bytes"].as_u64().unwrap() > figures[0]["peak_bytes"].as_u64().unwrap()
+        );
+        assert_eq!(results["pytorch_absent"], "not run (--quick)");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
