@@ -36,6 +36,8 @@ pub struct Plan {
     pub pytorch: bool,
     /// Batch sizes are divided by this (at least 8 remain): 1 for the real figures.
     pub shrink: usize,
+    /// Only the workload with this key (`--only KEY`, for profiling), `None`: all.
+    pub only: Option<&'static str>,
 }
 
 impl Plan {
@@ -45,6 +47,7 @@ impl Plan {
         repeats: 10,
         pytorch: true,
         shrink: 1,
+        only: None,
     };
     /// `--quick`: a smoke run, one repetition of every workload at an eighth of the batch
     /// sizes, no PyTorch.
@@ -53,7 +56,12 @@ impl Plan {
         repeats: 1,
         pytorch: false,
         shrink: 8,
+        only: None,
     };
+
+    fn wants(&self, key: &str) -> bool {
+        self.only.is_none_or(|only| only == key)
+    }
 
     fn batch(&self, size: usize) -> usize {
         (size / self.shrink).max(8)
@@ -131,6 +139,9 @@ pub fn run_device(device: &Device, plan: Plan) -> Vec<Figure> {
 
     // 1. SupCon loss, forward + backward.
     for (key, batch) in [("loss_b256", 256usize), ("loss_b1024", 1024)] {
+        if !plan.wants(key) {
+            continue;
+        }
         let batch = plan.batch(batch);
         let loss = SupConLossConfig::new().with_temperature(0.1).init();
         let raw = Tensor::<3>::random([batch, 2, 128], Distribution::Normal(0.0, 1.0), &train);
@@ -159,28 +170,30 @@ pub fn run_device(device: &Device, plan: Plan) -> Vec<Figure> {
     }
 
     // 2. Augmentation: two SupCon-recipe views of 256 images 3x32x32.
-    let images_n = plan.batch(256);
-    let images = Tensor::<4>::random(
-        [images_n, 3, 32, 32],
-        Distribution::Uniform(0.0, 1.0),
-        device,
-    );
     let config =
         ViewPipelineConfig::supcon(vec![0.4914, 0.4822, 0.4465], vec![0.2023, 0.1994, 0.2010]);
-    let mut pipeline = ViewPipeline::new(config.clone(), 0);
-    let seconds = time(plan, device, || {
-        pipeline
-            .views(images.clone(), 2)
-            .expect("valid")
-            .into_data();
-    });
-    figures.push(Figure {
-        key: "augment_256x3x32x32",
-        what: format!("two SupCon-recipe views of {images_n} images 3x32x32"),
-        seconds,
-        items: Some((2 * images_n, "views")),
-        peak_bytes: None,
-    });
+    if plan.wants("augment_256x3x32x32") {
+        let images_n = plan.batch(256);
+        let images = Tensor::<4>::random(
+            [images_n, 3, 32, 32],
+            Distribution::Uniform(0.0, 1.0),
+            device,
+        );
+        let mut pipeline = ViewPipeline::new(config.clone(), 0);
+        let seconds = time(plan, device, || {
+            pipeline
+                .views(images.clone(), 2)
+                .expect("valid")
+                .into_data();
+        });
+        figures.push(Figure {
+            key: "augment_256x3x32x32",
+            what: format!("two SupCon-recipe views of {images_n} images 3x32x32"),
+            seconds,
+            items: Some((2 * images_n, "views")),
+            peak_bytes: None,
+        });
+    }
 
     // 3. Encoder training steps (encoder + linear classifier, cross-entropy, SGD).
     for (key, arch, channels, side, batch) in [
@@ -270,6 +283,9 @@ pub fn run_device(device: &Device, plan: Plan) -> Vec<Figure> {
             config.clone(),
         ),
     ] {
+        if !plan.wants(key) {
+            continue;
+        }
         let batch = plan.batch(batch);
         let channels = data.image_shape()[0];
         let mut model = SupConModelConfig::new(EncoderConfig::new(arch).with_in_channels(channels))
@@ -429,7 +445,17 @@ pub fn bench(root: &Path, args: &[String]) -> Result<PathBuf, String> {
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
         match arg.as_str() {
-            "--quick" => plan = Plan::QUICK,
+            "--quick" => {
+                plan = Plan {
+                    only: plan.only,
+                    ..Plan::QUICK
+                }
+            }
+            "--only" => {
+                let key = rest.next().ok_or("--only needs a workload key")?;
+                plan.only = Some(Box::leak(key.clone().into_boxed_str()));
+                plan.pytorch = false;
+            }
             "--out" => {
                 out = PathBuf::from(rest.next().ok_or("--out needs a file name")?);
             }

@@ -22,9 +22,10 @@ const USAGE: &str = "usage: cargo xtask <task>
 tasks:
   golden   regenerate assets/golden/ (python3 with numpy, torch, torchvision)
   bench    time the loss, augmentation, training steps; beside PyTorch when torch imports
-           [--quick] [--out FILE] (default target/bench/results.json)";
+           [--quick] [--only KEY] [--out FILE] (default target/bench/results.json)";
 
 fn main() -> ExitCode {
+    supcon_train::memory::keep_freed_memory();
     let task = std::env::args().nth(1);
     let result = match task.as_deref() {
         Some("golden") => golden(),

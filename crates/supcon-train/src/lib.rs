@@ -26,6 +26,7 @@ mod error;
 pub mod features;
 pub mod fit;
 pub mod linear;
+pub mod memory;
 pub mod metrics;
 pub mod optim;
 pub mod plot;
