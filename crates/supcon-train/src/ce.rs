@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
-use supcon_augment::ViewPipeline;
 use supcon_data::ImageDataset;
 use supcon_encoder::EncoderConfig;
 use supcon_head::{CrossEntropyNet, CrossEntropyNetConfig};
@@ -18,7 +17,6 @@ use crate::config::RunConfig;
 use crate::features::evaluation_views;
 use crate::fit::{Fit, Task, restore_model};
 use crate::metrics::{EpochMetrics, say};
-use crate::pretrain::optimisation;
 use crate::run::Prepared;
 
 /// File holding the best-validation model of a cross-entropy run.
@@ -129,21 +127,7 @@ pub fn cross_entropy(
         loss: CrossEntropyLossConfig::new().init(&train_device),
         best_path: run_dir.join(BEST_MODEL_FILE),
     };
-    let (optimizer, schedule) = optimisation(c);
-    let fitted = Fit {
-        splits: &prepared.splits,
-        device: train_device,
-        pipeline: ViewPipeline::new(views, c.seed),
-        optimizer,
-        schedule,
-        batch_size: c.batch_size,
-        seed: c.seed,
-        save_freq: c.save_freq,
-        run_dir: run_dir.to_path_buf(),
-        quiet,
-        stop_after,
-    }
-    .run(&task, model, resume)?;
+    let fitted = Fit::new(prepared, views, run_dir, quiet, stop_after).run(&task, model, resume)?;
     if fitted.history.last().is_none_or(|m| m.epoch < c.epochs) {
         return Ok((fitted.history, None));
     }

@@ -9,13 +9,15 @@ use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::store::ModuleRecord;
-use supcon_augment::ViewPipeline;
+use supcon_augment::{ViewPipeline, ViewPipelineConfig};
 use supcon_data::{Splits, shuffled_indices};
 
 use crate::TrainError;
 use crate::checkpoint::{Checkpoint, TrainingState};
+use crate::config::RunConfig;
 use crate::metrics::{EpochMetrics, epoch_bar, say, write_jsonl};
 use crate::optim::Optimizer;
+use crate::run::Prepared;
 use crate::schedule::LearningRateSchedule;
 
 /// File name of a run's checkpoint.
@@ -85,7 +87,33 @@ pub struct Fitted<M> {
     pub seconds: f64,
 }
 
-impl Fit<'_> {
+impl<'a> Fit<'a> {
+    /// The loop a prepared configuration describes, drawing views from `views`, in `run_dir`;
+    /// `stop_after` ends the session early after that many epochs (tests of resumption).
+    pub fn new(
+        prepared: &'a Prepared,
+        views: ViewPipelineConfig,
+        run_dir: &Path,
+        quiet: bool,
+        stop_after: Option<usize>,
+    ) -> Fit<'a> {
+        let c = &prepared.config;
+        let (optimizer, schedule) = optimisation(c);
+        Fit {
+            splits: &prepared.splits,
+            device: prepared.device.clone().autodiff(),
+            pipeline: ViewPipeline::new(views, c.seed),
+            optimizer,
+            schedule,
+            batch_size: c.batch_size,
+            seed: c.seed,
+            save_freq: c.save_freq,
+            run_dir: run_dir.to_path_buf(),
+            quiet,
+            stop_after,
+        }
+    }
+
     /// Trains `model` for the schedule's epochs, resuming from the run's checkpoint if
     /// `resume`.
     pub fn run<T: Task>(
@@ -188,6 +216,25 @@ impl Fit<'_> {
             seconds,
         })
     }
+}
+
+/// The optimiser and schedule a configuration describes.
+pub fn optimisation(config: &RunConfig) -> (Optimizer, LearningRateSchedule) {
+    let optimizer = Optimizer::new(
+        config.optimizer,
+        config.momentum,
+        config.weight_decay,
+        config.decay_norm_and_bias,
+    );
+    let schedule = LearningRateSchedule {
+        base: config.learning_rate,
+        epochs: config.epochs,
+        cosine: config.cosine,
+        decay_epochs: config.lr_decay_epochs.clone(),
+        decay_rate: config.lr_decay_rate,
+        warm: config.warm_up(),
+    };
+    (optimizer, schedule)
 }
 
 /// The shuffle seed of an epoch: a function of the run's seed and the epoch only, so that a

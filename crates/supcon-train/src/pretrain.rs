@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
-use supcon_augment::ViewPipeline;
 use supcon_encoder::{Encoder, EncoderConfig};
 use supcon_head::{SupConModel, SupConModelConfig};
 use supcon_loss::{Positives, SupConLoss, SupConLossConfig};
@@ -15,9 +14,7 @@ use crate::features::{FeatureSet, extract, knn_accuracy};
 use crate::fit::{Fit, Task};
 use crate::linear::{LinearOutcome, linear_evaluation};
 use crate::metrics::{EpochMetrics, say};
-use crate::optim::Optimizer;
 use crate::run::Prepared;
-use crate::schedule::LearningRateSchedule;
 
 /// The reference's `base_temperature` (its `SupConLoss` default, which `main_supcon.py` keeps).
 pub const BASE_TEMPERATURE: f64 = 0.07;
@@ -108,25 +105,6 @@ pub fn supcon_model(
         .init(device))
 }
 
-/// The optimiser and schedule a configuration describes.
-pub fn optimisation(config: &RunConfig) -> (Optimizer, LearningRateSchedule) {
-    let optimizer = Optimizer::new(
-        config.optimizer,
-        config.momentum,
-        config.weight_decay,
-        config.decay_norm_and_bias,
-    );
-    let schedule = LearningRateSchedule {
-        base: config.learning_rate,
-        epochs: config.epochs,
-        cosine: config.cosine,
-        decay_epochs: config.lr_decay_epochs.clone(),
-        decay_rate: config.lr_decay_rate,
-        warm: config.warm_up(),
-    };
-    (optimizer, schedule)
-}
-
 /// Pre-trains in `run_dir` (resuming its checkpoint if `resume`), then evaluates linearly.
 /// `stop_after` ends the session early after that many epochs (for tests of resumption).
 pub fn pretrain(
@@ -150,21 +128,7 @@ pub fn pretrain(
         method: c.method,
         views: c.views,
     };
-    let (optimizer, schedule) = optimisation(c);
-    let fitted = Fit {
-        splits: &prepared.splits,
-        device: train_device,
-        pipeline: ViewPipeline::new(views, c.seed),
-        optimizer,
-        schedule,
-        batch_size: c.batch_size,
-        seed: c.seed,
-        save_freq: c.save_freq,
-        run_dir: run_dir.to_path_buf(),
-        quiet,
-        stop_after,
-    }
-    .run(&task, model, resume)?;
+    let fitted = Fit::new(prepared, views, run_dir, quiet, stop_after).run(&task, model, resume)?;
     let finished = fitted.history.last().is_some_and(|m| m.epoch == c.epochs);
     let linear = if finished && c.linear_epochs > 0 {
         let encoder = fitted.model.valid().encoder;
