@@ -53,7 +53,9 @@ impl DeviceChoice {
         match self.0 {
             #[cfg(feature = "flex")]
             "flex" => Device::flex(),
+            // Deprecated in Burn 0.22 in favour of flex; kept as the compatibility backend.
             #[cfg(feature = "ndarray")]
+            #[allow(deprecated)]
             "ndarray" => Device::ndarray(),
             #[cfg(feature = "wgpu")]
             "wgpu" => Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
