@@ -11,7 +11,9 @@ use crate::features::{FeatureSet, extract, knn_accuracy};
 use crate::fit::{CHECKPOINT_FILE, restore_model};
 use crate::linear::LinearOutcome;
 use crate::metrics::say;
-use crate::pretrain::{KNN_TEMPERATURE, PretrainOutcome, evaluate_linear, pretrain, supcon_model};
+use crate::pretrain::{
+    KNN_TEMPERATURE, PretrainOutcome, evaluate_linear, pretrain, split_features, supcon_model,
+};
 use crate::report::{npy_f32, npy_i64, save_linear};
 use crate::run::{Prepared, create_run_dir, load_run_config};
 use crate::{TrainError, checkpoint::Checkpoint, checkpoint::write_atomically};
@@ -184,7 +186,8 @@ pub fn load_encoder(run: &Path, prepared: &Prepared) -> Result<Encoder, TrainErr
 pub fn linear(run: &Path, options: &Options, quiet: bool) -> Result<LinearOutcome, TrainError> {
     let prepared = reopen(run, options, quiet)?;
     let encoder = load_encoder(run, &prepared)?;
-    let outcome = evaluate_linear(&prepared, &encoder, quiet)?;
+    let features = split_features(&prepared, &encoder)?;
+    let outcome = evaluate_linear(&prepared, &features, quiet)?;
     save_linear(run, &outcome)?;
     Ok(outcome)
 }

@@ -151,6 +151,8 @@ impl<'a> Fit<'a> {
         let epochs = self.schedule.epochs;
         let train = &self.splits.train;
         let steps = train.len().div_ceil(self.batch_size);
+        // Batches and views are made on the plain device, outside the autodiff graph.
+        let plain = self.device.clone().inner();
         for (session_epochs, epoch) in (first_epoch..=epochs).enumerate() {
             if self.stop_after.is_some_and(|s| session_epochs >= s) {
                 break;
@@ -161,7 +163,6 @@ impl<'a> Fit<'a> {
             let (mut loss_sum, mut lr) = (0.0f64, 0.0);
             for (step, indices) in order.chunks(self.batch_size).enumerate() {
                 lr = self.schedule.rate(epoch, step, steps);
-                let plain = self.device.clone().inner();
                 let batch = train.batch(indices, &plain)?;
                 let views = self.pipeline.views(batch.images, task.views())?;
                 let loss = task.loss(&model, views.autodiff(), batch.labels.autodiff())?;

@@ -2,7 +2,7 @@
 //!
 //! Burn's CPU backends allocate a fresh buffer for most tensor operations. With glibc's
 //! allocator every large one is a new `mmap` whose pages fault in zeroed; measured on the demo's
-//! training step, that was a third of the time (168 images/s with glibc, 236 with mimalloc).
+//! training step, that was almost a third of the time (168 images/s with glibc, 236 with mimalloc).
 //! mimalloc still returns freed memory to the OS after 10 ms by default, and the next step's
 //! buffers fault in again: [`keep_freed_memory`] turns that off (ResNet-18 training step
 //! 3.65 s to 2.89 s, `cargo xtask bench --only step_resnet18_3x32x32_b64`).

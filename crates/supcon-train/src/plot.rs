@@ -4,13 +4,10 @@
 
 use std::path::Path;
 
-use image::{Rgb, RgbImage};
-use supcon_encoder::Encoder;
-
 use crate::TrainError;
-use crate::features::extract;
+use crate::features::FeatureSet;
 use crate::metrics::EpochMetrics;
-use crate::run::Prepared;
+use image::{Rgb, RgbImage};
 
 /// Points `(epoch, value)` of one curve and its colour.
 type Series = (Vec<(f64, f64)>, Rgb<u8>);
@@ -43,27 +40,27 @@ const PALETTE: [[u8; 3]; 10] = [
     [23, 190, 207],
 ];
 
-/// Writes `curves.png` and `embedding.png` for a finished pre-training run.
+/// Writes `curves.png` and `embedding.png` (from the test split's frozen features) for a
+/// finished pre-training run.
 pub fn plot_run(
     run_dir: &Path,
     history: &[EpochMetrics],
-    prepared: &Prepared,
-    encoder: &Encoder,
+    test: &FeatureSet,
 ) -> Result<(), TrainError> {
     plot_curves(run_dir, history)?;
-    let c = &prepared.config;
-    let test = &prepared.splits.test;
-    let shown: Vec<usize> = (0..test.len().min(MAP_POINTS)).collect();
-    let subset = test.subset(&shown)?;
-    let set = extract(encoder, &subset, c, &prepared.device)?;
-    let [n, d] = set.features.dims();
-    let features = set
+    let n = test.features.dims()[0].min(MAP_POINTS);
+    let d = test.features.dims()[1];
+    let features = test
         .features
+        .clone()
+        .slice(0..n)
         .into_data()
         .try_into_vec::<f32>()
         .map_err(|e| TrainError::run(run_dir, format!("{e:?}")))?;
-    let labels = set
+    let labels = test
         .labels
+        .clone()
+        .slice(0..n)
         .into_data()
         .try_into_vec_as::<i64>()
         .map_err(|e| TrainError::run(run_dir, format!("{e:?}")))?;

@@ -130,21 +130,16 @@ pub fn pretrain(
     };
     let fitted = Fit::new(prepared, views, run_dir, quiet, stop_after).run(&task, model, resume)?;
     let finished = fitted.history.last().is_some_and(|m| m.epoch == c.epochs);
-    let linear = if finished && c.linear_epochs > 0 {
-        let encoder = fitted.model.valid().encoder;
-        let outcome = evaluate_linear(prepared, &encoder, quiet)?;
-        crate::report::save_linear(run_dir, &outcome)?;
-        Some(outcome)
-    } else {
-        None
-    };
+    let mut linear = None;
     if finished {
-        crate::plot::plot_run(
-            run_dir,
-            &fitted.history,
-            prepared,
-            &fitted.model.valid().encoder,
-        )?;
+        // The frozen features serve both the linear evaluation and the embedding map.
+        let features = split_features(prepared, &fitted.model.valid().encoder)?;
+        if c.linear_epochs > 0 {
+            let outcome = evaluate_linear(prepared, &features, quiet)?;
+            crate::report::save_linear(run_dir, &outcome)?;
+            linear = Some(outcome);
+        }
+        crate::plot::plot_run(run_dir, &fitted.history, &features[2])?;
     }
     Ok(PretrainOutcome {
         run_dir: run_dir.to_path_buf(),
@@ -169,19 +164,20 @@ pub fn split_features(
     ])
 }
 
-/// Linear evaluation of a frozen encoder with the configuration's linear settings.
+/// Linear evaluation, with the configuration's linear settings, on the frozen features of the
+/// three splits ([`split_features`]).
 pub fn evaluate_linear(
     prepared: &Prepared,
-    encoder: &Encoder,
+    features: &[FeatureSet; 3],
     quiet: bool,
 ) -> Result<LinearOutcome, TrainError> {
     let c = &prepared.config;
     let started = std::time::Instant::now();
-    let [train, validation, test] = split_features(prepared, encoder)?;
+    let [train, validation, test] = features;
     let outcome = linear_evaluation(
-        &train,
-        &validation,
-        &test,
+        train,
+        validation,
+        test,
         c.linear_epochs,
         c.linear_learning_rate,
         c.seed,
