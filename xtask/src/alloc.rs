@@ -15,8 +15,7 @@ unsafe impl GlobalAlloc for CountingAllocator {
         // SAFETY: forwarded unchanged to mimalloc.
         let ptr = unsafe { mimalloc::MiMalloc.alloc(layout) };
         if !ptr.is_null() {
-            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-            PEAK.fetch_max(live, Ordering::Relaxed);
+            grow(layout.size());
         }
         ptr
     }
@@ -31,8 +30,7 @@ unsafe impl GlobalAlloc for CountingAllocator {
         // SAFETY: forwarded unchanged to mimalloc.
         let ptr = unsafe { mimalloc::MiMalloc.alloc_zeroed(layout) };
         if !ptr.is_null() {
-            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-            PEAK.fetch_max(live, Ordering::Relaxed);
+            grow(layout.size());
         }
         ptr
     }
@@ -42,11 +40,16 @@ unsafe impl GlobalAlloc for CountingAllocator {
         let new = unsafe { mimalloc::MiMalloc.realloc(ptr, layout, new_size) };
         if !new.is_null() {
             LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-            let live = LIVE.fetch_add(new_size, Ordering::Relaxed) + new_size;
-            PEAK.fetch_max(live, Ordering::Relaxed);
+            grow(new_size);
         }
         new
     }
+}
+
+/// Counts `bytes` more live bytes and raises the peak if needed.
+fn grow(bytes: usize) {
+    let live = LIVE.fetch_add(bytes, Ordering::Relaxed) + bytes;
+    PEAK.fetch_max(live, Ordering::Relaxed);
 }
 
 /// Starts a new peak measurement from the current live bytes; returns them.
