@@ -297,9 +297,7 @@ pub fn run_device(device: &Device, plan: Plan) -> Vec<Figure> {
         let seconds = time(plan, device, || {
             let batch_data = data.batch(&indices, device).expect("valid indices");
             let views = pipeline.views(batch_data.images, 2).expect("valid");
-            let z = model.forward(views.autodiff());
-            let dim = z.dims()[1];
-            let features = z.reshape([2, batch, dim]).swap_dims(0, 1);
+            let features = supcon_train::pretrain::by_image(model.forward(views.autodiff()), 2);
             let value = loss
                 .forward(features, Positives::Labels(batch_data.labels.autodiff()))
                 .expect("valid");

@@ -61,10 +61,7 @@ impl Task for ContrastiveTask<'_> {
         views: Tensor<4>,
         labels: Tensor<1, Int>,
     ) -> Result<Tensor<1>, TrainError> {
-        let batch = labels.dims()[0];
-        let z = model.forward(views); // [V * B, dim], view by view
-        let dim = z.dims()[1];
-        let features = z.reshape([self.views, batch, dim]).swap_dims(0, 1);
+        let features = by_image(model.forward(views), self.views);
         let positives = match self.method {
             Method::SupCon => Positives::Labels(labels),
             Method::SimClr => Positives::SameImage,
@@ -90,6 +87,13 @@ impl Task for ContrastiveTask<'_> {
         let accuracy = knn_accuracy(&train, &validation, c.knn_k, KNN_TEMPERATURE)?;
         Ok((Some(accuracy), None))
     }
+}
+
+/// Projections `[V * B, dim]`, view by view (the pipeline's and the encoder's layout), as the
+/// loss takes them: `[B, V, dim]`.
+pub fn by_image(z: Tensor<2>, views: usize) -> Tensor<3> {
+    let [rows, dim] = z.dims();
+    z.reshape([views, rows / views, dim]).swap_dims(0, 1)
 }
 
 /// The model a configuration describes, on `device`.
