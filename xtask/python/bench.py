@@ -1,5 +1,7 @@
-"""PyTorch side of `cargo xtask bench`: the same workloads as xtask/src/bench.rs, on the CPU,
-with as many threads as the Rust side uses. Prints one JSON object:
+"""PyTorch side of `cargo xtask bench`: the same workloads as xtask/src/bench.rs, on the CPU
+with as many threads as the Rust side uses (or, with --device cuda, the tensors and models on
+the GPU; the augmentation stays on PIL images on the CPU, as the reference's data loader does it).
+Prints one JSON object:
 {"torch": version, "threads": n, "figures": [{"key", "median_s", "min_s", "max_s"}, ...]}.
 
 The augmentation follows the reference (main_supcon.py): torchvision transforms on PIL images,
@@ -34,7 +36,7 @@ def supcon_loss(features, labels, temperature=0.1, base_temperature=0.07):
     logits = logits - logits.max(dim=1, keepdim=True).values.detach()
     labels = labels.view(-1, 1)
     mask = torch.eq(labels, labels.T).float().repeat(views, views)
-    not_self = 1.0 - torch.eye(batch * views)
+    not_self = 1.0 - torch.eye(batch * views, device=features.device)
     mask = mask * not_self
     exp = torch.exp(logits) * not_self
     log_prob = logits - torch.log(exp.sum(1, keepdim=True))
@@ -42,13 +44,20 @@ def supcon_loss(features, labels, temperature=0.1, base_temperature=0.07):
     return -(temperature / base_temperature) * mean_log_prob.mean()
 
 
+def synchronize():
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 def timed(fn, repeats, warmup=2):
     for _ in range(warmup):
         fn()
+    synchronize()
     runs = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
+        synchronize()
         runs.append(time.perf_counter() - start)
     runs.sort()
     return {"median_s": runs[len(runs) // 2], "min_s": runs[0], "max_s": runs[-1]}
@@ -76,7 +85,9 @@ def main():
     parser.add_argument("--demo-size", type=int, default=28)
     parser.add_argument("--demo-crop-min-scale", type=float, default=0.5)
     parser.add_argument("--demo-jitter", type=float, default=0.4)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     args = parser.parse_args()
+    device = torch.device(args.device)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
@@ -88,8 +99,8 @@ def main():
 
     # 1. Loss.
     for key, batch in (("loss_b256", 256), ("loss_b1024", 1024)):
-        features = F.normalize(torch.randn(batch, 2, 128), dim=2)
-        labels = torch.arange(batch) * 7 % 10
+        features = F.normalize(torch.randn(batch, 2, 128, device=device), dim=2)
+        labels = torch.arange(batch, device=device) * 7 % 10
 
         def step():
             f = features.clone().requires_grad_(True)
@@ -107,10 +118,10 @@ def main():
         ("step_small_1x28x28_b256", SmallRef(1), 128, (256, 1, 28, 28)),
         ("step_resnet18_3x32x32_b64", Net(Basic, (2, 2, 2, 2), 3), 512, (64, 3, 32, 32)),
     ):
-        model = nn.Sequential(encoder, nn.Linear(width, 10))
+        model = nn.Sequential(encoder, nn.Linear(width, 10)).to(device)
         optim = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
-        x = torch.randn(*shape)
-        y = torch.arange(shape[0]) % 10
+        x = torch.randn(*shape, device=device)
+        y = torch.arange(shape[0], device=device) % 10
 
         def step():
             optim.zero_grad()
@@ -136,11 +147,13 @@ def main():
         ),
     )
     for key, model, images, transform in cases:
+        model = model.to(device)
         optim = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
-        labels = torch.arange(len(images)) % 10
+        labels = torch.arange(len(images), device=device) % 10
 
         def step():
             views = torch.cat([torch.stack([transform(im) for im in images]) for _ in range(2)])
+            views = views.to(device)
             z = model(views)
             features = torch.stack(torch.split(z, len(images)), dim=1)
             optim.zero_grad()
@@ -149,7 +162,8 @@ def main():
 
         add(key, timed(step, args.repeats))
 
-    print(json.dumps({"torch": torch.__version__, "threads": args.threads, "figures": figures}))
+    name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
+    print(json.dumps({"torch": torch.__version__, "threads": args.threads, "device": name, "figures": figures}))
 
 
 if __name__ == "__main__":

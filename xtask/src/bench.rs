@@ -317,13 +317,19 @@ pub fn run_device(device: &Device, plan: Plan) -> Vec<Figure> {
 
 /// The PyTorch side's figures, or why there are none.
 pub enum PyTorch {
-    /// Figures by key, and torch's version.
-    Measured(Vec<Value>, String),
+    /// Figures by key, torch's version and the device it ran on.
+    Measured(Vec<Value>, String, String),
     /// Not run, and why.
     Absent(String),
 }
 
-fn run_pytorch(root: &Path, threads: usize, plan: Plan, demo: &RunConfig) -> PyTorch {
+fn run_pytorch(
+    root: &Path,
+    threads: usize,
+    plan: Plan,
+    demo: &RunConfig,
+    torch_device: &str,
+) -> PyTorch {
     if !plan.pytorch {
         return PyTorch::Absent("not run (--quick)".into());
     }
@@ -348,6 +354,8 @@ fn run_pytorch(root: &Path, threads: usize, plan: Plan, demo: &RunConfig) -> PyT
             demo.crop_min_scale.to_string(),
             "--demo-jitter".into(),
             demo.jitter.to_string(),
+            "--device".into(),
+            torch_device.to_string(),
         ])
         .current_dir(root)
         .output();
@@ -368,6 +376,7 @@ fn run_pytorch(root: &Path, threads: usize, plan: Plan, demo: &RunConfig) -> PyT
         Ok(v) => PyTorch::Measured(
             v["figures"].as_array().cloned().unwrap_or_default(),
             v["torch"].as_str().unwrap_or("?").to_string(),
+            v["device"].as_str().unwrap_or("?").to_string(),
         ),
         Err(e) => PyTorch::Absent(format!("unreadable output of bench.py: {e}")),
     }
@@ -405,7 +414,7 @@ pub fn table(devices: &[(String, Vec<Figure>)], pytorch: &PyTorch) -> String {
                 format!("{:.0} {unit}/s", n as f64 / f.median())
             });
             let theirs = match pytorch {
-                PyTorch::Measured(values, _) => values
+                PyTorch::Measured(values, ..) => values
                     .iter()
                     .find(|v| v["key"] == f.key)
                     .and_then(|v| v["median_s"].as_f64()),
@@ -436,10 +445,13 @@ pub fn table(devices: &[(String, Vec<Figure>)], pytorch: &PyTorch) -> String {
     out
 }
 
-/// `cargo xtask bench [--quick] [--out FILE]`.
+/// `cargo xtask bench [--quick] [--only KEY] [--devices A,B] [--torch-device cpu|cuda]
+/// [--out FILE]`.
 pub fn bench(root: &Path, args: &[String]) -> Result<PathBuf, String> {
     let mut plan = Plan::FULL;
     let mut out = root.join("target/bench/results.json");
+    let mut devices_wanted: Option<Vec<String>> = None;
+    let mut torch_device = "cpu".to_string();
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
         match arg.as_str() {
@@ -457,27 +469,50 @@ pub fn bench(root: &Path, args: &[String]) -> Result<PathBuf, String> {
             "--out" => {
                 out = PathBuf::from(rest.next().ok_or("--out needs a file name")?);
             }
+            "--devices" => {
+                let list = rest
+                    .next()
+                    .ok_or("--devices needs a list such as flex,vulkan")?;
+                devices_wanted = Some(list.split(',').map(str::to_string).collect());
+            }
+            "--torch-device" => {
+                torch_device = rest
+                    .next()
+                    .ok_or("--torch-device needs cpu or cuda")?
+                    .clone();
+            }
             other => return Err(format!("unknown bench option `{other}`")),
         }
     }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let names: Vec<String> = match devices_wanted {
+        Some(list) => list,
+        None => compiled_in().into_iter().map(str::to_string).collect(),
+    };
     let mut devices = Vec::new();
-    for name in compiled_in() {
+    for name in &names {
         let device = DeviceChoice::parse(name)
-            .map_err(|e| e.to_string())?
-            .device();
+            .and_then(|choice| choice.device())
+            .map_err(|e| e.to_string())?;
         eprintln!("bench: {name} ...");
         devices.push((name.to_string(), run_device(&device, plan)));
     }
     eprintln!("bench: PyTorch ...");
-    let pytorch = run_pytorch(root, threads, plan, &demo_config());
+    let pytorch = run_pytorch(root, threads, plan, &demo_config(), &torch_device);
     let table = table(&devices, &pytorch);
     println!("{table}");
+    if let PyTorch::Measured(_, version, device) = &pytorch {
+        println!("PyTorch: torch {version} on {device} ({threads} CPU threads).");
+    }
     if let PyTorch::Absent(why) = &pytorch {
         println!("PyTorch: {why}; only our figures are shown.");
     }
     let (torch_version, torch_figures, absent) = match &pytorch {
-        PyTorch::Measured(figures, version) => (json!(version), json!(figures), Value::Null),
+        PyTorch::Measured(figures, version, device) => (
+            json!({ "version": version, "device": device }),
+            json!(figures),
+            Value::Null,
+        ),
         PyTorch::Absent(why) => (Value::Null, Value::Null, json!(why)),
     };
     let rustc = Command::new("rustc")

@@ -22,7 +22,8 @@ const USAGE: &str = "usage: cargo xtask <task>
 tasks:
   golden   regenerate assets/golden/ (python3 with numpy, torch, torchvision)
   bench    time the loss, augmentation, training steps; beside PyTorch when torch imports
-           [--quick] [--only KEY] [--out FILE] (default target/bench/results.json)";
+           [--quick] [--only KEY] [--devices A,B] [--torch-device cpu|cuda]
+           [--out FILE] (default target/bench/results.json)";
 
 fn main() -> ExitCode {
     supcon_train::memory::keep_freed_memory();

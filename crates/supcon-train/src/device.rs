@@ -48,9 +48,10 @@ impl DeviceChoice {
         self.0
     }
 
-    /// The plain (inference) device.
-    pub fn device(self) -> Device {
-        match self.0 {
+    /// The plain (inference) device. Fails only for `wgpu` pinned by [`WGPU_API_VAR`] to a
+    /// graphics API this machine cannot bring up, or named wrongly.
+    pub fn device(self) -> Result<Device, TrainError> {
+        Ok(match self.0 {
             #[cfg(feature = "flex")]
             "flex" => Device::flex(),
             // Deprecated in Burn 0.22 in favour of flex; kept as the compatibility backend.
@@ -58,14 +59,57 @@ impl DeviceChoice {
             #[allow(deprecated)]
             "ndarray" => Device::ndarray(),
             #[cfg(feature = "wgpu")]
-            "wgpu" => Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
+            "wgpu" => wgpu_device()?,
             #[cfg(feature = "vulkan")]
             "vulkan" => Device::vulkan(burn::tensor::DeviceKind::DefaultDevice),
             #[cfg(feature = "cuda")]
             "cuda" => Device::cuda(burn::tensor::DeviceIndex::Default),
             other => unreachable!("`{other}` was checked to be compiled in"),
-        }
+        })
     }
+}
+
+/// The environment variable that pins the graphics API of the `wgpu` device: `auto` (the
+/// default: wgpu's choice, Vulkan first where it reaches a GPU), `vulkan`, `gl`, `metal` or
+/// `dx12`. `gl` runs Burn's kernels through OpenGL, which on a machine without a GPU means
+/// Mesa's llvmpipe (the continuous integration's software GPU).
+pub const WGPU_API_VAR: &str = "SUPCON_WGPU_API";
+
+/// The `wgpu` device on the graphics API [`WGPU_API_VAR`] names. A pinned API is brought up once
+/// per process (Burn's runtime cannot be configured twice); later calls reuse it.
+#[cfg(feature = "wgpu")]
+fn wgpu_device() -> Result<Device, TrainError> {
+    use burn::tensor::DeviceKind;
+    use burn::tensor::wgpu::WgpuBackend;
+    use std::sync::OnceLock;
+
+    static PINNED: OnceLock<Result<Device, String>> = OnceLock::new();
+    let requested = std::env::var(WGPU_API_VAR).unwrap_or_default();
+    let api = match requested.to_ascii_lowercase().as_str() {
+        "" | "auto" => return Ok(Device::wgpu(DeviceKind::DefaultDevice)),
+        "vulkan" => WgpuBackend::Vulkan,
+        "gl" | "opengl" => WgpuBackend::Gl,
+        "metal" => WgpuBackend::Metal,
+        "dx12" => WgpuBackend::Dx12,
+        other => {
+            return Err(TrainError::Config(format!(
+                "{WGPU_API_VAR}=`{other}` is not a graphics API: use auto, vulkan, gl, metal or dx12"
+            )));
+        }
+    };
+    PINNED
+        .get_or_init(|| {
+            Device::wgpu_options()
+                .graphics_api(api)
+                .init()
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(|e| {
+            TrainError::Config(format!(
+                "the wgpu device cannot start on {api:?} ({WGPU_API_VAR}={requested}): {e}"
+            ))
+        })
 }
 
 /// The device names this build supports.

@@ -29,7 +29,7 @@ pub struct Prepared {
 impl Prepared {
     /// Loads the data named by `config` and fills in what depends on it.
     pub fn new(mut config: RunConfig, quiet: bool) -> Result<Prepared, TrainError> {
-        let device = DeviceChoice::parse(&config.device)?.device();
+        let device = DeviceChoice::parse(&config.device)?.device()?;
         device.seed(config.seed);
         let spec = DatasetSpec::parse(&config.dataset)?;
         let splits = spec.load(config.val_fraction, config.seed, config.size.unwrap_or(32))?;
