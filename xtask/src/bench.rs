@@ -212,6 +212,10 @@ pub fn run_device(device: &Device, plan: Plan) -> Vec<Figure> {
             64,
         ),
     ] {
+        if !plan.wants(key) {
+            continue;
+        }
+        let batch = plan.batch(batch);
         let mut model =
             CrossEntropyNetConfig::new(EncoderConfig::new(arch).with_in_channels(channels), 10)
                 .init(&train);
