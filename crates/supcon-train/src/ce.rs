@@ -17,7 +17,7 @@ use crate::config::RunConfig;
 use crate::features::evaluation_views;
 use crate::fit::{Fit, Task, restore_model};
 use crate::metrics::{EpochMetrics, say};
-use crate::run::Prepared;
+use crate::run::{Prepared, crop_view_config};
 
 /// File holding the best-validation model of a cross-entropy run.
 pub const BEST_MODEL_FILE: &str = "best-model.bpk";
@@ -120,14 +120,14 @@ pub fn cross_entropy(
     let encoder = EncoderConfig::new(c.architecture()?).with_in_channels(prepared.channels());
     let model = CrossEntropyNetConfig::new(encoder, prepared.splits.train.num_classes())
         .init(&train_device);
-    let views = prepared.crop_views();
-    views.validate(prepared.channels())?;
+    let views = crop_view_config(c);
     let task = CrossEntropyTask {
         prepared,
         loss: CrossEntropyLossConfig::new().init(&train_device),
         best_path: run_dir.join(BEST_MODEL_FILE),
     };
-    let fitted = Fit::new(prepared, views, run_dir, quiet, stop_after).run(&task, model, resume)?;
+    let fitted =
+        Fit::new(prepared, views, run_dir, quiet, stop_after)?.run(&task, model, resume)?;
     if fitted.history.last().is_none_or(|m| m.epoch < c.epochs) {
         return Ok((fitted.history, None));
     }

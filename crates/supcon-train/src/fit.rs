@@ -88,18 +88,20 @@ pub struct Fitted<M> {
 }
 
 impl<'a> Fit<'a> {
-    /// The loop a prepared configuration describes, drawing views from `views`, in `run_dir`;
-    /// `stop_after` ends the session early after that many epochs (tests of resumption).
+    /// The loop a prepared configuration describes, drawing views from `views` (checked against
+    /// the data's channels), in `run_dir`; `stop_after` ends the session early after that many
+    /// epochs (tests of resumption).
     pub fn new(
         prepared: &'a Prepared,
         views: ViewPipelineConfig,
         run_dir: &Path,
         quiet: bool,
         stop_after: Option<usize>,
-    ) -> Fit<'a> {
+    ) -> Result<Fit<'a>, TrainError> {
+        views.validate(prepared.channels())?;
         let c = &prepared.config;
         let (optimizer, schedule) = optimisation(c);
-        Fit {
+        Ok(Fit {
             splits: &prepared.splits,
             device: prepared.device.clone().autodiff(),
             pipeline: ViewPipeline::new(views, c.seed),
@@ -111,7 +113,7 @@ impl<'a> Fit<'a> {
             run_dir: run_dir.to_path_buf(),
             quiet,
             stop_after,
-        }
+        })
     }
 
     /// Trains `model` for the schedule's epochs, resuming from the run's checkpoint if

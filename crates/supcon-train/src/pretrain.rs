@@ -14,7 +14,7 @@ use crate::features::{FeatureSet, extract, knn_accuracy};
 use crate::fit::{Fit, Task};
 use crate::linear::{LinearOutcome, linear_evaluation};
 use crate::metrics::{EpochMetrics, say};
-use crate::run::Prepared;
+use crate::run::{Prepared, pretrain_view_config};
 
 /// The reference's `base_temperature` (its `SupConLoss` default, which `main_supcon.py` keeps).
 pub const BASE_TEMPERATURE: f64 = 0.07;
@@ -121,8 +121,7 @@ pub fn pretrain(
     let c = &prepared.config;
     let train_device = prepared.device.clone().autodiff();
     let model = supcon_model(c, prepared.channels(), &train_device)?;
-    let views = prepared.pretrain_views();
-    views.validate(prepared.channels())?;
+    let views = pretrain_view_config(c, prepared.channels());
     let task = ContrastiveTask {
         prepared,
         loss: SupConLossConfig::new()
@@ -132,7 +131,8 @@ pub fn pretrain(
         method: c.method,
         views: c.views,
     };
-    let fitted = Fit::new(prepared, views, run_dir, quiet, stop_after).run(&task, model, resume)?;
+    let fitted =
+        Fit::new(prepared, views, run_dir, quiet, stop_after)?.run(&task, model, resume)?;
     let finished = fitted.history.last().is_some_and(|m| m.epoch == c.epochs);
     let mut linear = None;
     if finished {

@@ -67,16 +67,6 @@ impl Prepared {
     pub fn channels(&self) -> usize {
         self.splits.train.image_shape()[0]
     }
-
-    /// The augmentation of pre-training ([`pretrain_view_config`]).
-    pub fn pretrain_views(&self) -> ViewPipelineConfig {
-        pretrain_view_config(&self.config, self.channels())
-    }
-
-    /// The augmentation of the cross-entropy baseline ([`crop_view_config`]).
-    pub fn crop_views(&self) -> ViewPipelineConfig {
-        crop_view_config(&self.config)
-    }
 }
 
 /// The augmentation of pre-training for images of `channels` channels: random resized crop

@@ -14,7 +14,7 @@ pub const TOLERANCE: f64 = 1e-4;
 /// Names the devices to compare with flex (`ndarray,wgpu`, say); unset: every compiled-in one.
 pub const DEVICES_VAR: &str = "SUPCON_PARITY_DEVICES";
 
-/// The devices to compare with flex, the reference.
+/// The devices to compare with flex, the reference; at least one, or the test fails.
 fn other_devices() -> Vec<(&'static str, Device)> {
     let wanted = std::env::var(DEVICES_VAR).ok();
     let wanted: Option<Vec<&str>> = wanted.as_deref().map(|list| list.split(',').collect());
@@ -27,7 +27,7 @@ fn other_devices() -> Vec<(&'static str, Device)> {
             );
         }
     }
-    compiled_in()
+    let devices: Vec<_> = compiled_in()
         .into_iter()
         .filter(|name| *name != "flex")
         .filter(|name| wanted.as_ref().is_none_or(|list| list.contains(name)))
@@ -37,7 +37,13 @@ fn other_devices() -> Vec<(&'static str, Device)> {
                 .unwrap_or_else(|e| panic!("device {name}: {e}"));
             (name, device)
         })
-        .collect()
+        .collect();
+    assert!(
+        !devices.is_empty(),
+        "no device to compare with flex ({DEVICES_VAR}={wanted:?}, compiled in: {:?})",
+        compiled_in()
+    );
+    devices
 }
 
 /// What a test found, device by device.
@@ -60,19 +66,8 @@ impl Report {
         self.judge(device, what, error, tolerance);
     }
 
-    /// [`check`](Self::check) without printing a line.
-    pub fn check_quietly(
-        &mut self,
-        device: &str,
-        what: &str,
-        got: &[f32],
-        want: &[f32],
-        tolerance: f64,
-    ) {
-        self.judge(device, what, relative_error(got, want), tolerance);
-    }
-
-    fn judge(&mut self, device: &str, what: &str, error: f64, tolerance: f64) {
+    /// Records a failure when a measured `error` exceeds `tolerance` (or is NaN).
+    pub fn judge(&mut self, device: &str, what: &str, error: f64, tolerance: f64) {
         if error.is_nan() || error > tolerance {
             self.failures.push(format!(
                 "{device}: {what}: relative error {error:.3e} > {tolerance:.1e}"
