@@ -1,6 +1,6 @@
 //! The error every loss returns for input it cannot use.
 
-/// Why a loss refused its input. Losses never panic on user input; they return one of these.
+/// Why a loss refused its configuration (`try_init`) or its input (the `try_` methods).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum LossError {
     /// Features of a rank other than the loss needs (`[batch, views, ...]` has rank 3 or more).
@@ -59,13 +59,48 @@ pub enum LossError {
         /// What the range is.
         why: &'static str,
     },
+    /// Label positives with a memory, but no labels for the memory's rows.
+    #[error("label positives with a memory need the memory's labels (memory_labels)")]
+    MemoryLabelsMissing,
+    /// Memory labels whose length differs from the memory's rows.
+    #[error("memory labels have length {got} but the memory has {memory} rows")]
+    MemoryLabelsLength {
+        /// Rows of the memory.
+        memory: usize,
+        /// Length of the labels.
+        got: usize,
+    },
     /// Only views of the same image are positives, but each image has a single view: no anchor
     /// has a positive, so there is nothing to learn.
-    #[error("Positives::SameImage needs at least two views per image, got one")]
+    #[error(
+        "self-supervised positives (other views of the same image) need at least two views per image, got one"
+    )]
     SingleViewWithoutPositives,
 }
 
 impl LossError {
+    /// [`LossError::NonPositive`] unless `value` is a positive finite number.
+    pub(crate) fn check_positive(name: &'static str, value: f64) -> Result<(), LossError> {
+        if value.is_finite() && value > 0.0 {
+            Ok(())
+        } else {
+            Err(LossError::NonPositive { name, value })
+        }
+    }
+
+    /// [`LossError::OutOfRange`] unless `value` is finite and `>= 0`.
+    pub(crate) fn check_non_negative(name: &'static str, value: f64) -> Result<(), LossError> {
+        if value.is_finite() && value >= 0.0 {
+            Ok(())
+        } else {
+            Err(LossError::OutOfRange {
+                name,
+                value,
+                why: "must be finite and >= 0",
+            })
+        }
+    }
+
     /// [`LossError::Empty`] when a dimension of `shape` is zero.
     pub(crate) fn check_not_empty(shape: &[usize]) -> Result<(), LossError> {
         if shape.contains(&0) {

@@ -5,7 +5,14 @@
 //! Every loss takes features as `[batch, views, dim]` (views of one image are rows of the same
 //! batch index) and states which pairs are positive with [`Positives`]. Features are used as
 //! given: L2-normalise them first (the projection heads of `supcon-head` do) unless a loss says
-//! otherwise.
+//! otherwise. An encoder run on augmented views gives `[views * batch, dim]`, view by view:
+//! [`by_image`] turns that into `[batch, views, dim]`.
+//!
+//! The losses are Burn [`Module`](burn::module::Module)s without parameters, so they can be
+//! fields of a model's `#[derive(Module)]` struct. Their configuration is checked once, by
+//! `init` (which panics naming the parameter, as Burn's configs do) or `try_init` (which returns
+//! a [`LossError`]). `forward` panics with a clear message on input it cannot use, as Burn's
+//! losses do; `try_forward` returns the [`LossError`] instead.
 //!
 //! | loss | formula | reference |
 //! | --- | --- | --- |
@@ -31,12 +38,23 @@
 //!     .with_base_temperature(0.07)
 //!     .with_contrast_mode(ContrastMode::All)
 //!     .init();
-//! let value = loss.forward(features, Positives::Labels(labels))?;
+//! let value = loss.forward(features.clone(), Positives::Labels(labels)); // shape [1]
 //! assert_eq!(value.dims(), [1]);
-//! # Ok::<(), supcon_loss::LossError>(())
+//!
+//! // Where the input comes from a user, ask for an error instead of a panic:
+//! let one_label = Tensor::<1, Int>::from_ints([3], &device);
+//! assert!(loss.try_forward(features, Positives::Labels(one_label)).is_err());
+//! ```
+//!
+//! With an encoder and augmented views (`views` `[2 * B, C, H, W]`, view by view):
+//!
+//! ```text
+//! let z = model.forward(views);                           // [2 * B, D], view by view
+//! let loss = supcon.forward(by_image(z, 2), Positives::Labels(labels));
 //! ```
 
 mod error;
+mod layout;
 mod masked;
 mod npairs;
 mod positives;
@@ -47,6 +65,7 @@ mod triplet;
 pub mod cross_entropy;
 
 pub use error::LossError;
+pub use layout::by_image;
 pub use npairs::{NPairsLoss, NPairsLossConfig};
 pub use positives::Positives;
 pub use simclr::{SimClrLoss, SimClrLossConfig};

@@ -1,15 +1,4 @@
-//! SimCLR's NT-Xent loss (normalised temperature-scaled cross entropy), Chen et al., ICML 2020.
-//!
-//! For two views `u, v` of `B` images, each `[B, dim]`, cosine similarities
-//! `s(x, y) = x.y / (|x| |y|)` and the `2B` vectors `w = [u; v]`:
-//!
-//! ```text
-//! NT-Xent = 1/(2B) * sum_i -log( exp(s(w_i, w_pos(i)) / T) / sum_{k != i} exp(s(w_i, w_k) / T) )
-//! ```
-//!
-//! where `pos(i)` is the other view of the same image. It is [`SupConLoss`] with
-//! [`Positives::SameImage`] on normalised features and `base_temperature = temperature` (no
-//! rescaling), which is how it is computed here.
+//! SimCLR's NT-Xent loss (normalised temperature-scaled cross entropy), Chen et al., ICML 2020: [`SimClrLoss`].
 
 use burn::prelude::*;
 
@@ -28,18 +17,41 @@ pub struct SimClrLossConfig {
 
 impl SimClrLossConfig {
     /// Builds the loss.
+    ///
+    /// # Panics
+    ///
+    /// If the temperature is not a positive finite number; see [`try_init`](Self::try_init).
     pub fn init(&self) -> SimClrLoss {
-        SimClrLoss {
+        crate::supcon::expect(self.try_init())
+    }
+
+    /// Builds the loss, or says why the temperature is out of range.
+    pub fn try_init(&self) -> Result<SimClrLoss, LossError> {
+        Ok(SimClrLoss {
             inner: SupConLossConfig::new()
                 .with_temperature(self.temperature)
                 .with_base_temperature(self.temperature)
-                .init(),
-        }
+                .try_init()?,
+        })
     }
 }
 
-/// NT-Xent over two view tensors; see the [module documentation](self).
-#[derive(Debug, Clone)]
+/// SimCLR's NT-Xent loss (normalised temperature-scaled cross entropy), Chen et al., ICML 2020.
+///
+/// For two views `u, v` of `B` images, each `[B, dim]`, cosine similarities
+/// `s(x, y) = x.y / (|x| |y|)` and the `2B` vectors `w = [u; v]`:
+///
+/// ```text
+/// NT-Xent = 1/(2B) * sum_i -log( exp(s(w_i, w_pos(i)) / T) / sum_{k != i} exp(s(w_i, w_k) / T) )
+/// ```
+///
+/// where `pos(i)` is the other view of the same image. It is [`SupConLoss`] with
+/// [`Positives::SameImage`] on normalised features and `base_temperature = temperature` (no
+/// rescaling), which is how it is computed here.
+///
+/// A Burn [`Module`] without parameters (its settings are constants), so it can be a field of
+/// a model's `#[derive(Module)]` struct.
+#[derive(Module, Debug)]
 pub struct SimClrLoss {
     inner: SupConLoss,
 }
@@ -47,7 +59,20 @@ pub struct SimClrLoss {
 impl SimClrLoss {
     /// The mean loss, shape `[1]`, of two views `[batch, dim]` (row `i` of each is image `i`).
     /// The views are L2-normalised here (cosine similarity).
-    pub fn forward(&self, view_a: Tensor<2>, view_b: Tensor<2>) -> Result<Tensor<1>, LossError> {
+    ///
+    /// # Panics
+    ///
+    /// If the views' shapes differ or are empty; see [`try_forward`](Self::try_forward).
+    pub fn forward(&self, view_a: Tensor<2>, view_b: Tensor<2>) -> Tensor<1> {
+        crate::supcon::expect(self.try_forward(view_a, view_b))
+    }
+
+    /// [`forward`](Self::forward), returning a [`LossError`] instead of panicking.
+    pub fn try_forward(
+        &self,
+        view_a: Tensor<2>,
+        view_b: Tensor<2>,
+    ) -> Result<Tensor<1>, LossError> {
         if view_a.dims() != view_b.dims() {
             return Err(LossError::ShapeMismatch {
                 what: "SimCLR views",
@@ -56,7 +81,7 @@ impl SimClrLoss {
             });
         }
         let features = Tensor::stack::<3>(vec![l2_normalize(view_a), l2_normalize(view_b)], 1);
-        self.inner.forward(features, Positives::SameImage)
+        self.inner.try_forward(features, Positives::SameImage)
     }
 }
 

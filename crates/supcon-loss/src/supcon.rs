@@ -1,24 +1,4 @@
-//! The supervised contrastive loss (SupCon), Khosla et al., NeurIPS 2020.
-//!
-//! For `B` samples with `V` views each, features `z` are arranged view by view into `N = V * B`
-//! contrast vectors. For every anchor `i` (all `N` of them, or only the `B` first views), with
-//! `P(i)` its positives (same label, other than `i` itself) and `A(i)` everything but `i`:
-//!
-//! ```text
-//! L_out(i) = -(T / T_base) * 1/|P(i)| * sum_{p in P(i)} log( exp(z_i.z_p / T) / sum_{a in A(i)} exp(z_i.z_a / T) )   (Eq. 2)
-//! L_in(i)  = -(T / T_base) * log( 1/|P(i)| * sum_{p in P(i)} exp(z_i.z_p / T) / sum_{a in A(i)} exp(z_i.z_a / T) )  (Eq. 3)
-//! ```
-//!
-//! and the loss is the mean over anchors. This is exactly HobbitLong/SupContrast `losses.py`
-//! (contrast mode `all`/`one`, `temperature`, `base_temperature`, labels or an asymmetric
-//! mask; an anchor without any positive contributes 0 and still counts in the mean, as the
-//! reference does since its fix for NaN losses), plus the google-research options: the
-//! summation inside the log ([`SummationLocation::Inside`]) and the denominator modes
-//! ([`DenominatorMode`]). The google code's scaling by `temperature` is `base_temperature = 1`.
-//!
-//! Numerics: the log-sum-exp subtracts the row maximum over the entries it sums (not over the
-//! anchor's own similarity, which it excludes), so finite inputs give a finite loss and finite
-//! gradients at any temperature, unnormalised features included.
+//! The supervised contrastive loss (SupCon), Khosla et al., NeurIPS 2020: [`SupConLoss`].
 
 use burn::prelude::*;
 
@@ -78,49 +58,198 @@ pub struct SupConLossConfig {
 }
 
 impl SupConLossConfig {
-    /// Builds the loss. Parameters are checked when the loss is applied, so that a bad value
-    /// is reported as a [`LossError`] rather than a panic.
+    /// Builds the loss.
+    ///
+    /// # Panics
+    ///
+    /// If a temperature is not a positive finite number (the message names it); use
+    /// [`try_init`](Self::try_init) to get a [`LossError`] instead.
     pub fn init(&self) -> SupConLoss {
-        SupConLoss {
+        self.try_init()
+            .unwrap_or_else(|error| panic!("invalid SupConLossConfig: {error}"))
+    }
+
+    /// Builds the loss, or says which parameter is out of range.
+    pub fn try_init(&self) -> Result<SupConLoss, LossError> {
+        LossError::check_positive("temperature", self.temperature)?;
+        LossError::check_positive("base_temperature", self.base_temperature)?;
+        Ok(SupConLoss {
             temperature: self.temperature,
             base_temperature: self.base_temperature,
             contrast_mode: self.contrast_mode,
             summation: self.summation,
             denominator: self.denominator,
-        }
+        })
     }
 }
 
-/// The supervised contrastive loss; see the [module documentation](self) for the formula.
-#[derive(Debug, Clone)]
+/// The supervised contrastive loss (SupCon), Khosla et al., NeurIPS 2020.
+///
+/// For `B` samples with `V` views each, features `z` are arranged view by view into `N = V * B`
+/// contrast vectors. For every anchor `i` (all `N` of them, or only the `B` first views), with
+/// `P(i)` its positives (same label, other than `i` itself) and `A(i)` everything but `i`:
+///
+/// ```text
+/// L_out(i) = -(T / T_base) * 1/|P(i)| * sum_{p in P(i)} log( exp(z_i.z_p / T) / sum_{a in A(i)} exp(z_i.z_a / T) )   (Eq. 2)
+/// L_in(i)  = -(T / T_base) * log( 1/|P(i)| * sum_{p in P(i)} exp(z_i.z_p / T) / sum_{a in A(i)} exp(z_i.z_a / T) )  (Eq. 3)
+/// ```
+///
+/// and the loss is the mean over anchors. This is exactly HobbitLong/SupContrast `losses.py`
+/// (contrast mode `all`/`one`, `temperature`, `base_temperature`, labels or an asymmetric
+/// mask; an anchor without any positive contributes 0 and still counts in the mean, as the
+/// reference does since its fix for NaN losses), plus the google-research options: the
+/// summation inside the log ([`SummationLocation::Inside`]) and the denominator modes
+/// ([`DenominatorMode`]). The google code's scaling by `temperature` is `base_temperature = 1`.
+///
+/// Numerics: the log-sum-exp subtracts the row maximum over the entries it sums (not over the
+/// anchor's own similarity, which it excludes), so finite inputs give a finite loss and finite
+/// gradients at any temperature, unnormalised features included.
+///
+/// A Burn [`Module`] without parameters (its settings are constants), so it can be a field of
+/// a model's `#[derive(Module)]` struct. Features come as `[batch, views, dim]`: turn the
+/// `[views * batch, dim]` output of an encoder run on the views of
+/// `supcon_augment::ViewPipeline` into that layout with [`by_image`](crate::by_image), never
+/// with a plain `reshape` (which pairs the wrong rows).
+#[derive(Module, Debug)]
 pub struct SupConLoss {
     temperature: f64,
     base_temperature: f64,
+    #[module(skip)]
     contrast_mode: ContrastMode,
+    #[module(skip)]
     summation: SummationLocation,
+    #[module(skip)]
     denominator: DenominatorMode,
 }
 
 impl SupConLoss {
+    /// The softmax temperature `T`.
+    pub fn temperature(&self) -> f64 {
+        self.temperature
+    }
+
+    /// The base temperature `T_base` (the loss is scaled by `T / T_base`).
+    pub fn base_temperature(&self) -> f64 {
+        self.base_temperature
+    }
+
+    /// Which views are anchors.
+    pub fn contrast_mode(&self) -> ContrastMode {
+        self.contrast_mode
+    }
+
     /// The mean loss over all anchors, shape `[1]`.
     ///
-    /// `features` is `[batch, views, dim]`, used as given (not normalised). Returns an error for
-    /// an empty dimension, labels or a mask that do not match the batch, a non-positive
-    /// temperature, or [`Positives::SameImage`] with a single view.
-    pub fn forward(
+    /// # Shapes
+    ///
+    /// - `features`: `[batch, views, dim]`, used as given (not normalised);
+    /// - `positives`: labels `[batch]`, a mask `[batch, batch]`, or [`Positives::SameImage`];
+    /// - output: `[1]`.
+    ///
+    /// # Panics
+    ///
+    /// On input [`try_forward`](Self::try_forward) refuses: an empty dimension, labels or a
+    /// mask that do not match the batch, or [`Positives::SameImage`] with a single view.
+    pub fn forward(&self, features: Tensor<3>, positives: Positives) -> Tensor<1> {
+        expect(self.try_forward(features, positives))
+    }
+
+    /// [`forward`](Self::forward), returning a [`LossError`] instead of panicking.
+    pub fn try_forward(
         &self,
         features: Tensor<3>,
         positives: Positives,
     ) -> Result<Tensor<1>, LossError> {
-        Ok(self.forward_per_sample(features, positives)?.mean())
+        Ok(self.try_forward_per_sample(features, positives)?.mean())
     }
 
     /// The loss of each sample, shape `[batch]`: the mean over that sample's anchor views (as
     /// google-research `contrastive_loss` returns it). Its mean is [`forward`](Self::forward).
-    pub fn forward_per_sample(
+    ///
+    /// # Panics
+    ///
+    /// As [`forward`](Self::forward).
+    pub fn forward_per_sample(&self, features: Tensor<3>, positives: Positives) -> Tensor<1> {
+        expect(self.try_forward_per_sample(features, positives))
+    }
+
+    /// [`forward_per_sample`](Self::forward_per_sample), returning a [`LossError`] instead of
+    /// panicking.
+    pub fn try_forward_per_sample(
         &self,
         features: Tensor<3>,
         positives: Positives,
+    ) -> Result<Tensor<1>, LossError> {
+        self.per_sample(features, positives, None)
+    }
+
+    /// The mean loss, shape `[1]`, with a memory of `K` extra contrast vectors (a queue of keys
+    /// from earlier batches, say).
+    ///
+    /// The anchors are the batch's, as in [`forward`](Self::forward); the contrast set is the
+    /// batch's views followed by the rows of `memory`. With [`Positives::Labels`], a memory row
+    /// whose label (in `memory_labels`) equals the anchor's is a positive, any other a negative;
+    /// with [`Positives::SameImage`] and [`Positives::Mask`] every memory row is a negative
+    /// (`memory_labels` is ignored): SimCLR with a bank of negatives. No gradient flows into
+    /// `memory`. With `K = 0` this is [`forward`](Self::forward).
+    ///
+    /// # Shapes
+    ///
+    /// - `features`: `[batch, views, dim]`; `memory`: `[K, dim]`;
+    /// - `memory_labels`: `[K]`, required with [`Positives::Labels`] when `K > 0`;
+    /// - output: `[1]`.
+    ///
+    /// ```
+    /// use burn::prelude::*;
+    /// use supcon_loss::{Positives, SupConLossConfig};
+    ///
+    /// let device = Device::flex();
+    /// let features = Tensor::<3>::from_floats([[[1.0, 0.0]], [[0.0, 1.0]]], &device); // [2, 1, 2]
+    /// let labels = Tensor::<1, Int>::from_ints([0, 1], &device);
+    /// // One queued key per class: with a single view, every positive is in the memory.
+    /// let memory = Tensor::<2>::from_floats([[0.8, 0.6], [0.6, 0.8]], &device);
+    /// let memory_labels = Tensor::<1, Int>::from_ints([0, 1], &device);
+    /// let loss = SupConLossConfig::new().init();
+    /// let value = loss.forward_with_memory(features, Positives::Labels(labels), memory, Some(memory_labels));
+    /// assert!(value.into_scalar::<f32>() > 0.0);
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// On input [`try_forward_with_memory`](Self::try_forward_with_memory) refuses.
+    pub fn forward_with_memory(
+        &self,
+        features: Tensor<3>,
+        positives: Positives,
+        memory: Tensor<2>,
+        memory_labels: Option<Tensor<1, Int>>,
+    ) -> Tensor<1> {
+        expect(self.try_forward_with_memory(features, positives, memory, memory_labels))
+    }
+
+    /// [`forward_with_memory`](Self::forward_with_memory), returning a [`LossError`] for what
+    /// [`try_forward`](Self::try_forward) refuses, a memory whose dimension differs from the
+    /// features', and memory labels missing or of the wrong length.
+    pub fn try_forward_with_memory(
+        &self,
+        features: Tensor<3>,
+        positives: Positives,
+        memory: Tensor<2>,
+        memory_labels: Option<Tensor<1, Int>>,
+    ) -> Result<Tensor<1>, LossError> {
+        let memory = Memory {
+            rows: memory,
+            labels: memory_labels,
+        };
+        Ok(self.per_sample(features, positives, Some(memory))?.mean())
+    }
+
+    /// The per-sample loss, against the batch's views and the rows of `memory` if given.
+    fn per_sample(
+        &self,
+        features: Tensor<3>,
+        positives: Positives,
+        memory: Option<Memory>,
     ) -> Result<Tensor<1>, LossError> {
         let [batch, views, dim] = features.dims();
         self.check(&features.dims(), &positives)?;
@@ -133,16 +262,25 @@ impl SupConLoss {
         };
         let (anchors, contrasts) = (anchor_views * batch, views * batch);
         // View-major order, as torch.cat(torch.unbind(features, 1)): [v0 of all samples, v1, ...].
-        let contrast = features.swap_dims(0, 1).reshape([contrasts, dim]);
+        let mut contrast = features.swap_dims(0, 1).reshape([contrasts, dim]);
         // The anchors are the first `anchors` rows of `contrast` in both modes, so anchor `r`'s
         // own entry is column `r`.
         let anchor = contrast.clone().narrow(0, 0, anchors);
+        let mut not_self = Tensor::<2, Bool>::diag_mask([anchors, contrasts], 0, &device).float();
+        let mut same = sample_mask.repeat(&[anchor_views, views]);
+        if let Some(memory) = memory {
+            let memory_same = memory.positives(&positives, anchor_views, batch, dim)?;
+            if let Some((rows, memory_same)) = memory_same {
+                let k = rows.dims()[0];
+                contrast = Tensor::cat(vec![contrast, rows], 0);
+                same = Tensor::cat(vec![same, memory_same], 1);
+                not_self = Tensor::cat(vec![not_self, Tensor::ones([anchors, k], &device)], 1);
+            }
+        }
         let logits = anchor
             .matmul(contrast.transpose())
             .div_scalar(self.temperature);
 
-        let not_self = Tensor::<2, Bool>::diag_mask([anchors, contrasts], 0, &device).float();
-        let same = sample_mask.repeat(&[anchor_views, views]);
         let positive = same.clone() * not_self.clone();
         let positive_count = positive.clone().sum_dim(1);
         let mut no_term = positive_count.clone().lower_elem(1e-6);
@@ -178,8 +316,21 @@ impl SupConLoss {
 
     /// Like [`forward`](Self::forward) for features of any rank `>= 3`, `[batch, views, ...]`,
     /// flattened to `[batch, views, prod(...)]` as the reference does for convolutional features.
-    /// Rank 1 or 2 is a [`LossError::WrongRank`].
+    ///
+    /// # Panics
+    ///
+    /// As [`forward`](Self::forward), and on rank 1 or 2.
     pub fn forward_nd<const D: usize>(
+        &self,
+        features: Tensor<D>,
+        positives: Positives,
+    ) -> Tensor<1> {
+        expect(self.try_forward_nd(features, positives))
+    }
+
+    /// [`forward_nd`](Self::forward_nd), returning a [`LossError`] instead of panicking (rank 1
+    /// or 2 is [`LossError::WrongRank`]).
+    pub fn try_forward_nd<const D: usize>(
         &self,
         features: Tensor<D>,
         positives: Positives,
@@ -189,22 +340,68 @@ impl SupConLoss {
             return Err(LossError::WrongRank { shape });
         }
         let flat: usize = shape[2..].iter().product();
-        self.forward(features.reshape([shape[0], shape[1], flat]), positives)
+        self.try_forward(features.reshape([shape[0], shape[1], flat]), positives)
     }
 
     fn check(&self, shape: &[usize; 3], positives: &Positives) -> Result<(), LossError> {
-        for (name, value) in [
-            ("temperature", self.temperature),
-            ("base_temperature", self.base_temperature),
-        ] {
-            if !(value.is_finite() && value > 0.0) {
-                return Err(LossError::NonPositive { name, value });
-            }
-        }
         LossError::check_not_empty(shape)?;
         if shape[1] == 1 && matches!(positives, Positives::SameImage) {
             return Err(LossError::SingleViewWithoutPositives);
         }
         Ok(())
     }
+}
+
+/// Extra contrast vectors and, for label positives, their labels.
+struct Memory {
+    rows: Tensor<2>,
+    labels: Option<Tensor<1, Int>>,
+}
+
+impl Memory {
+    /// The memory's rows (detached) and which are positives of each anchor (`[anchors, K]`,
+    /// anchors view-major as in the loss), after checking them; `None` for an empty memory.
+    fn positives(
+        self,
+        positives: &Positives,
+        anchor_views: usize,
+        batch: usize,
+        dim: usize,
+    ) -> Result<Option<(Tensor<2>, Tensor<2>)>, LossError> {
+        let [k, memory_dim] = self.rows.dims();
+        if memory_dim != dim && k > 0 {
+            return Err(LossError::ShapeMismatch {
+                what: "memory rows and features must have the same dimension; memory and features",
+                left: vec![k, memory_dim],
+                right: vec![batch, anchor_views, dim],
+            });
+        }
+        if k == 0 {
+            return Ok(None);
+        }
+        let rows = self.rows.detach();
+        let device = rows.device();
+        let anchors = anchor_views * batch;
+        let same = match positives {
+            Positives::Labels(labels) => {
+                let memory_labels = self.labels.ok_or(LossError::MemoryLabelsMissing)?;
+                let [got] = memory_labels.dims();
+                if got != k {
+                    return Err(LossError::MemoryLabelsLength { memory: k, got });
+                }
+                let anchor_labels = labels.clone().repeat(&[anchor_views]);
+                let column = anchor_labels.reshape([anchors, 1]).expand([anchors, k]);
+                let row = memory_labels.reshape([1, k]).expand([anchors, k]);
+                column.equal(row).float()
+            }
+            Positives::SameImage | Positives::Mask(_) => Tensor::zeros([anchors, k], &device),
+        };
+        Ok(Some((rows, same)))
+    }
+}
+
+/// The value of a `try_` method, or a panic with the loss's message (Burn's losses panic on
+/// misuse; the `try_` methods are for callers that need an error).
+pub(crate) fn expect<T>(result: Result<T, LossError>) -> T {
+    result.unwrap_or_else(|error| panic!("{error}"))
 }

@@ -1,21 +1,4 @@
-//! The triplet loss (Schroff et al., CVPR 2015, "FaceNet"), over every valid triplet of a batch.
-//!
-//! Features `[batch, views, dim]` are flattened to `N = views * batch` vectors. A triplet
-//! `(a, p, n)` is valid when `p != a` is a positive of `a` and `n` a negative of `a` (by
-//! [`Positives`], as for [`SupConLoss`](crate::SupConLoss)); its loss is
-//!
-//! ```text
-//! l(a, p, n) = max(0, d(a, p) - d(a, n) + margin)
-//! ```
-//!
-//! with `d` the squared or the plain Euclidean distance, and the loss is the mean over all valid
-//! triplets ("batch all"; 0 when there is none). It builds an `[N, N, N]` tensor, so it is meant
-//! for the moderate batches of the paper's comparison, not for batches of thousands.
-//!
-//! On unit vectors `|a - p|^2 = 2 - 2 a.p`, so with squared distances and margin `2T`,
-//! `l / (2T) = 1 + (a.n - a.p) / T`: the first-order expansion of the SupCon loss with one
-//! positive and one negative, `log(1 + exp((a.n - a.p) / T))`, when the positive is much closer
-//! than the negative (the paper's supplementary, section 9). The tests check both sides.
+//! The triplet loss (Schroff et al., CVPR 2015, "FaceNet"), over every valid triplet of a batch: [`TripletLoss`].
 
 use burn::prelude::*;
 
@@ -47,35 +30,69 @@ pub struct TripletLossConfig {
 
 impl TripletLossConfig {
     /// Builds the loss.
+    ///
+    /// # Panics
+    ///
+    /// If the margin is negative or not finite; see [`try_init`](Self::try_init).
     pub fn init(&self) -> TripletLoss {
-        TripletLoss {
+        crate::supcon::expect(self.try_init())
+    }
+
+    /// Builds the loss, or says why the margin is out of range.
+    pub fn try_init(&self) -> Result<TripletLoss, LossError> {
+        LossError::check_non_negative("margin", self.margin)?;
+        Ok(TripletLoss {
             margin: self.margin,
             distance: self.distance,
-        }
+        })
     }
 }
 
-/// The batch-all triplet loss; see the [module documentation](self).
-#[derive(Debug, Clone)]
+/// The triplet loss (Schroff et al., CVPR 2015, "FaceNet"), over every valid triplet of a batch.
+///
+/// Features `[batch, views, dim]` are flattened to `N = views * batch` vectors. A triplet
+/// `(a, p, n)` is valid when `p != a` is a positive of `a` and `n` a negative of `a` (by
+/// [`Positives`], as for [`SupConLoss`](crate::SupConLoss)); its loss is
+///
+/// ```text
+/// l(a, p, n) = max(0, d(a, p) - d(a, n) + margin)
+/// ```
+///
+/// with `d` the squared or the plain Euclidean distance, and the loss is the mean over all valid
+/// triplets ("batch all"; 0 when there is none). It builds an `[N, N, N]` tensor, so it is meant
+/// for the moderate batches of the paper's comparison, not for batches of thousands.
+///
+/// On unit vectors `|a - p|^2 = 2 - 2 a.p`, so with squared distances and margin `2T`,
+/// `l / (2T) = 1 + (a.n - a.p) / T`: the first-order expansion of the SupCon loss with one
+/// positive and one negative, `log(1 + exp((a.n - a.p) / T))`, when the positive is much closer
+/// than the negative (the paper's supplementary, section 9). The tests check both sides.
+///
+/// A Burn [`Module`] without parameters (its settings are constants), so it can be a field of
+/// a model's `#[derive(Module)]` struct.
+#[derive(Module, Debug)]
 pub struct TripletLoss {
     margin: f64,
+    #[module(skip)]
     distance: TripletDistance,
 }
 
 impl TripletLoss {
-    /// The mean over valid triplets, shape `[1]`.
-    pub fn forward(
+    /// The mean over valid triplets, shape `[1]`, of features `[batch, views, dim]`.
+    ///
+    /// # Panics
+    ///
+    /// On input [`try_forward`](Self::try_forward) refuses.
+    pub fn forward(&self, features: Tensor<3>, positives: Positives) -> Tensor<1> {
+        crate::supcon::expect(self.try_forward(features, positives))
+    }
+
+    /// [`forward`](Self::forward), returning a [`LossError`] for an empty dimension or labels or
+    /// a mask that do not match the batch.
+    pub fn try_forward(
         &self,
         features: Tensor<3>,
         positives: Positives,
     ) -> Result<Tensor<1>, LossError> {
-        if !(self.margin.is_finite() && self.margin >= 0.0) {
-            return Err(LossError::OutOfRange {
-                name: "margin",
-                value: self.margin,
-                why: "must be finite and >= 0",
-            });
-        }
         let shape = features.dims();
         LossError::check_not_empty(&shape)?;
         let [batch, views, dim] = shape;

@@ -30,7 +30,7 @@ fn tetrahedron_vertices_give_log_3() {
         .with_base_temperature(1.0)
         .init();
     let value = scalar(
-        loss.forward(features(&tetrahedron()), Positives::SameImage)
+        loss.try_forward(features(&tetrahedron()), Positives::SameImage)
             .unwrap(),
     );
     assert!((value - 3f64.ln()).abs() < 1e-6, "{value}");
@@ -43,7 +43,7 @@ fn tetrahedron_with_distinct_labels_gives_log_3() {
         .with_base_temperature(1.0)
         .init();
     let value = scalar(
-        loss.forward(features(&tetrahedron()), Positives::Labels(labels(&[0, 1])))
+        loss.try_forward(features(&tetrahedron()), Positives::Labels(labels(&[0, 1])))
             .unwrap(),
     );
     assert!((value - 3f64.ln()).abs() < 1e-6, "{value}");
@@ -58,7 +58,7 @@ fn tetrahedron_with_temperature_scales_by_it() {
         .init();
     let value = scalar(
         scaled
-            .forward(features(&tetrahedron()), Positives::SameImage)
+            .try_forward(features(&tetrahedron()), Positives::SameImage)
             .unwrap(),
     );
     assert!((value - 0.1 * 3f64.ln()).abs() < 1e-6, "{value}");
@@ -69,7 +69,7 @@ fn tetrahedron_with_temperature_scales_by_it() {
         .init();
     let value = scalar(
         unscaled
-            .forward(features(&tetrahedron()), Positives::SameImage)
+            .try_forward(features(&tetrahedron()), Positives::SameImage)
             .unwrap(),
     );
     assert!((value - 3f64.ln()).abs() < 1e-5, "{value}");
@@ -92,7 +92,7 @@ fn identical_views_of_basis_vectors_with_shared_label() {
         .with_base_temperature(1.0)
         .init();
     let got = values(
-        loss.forward_per_sample(features(&rows), Positives::Labels(labels(&[0, 0, 1])))
+        loss.try_forward_per_sample(features(&rows), Positives::Labels(labels(&[0, 0, 1])))
             .unwrap(),
     );
     let shared = (e + 4.0).ln() - 1.0 / 3.0;
@@ -161,7 +161,7 @@ fn summation_locations_and_denominator_modes() {
             .with_denominator(denominator)
             .init();
         let got = values(
-            loss.forward_per_sample(
+            loss.try_forward_per_sample(
                 google_table_features(),
                 Positives::Labels(labels(&[0, 0, 1])),
             )
@@ -190,14 +190,20 @@ fn one_view_as_anchor_versus_all_views() {
         .with_base_temperature(1.0)
         .with_contrast_mode(ContrastMode::One)
         .init();
-    let value = scalar(one.forward(features(&rows), Positives::SameImage).unwrap());
+    let value = scalar(
+        one.try_forward(features(&rows), Positives::SameImage)
+            .unwrap(),
+    );
     assert!((value - 3f64.ln()).abs() < 1e-6, "{value}");
     // With all views as anchors, e2 and -e2 see each other at -1: not log 3.
     let all = SupConLossConfig::new()
         .with_temperature(1.0)
         .with_base_temperature(1.0)
         .init();
-    let value = scalar(all.forward(features(&rows), Positives::SameImage).unwrap());
+    let value = scalar(
+        all.try_forward(features(&rows), Positives::SameImage)
+            .unwrap(),
+    );
     assert!((value - 3f64.ln()).abs() > 1e-3, "{value}");
 }
 
@@ -218,13 +224,13 @@ fn single_view_with_an_anchor_without_positive() {
         .with_base_temperature(1.0)
         .init();
     let got = values(
-        loss.forward_per_sample(features(&rows), Positives::Labels(labels(&[1, 1, 2])))
+        loss.try_forward_per_sample(features(&rows), Positives::Labels(labels(&[1, 1, 2])))
             .unwrap(),
     );
     assert_close(&got, &[loss0, loss1, 0.0], 0.0, 1e-6, "one view");
     // And the reference's mean counts the anchor without positive.
     let mean = scalar(
-        loss.forward(features(&rows), Positives::Labels(labels(&[1, 1, 2])))
+        loss.try_forward(features(&rows), Positives::Labels(labels(&[1, 1, 2])))
             .unwrap(),
     );
     assert!((mean - (loss0 + loss1) / 3.0).abs() < 1e-6);
@@ -235,10 +241,13 @@ fn default_positives_equal_distinct_labels() {
     let mut rng = Lcg(7);
     let rows = rng.unit_features(10, 3, 20);
     let loss = SupConLossConfig::new().init();
-    let same_image = scalar(loss.forward(features(&rows), Positives::SameImage).unwrap());
+    let same_image = scalar(
+        loss.try_forward(features(&rows), Positives::SameImage)
+            .unwrap(),
+    );
     let ids: Vec<i64> = (0..10).collect();
     let distinct = scalar(
-        loss.forward(features(&rows), Positives::Labels(labels(&ids)))
+        loss.try_forward(features(&rows), Positives::Labels(labels(&ids)))
             .unwrap(),
     );
     assert!(same_image.is_finite());
@@ -253,7 +262,7 @@ fn rank_five_features_are_flattened() {
     let flat = features(&rows);
     let conv: Tensor<5> = flat.clone().reshape([4, 2, 3, 2, 2]);
     let loss = SupConLossConfig::new().init();
-    let a = scalar(loss.forward_nd(conv, Positives::SameImage).unwrap());
-    let b = scalar(loss.forward(flat, Positives::SameImage).unwrap());
+    let a = scalar(loss.try_forward_nd(conv, Positives::SameImage).unwrap());
+    let b = scalar(loss.try_forward(flat, Positives::SameImage).unwrap());
     assert_eq!(a, b);
 }

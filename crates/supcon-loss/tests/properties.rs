@@ -25,7 +25,7 @@ fn collapsed_embeddings_give_log_2n_minus_1() {
             Positives::SameImage,
             Positives::Labels(labels(&vec![1; batch])),
         ] {
-            let got = scalar(loss.forward(features(&rows), positives).unwrap());
+            let got = scalar(loss.try_forward(features(&rows), positives).unwrap());
             assert!(
                 (got - want).abs() < 1e-5 * want,
                 "batch {batch}: {got} vs {want}"
@@ -49,11 +49,11 @@ fn swapping_views_leaves_the_loss_unchanged() {
             .with_summation(summation)
             .init();
         let a = scalar(
-            loss.forward(features(&rows), Positives::Labels(labels(&ids)))
+            loss.try_forward(features(&rows), Positives::Labels(labels(&ids)))
                 .unwrap(),
         );
         let b = scalar(
-            loss.forward(features(&swapped), Positives::Labels(labels(&ids)))
+            loss.try_forward(features(&swapped), Positives::Labels(labels(&ids)))
                 .unwrap(),
         );
         assert!((a - b).abs() < 1e-6 * a.abs(), "{summation:?}: {a} vs {b}");
@@ -79,13 +79,13 @@ fn gradient_matches_central_differences() {
             .init();
         let eval = |rows: &Vec<Vec<Vec<f64>>>| {
             scalar(
-                loss.forward(features(rows), Positives::Labels(labels(&ids)))
+                loss.try_forward(features(rows), Positives::Labels(labels(&ids)))
                     .unwrap(),
             )
         };
         let input = features(&rows).require_grad();
         let grads = loss
-            .forward(input.clone(), Positives::Labels(labels(&ids)))
+            .try_forward(input.clone(), Positives::Labels(labels(&ids)))
             .unwrap()
             .backward();
         let analytic = values(input.grad(&grads).unwrap());
@@ -142,7 +142,7 @@ fn low_temperature_and_large_features_stay_finite() {
                         .init();
                     let input = features(rows).require_grad();
                     let value = loss
-                        .forward(input.clone(), Positives::Labels(labels(&ids)))
+                        .try_forward(input.clone(), Positives::Labels(labels(&ids)))
                         .unwrap();
                     let v = values(value.clone())[0];
                     let grad = values(input.grad(&value.backward()).unwrap());
@@ -168,7 +168,7 @@ fn anchors_without_negatives_or_positives_contribute_zero() {
         .init();
     let input = features(&rows).require_grad();
     let value = loss
-        .forward(input.clone(), Positives::Labels(labels(&[5, 5, 5])))
+        .try_forward(input.clone(), Positives::Labels(labels(&[5, 5, 5])))
         .unwrap();
     assert_eq!(values(value.clone()), vec![0.0]);
     assert!(
@@ -181,7 +181,7 @@ fn anchors_without_negatives_or_positives_contribute_zero() {
     let none = mask(&vec![vec![0.0; 3]; 3]);
     assert_eq!(
         values(
-            loss.forward(features(&rows), Positives::Mask(none))
+            loss.try_forward(features(&rows), Positives::Mask(none))
                 .unwrap()
         ),
         vec![0.0]
@@ -200,11 +200,11 @@ fn asymmetric_mask_is_used_as_given() {
     ]);
     let loss = SupConLossConfig::new().with_temperature(0.5).init();
     let got = values(
-        loss.forward_per_sample(features(&rows), Positives::Mask(asymmetric))
+        loss.try_forward_per_sample(features(&rows), Positives::Mask(asymmetric))
             .unwrap(),
     );
     let plain = values(
-        loss.forward_per_sample(features(&rows), Positives::SameImage)
+        loss.try_forward_per_sample(features(&rows), Positives::SameImage)
             .unwrap(),
     );
     assert!(
@@ -226,12 +226,12 @@ fn bad_input_is_a_typed_error() {
     let rows = rng.unit_features(4, 2, 3);
     let loss = SupConLossConfig::new().init();
     assert_eq!(
-        loss.forward(features(&rows), Positives::Labels(labels(&[1, 2, 3])))
+        loss.try_forward(features(&rows), Positives::Labels(labels(&[1, 2, 3])))
             .unwrap_err(),
         LossError::LabelsLength { batch: 4, got: 3 }
     );
     assert_eq!(
-        loss.forward(
+        loss.try_forward(
             features(&rows),
             Positives::Mask(mask(&vec![vec![1.0; 3]; 3]))
         )
@@ -242,37 +242,54 @@ fn bad_input_is_a_typed_error() {
         }
     );
     for temperature in [0.0, -0.1, f64::NAN, f64::INFINITY] {
-        let bad = SupConLossConfig::new().with_temperature(temperature).init();
+        let bad = SupConLossConfig::new().with_temperature(temperature);
         assert!(matches!(
-            bad.forward(features(&rows), Positives::SameImage),
+            bad.try_init(),
             Err(LossError::NonPositive {
                 name: "temperature",
                 ..
             })
         ));
+        let panic = std::panic::catch_unwind(|| bad.init()).unwrap_err();
+        let message = panic.downcast_ref::<String>().unwrap();
+        assert!(
+            message.contains("temperature must be a positive"),
+            "{message}"
+        );
     }
-    let bad = SupConLossConfig::new().with_base_temperature(0.0).init();
     assert!(matches!(
-        bad.forward(features(&rows), Positives::SameImage),
+        SupConLossConfig::new()
+            .with_base_temperature(0.0)
+            .try_init(),
         Err(LossError::NonPositive {
             name: "base_temperature",
             ..
         })
     ));
+    // `forward` panics with the message `try_forward` returns.
+    let panic = std::panic::catch_unwind(|| {
+        loss.forward(features(&rows), Positives::Labels(labels(&[1, 2, 3])))
+    })
+    .unwrap_err();
+    let message = panic.downcast_ref::<String>().unwrap();
+    assert!(
+        message.contains("labels have length 3 but the batch has 4"),
+        "{message}"
+    );
     let one_view = rng.unit_features(4, 1, 3);
     assert_eq!(
-        loss.forward(features(&one_view), Positives::SameImage)
+        loss.try_forward(features(&one_view), Positives::SameImage)
             .unwrap_err(),
         LossError::SingleViewWithoutPositives
     );
     let flat: Tensor<2> = features(&rows).reshape([4, 6]);
     assert_eq!(
-        loss.forward_nd(flat, Positives::SameImage).unwrap_err(),
+        loss.try_forward_nd(flat, Positives::SameImage).unwrap_err(),
         LossError::WrongRank { shape: vec![4, 6] }
     );
     let empty = Tensor::<3>::zeros([0, 2, 3], &device());
     assert!(matches!(
-        loss.forward(empty, Positives::SameImage),
+        loss.try_forward(empty, Positives::SameImage),
         Err(LossError::Empty { .. })
     ));
 }

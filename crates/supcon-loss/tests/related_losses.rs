@@ -35,7 +35,7 @@ fn npairs_matches_its_formula() {
         .collect();
     let loss = NPairsLossConfig::new().init();
     let got = values(
-        loss.forward_per_sample(features(&rows), Positives::SameImage)
+        loss.try_forward_per_sample(features(&rows), Positives::SameImage)
             .unwrap(),
     );
     assert_close(&got, &want, 1e-5, 1e-7, "n-pairs");
@@ -44,7 +44,7 @@ fn npairs_matches_its_formula() {
     let regularised = NPairsLossConfig::new().with_l2_reg(0.01).init();
     let got = values(
         regularised
-            .forward_per_sample(features(&rows), Positives::SameImage)
+            .try_forward_per_sample(features(&rows), Positives::SameImage)
             .unwrap(),
     );
     let shifted: Vec<f64> = want.iter().map(|w| w + 0.02).collect();
@@ -58,7 +58,7 @@ fn npairs_with_labels_skips_same_class_positives() {
     let ids = [0, 0, 1, 2];
     let loss = NPairsLossConfig::new().init();
     let got = values(
-        loss.forward_per_sample(features(&rows), Positives::Labels(labels(&ids)))
+        loss.try_forward_per_sample(features(&rows), Positives::Labels(labels(&ids)))
             .unwrap(),
     );
     let want: Vec<f64> = (0..4)
@@ -84,7 +84,7 @@ fn supcon_with_one_positive_is_the_npairs_form() {
     let npairs = values(
         NPairsLossConfig::new()
             .init()
-            .forward_per_sample(features(&rows), Positives::SameImage)
+            .try_forward_per_sample(features(&rows), Positives::SameImage)
             .unwrap(),
     );
     let supcon = SupConLossConfig::new()
@@ -97,7 +97,7 @@ fn supcon_with_one_positive_is_the_npairs_form() {
         let ids: Vec<i64> = [0, 0].into_iter().chain(1..5).collect();
         let per_sample = values(
             supcon
-                .forward_per_sample(features(&set), Positives::Labels(labels(&ids)))
+                .try_forward_per_sample(features(&set), Positives::Labels(labels(&ids)))
                 .unwrap(),
         );
         assert!(
@@ -121,7 +121,7 @@ fn supcon_with_one_positive_and_one_negative_is_softplus() {
             .with_base_temperature(temperature)
             .init();
         let got = values(
-            loss.forward_per_sample(features(&rows), Positives::Labels(labels(&[0, 0, 1])))
+            loss.try_forward_per_sample(features(&rows), Positives::Labels(labels(&[0, 0, 1])))
                 .unwrap(),
         );
         assert!(
@@ -153,7 +153,7 @@ fn triplet_with_margin_2t_is_the_first_order_supcon_term() {
     ]);
     let got = scalar(
         triplet
-            .forward(features(&rows), Positives::Mask(only_a))
+            .try_forward(features(&rows), Positives::Mask(only_a))
             .unwrap(),
     );
     assert!(x > -1.0, "the hinge must be active for this check");
@@ -205,7 +205,7 @@ fn triplet_matches_its_formula_over_all_triplets() {
             .with_distance(distance)
             .init();
         let got = scalar(
-            loss.forward(features(&rows), Positives::Labels(labels(&ids)))
+            loss.try_forward(features(&rows), Positives::Labels(labels(&ids)))
                 .unwrap(),
         );
         let want = total / count as f64;
@@ -224,7 +224,7 @@ fn triplet_gradient_is_finite_for_coincident_points() {
         .with_distance(TripletDistance::Euclidean)
         .init();
     let value = loss
-        .forward(input.clone(), Positives::Labels(labels(&[0, 0, 1])))
+        .try_forward(input.clone(), Positives::Labels(labels(&[0, 0, 1])))
         .unwrap();
     assert!((scalar(value.clone()) - 0.2).abs() < 1e-5);
     assert!(
@@ -272,13 +272,13 @@ fn nt_xent_matches_its_formula() {
         SimClrLossConfig::new()
             .with_temperature(temperature)
             .init()
-            .forward(view(0), view(1))
+            .try_forward(view(0), view(1))
             .unwrap(),
     );
     assert!((got - total / 8.0).abs() < 1e-5, "{got} vs {}", total / 8.0);
     let short = Tensor::<2>::zeros([3, 5], &device());
     assert!(matches!(
-        SimClrLossConfig::new().init().forward(view(0), short),
+        SimClrLossConfig::new().init().try_forward(view(0), short),
         Err(LossError::ShapeMismatch { .. })
     ));
 }
@@ -309,20 +309,28 @@ fn related_losses_reject_bad_input() {
     assert!(matches!(
         NPairsLossConfig::new()
             .init()
-            .forward(features(&three_views), Positives::SameImage),
+            .try_forward(features(&three_views), Positives::SameImage),
         Err(LossError::ShapeMismatch { .. })
     ));
     assert!(matches!(
-        TripletLossConfig::new()
-            .with_margin(-1.0)
-            .init()
-            .forward(features(&three_views), Positives::SameImage),
+        TripletLossConfig::new().with_margin(-1.0).try_init(),
         Err(LossError::OutOfRange { name: "margin", .. })
+    ));
+    assert!(matches!(
+        NPairsLossConfig::new().with_l2_reg(f64::NAN).try_init(),
+        Err(LossError::OutOfRange { name: "l2_reg", .. })
+    ));
+    assert!(matches!(
+        SimClrLossConfig::new().with_temperature(0.0).try_init(),
+        Err(LossError::NonPositive {
+            name: "temperature",
+            ..
+        })
     ));
     assert_eq!(
         TripletLossConfig::new()
             .init()
-            .forward(features(&three_views), Positives::Labels(labels(&[1])))
+            .try_forward(features(&three_views), Positives::Labels(labels(&[1])))
             .unwrap_err(),
         LossError::LabelsLength { batch: 3, got: 1 }
     );
