@@ -17,19 +17,19 @@ fn main() -> Result<(), supcon_augment::AugmentError> {
     );
     let config =
         ViewPipelineConfig::supcon(vec![0.4914, 0.4822, 0.4465], vec![0.2023, 0.1994, 0.2010]);
-    let mut pipeline = ViewPipeline::new(config, 0);
+    let pipeline = ViewPipeline::new(config);
     // Warm-up, then timed runs; reading one value back waits for the device.
-    for _ in 0..3 {
+    for seed in 0..3 {
         pipeline
-            .views(images.clone(), views)?
+            .views(images.clone(), views, seed)?
             .slice([0..1, 0..1, 0..1, 0..1])
             .into_scalar::<f32>();
     }
     let mut seconds = Vec::new();
-    for _ in 0..repeats {
+    for seed in 0..repeats as u64 {
         let start = Instant::now();
         pipeline
-            .views(images.clone(), views)?
+            .views(images.clone(), views, 3 + seed)?
             .slice([0..1, 0..1, 0..1, 0..1])
             .into_scalar::<f32>();
         seconds.push(start.elapsed().as_secs_f64());

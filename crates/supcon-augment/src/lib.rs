@@ -1,8 +1,10 @@
 //! View augmentation for contrastive learning, done for a whole batch at once as Burn tensor
 //! operations on the batch's own device, so that augmentation never starves a GPU.
 //!
-//! Random parameters are drawn per sample on the host from a seeded ChaCha8 generator, then
-//! applied as tensor operations: a seed gives the same views on every backend.
+//! Random parameters are drawn per sample on the host from ChaCha8 seeded by each call's seed,
+//! then applied as tensor operations: a seed gives the same views on every backend, on any
+//! thread, whatever was drawn before. Views come view by view (`[V * B, C, H, W]`);
+//! `supcon_loss::by_image` turns an encoder's output of them into the losses' `[B, V, dim]`.
 //!
 //! | step | as in | batched as |
 //! | --- | --- | --- |
@@ -22,19 +24,22 @@
 //! let device = Device::flex();
 //! let images = Tensor::<4>::ones([8, 3, 32, 32], &device).mul_scalar(0.5); // [B, C, H, W] in [0, 1]
 //! let config = ViewPipelineConfig::supcon(vec![0.4914, 0.4822, 0.4465], vec![0.2023, 0.1994, 0.2010]);
-//! let mut pipeline = ViewPipeline::new(config, 42);
-//! let views = pipeline.views(images, 2)?; // [2 * B, C, H, W]: all first views, then all second
+//! let pipeline = ViewPipeline::new(config);
+//! let seed = 42; // the views are a function of the seed alone
+//! let views = pipeline.views(images, 2, seed)?; // [2 * B, C, H, W]: all first views, then all second
 //! assert_eq!(views.dims(), [16, 3, 32, 32]);
 //! # Ok::<(), supcon_augment::AugmentError>(())
 //! ```
 
+mod batcher;
 mod config;
 mod error;
 pub mod ops;
 mod params;
 mod pipeline;
 
+pub use batcher::{ViewBatch, ViewBatcher};
 pub use config::{BlurConfig, ColorJitterConfig, CropConfig, ViewPipelineConfig};
 pub use error::AugmentError;
 pub use params::{CropBox, JitterParams, SampleParams, sample_crop};
-pub use pipeline::ViewPipeline;
+pub use pipeline::{ViewPipeline, mix_seed};

@@ -7,21 +7,43 @@ use rand_chacha::ChaCha8Rng;
 use crate::params::sample_params;
 use crate::{AugmentError, JitterParams, SampleParams, ViewPipelineConfig, ops};
 
-/// A configured pipeline with its own seeded generator. Each call draws fresh parameters, so
-/// consecutive batches get different views; the same seed replays the same sequence.
+/// A seed for one use (a batch, say) from a base seed and the parts that identify the use
+/// (epoch, step, ...): SplitMix64's finaliser over each part in turn, so nearby inputs give
+/// unrelated seeds, and the result depends on nothing else.
+///
+/// ```
+/// use supcon_augment::mix_seed;
+/// assert_eq!(mix_seed(7, &[1, 2]), mix_seed(7, &[1, 2]));
+/// assert_ne!(mix_seed(7, &[1, 2]), mix_seed(7, &[2, 1]));
+/// ```
+pub fn mix_seed(base: u64, parts: &[u64]) -> u64 {
+    let mix = |mut z: u64| {
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    parts.iter().fold(mix(base), |state, &part| {
+        mix(state
+            .wrapping_add(0x9E37_79B9_7F4A_7C15)
+            .wrapping_add(mix(part)))
+    })
+}
+
+/// A configured pipeline. It holds no generator: the random parameters of a call are drawn
+/// from ChaCha8 seeded with the call's `seed` alone, so views are reproducible whatever calls
+/// came before, on any thread, in any order (a multi-worker data loader gives the views one
+/// worker would). Give each batch its own seed, [`mix_seed`] of a run seed with the epoch and
+/// step, say.
 #[derive(Debug, Clone)]
 pub struct ViewPipeline {
     config: ViewPipelineConfig,
-    rng: ChaCha8Rng,
 }
 
 impl ViewPipeline {
-    /// A pipeline drawing from ChaCha8 seeded with `seed`.
-    pub fn new(config: ViewPipelineConfig, seed: u64) -> Self {
-        Self {
-            config,
-            rng: ChaCha8Rng::seed_from_u64(seed),
-        }
+    /// A pipeline applying `config`. The configuration is checked against the images of each
+    /// call (their channels); [`ViewPipelineConfig::validate`] checks it up front.
+    pub fn new(config: ViewPipelineConfig) -> Self {
+        Self { config }
     }
 
     /// The configuration.
@@ -29,34 +51,38 @@ impl ViewPipeline {
         &self.config
     }
 
-    /// The generator's state, to save in a checkpoint and restore with
-    /// [`set_rng`](Self::set_rng) so that a resumed run draws what the interrupted one would have.
-    pub fn rng(&self) -> &ChaCha8Rng {
-        &self.rng
-    }
-
-    /// Restores a generator saved with [`rng`](Self::rng).
-    pub fn set_rng(&mut self, rng: ChaCha8Rng) {
-        self.rng = rng;
-    }
-
     /// `views` augmented views of every image of `images` (`[B, C, H, W]`, floats in `[0, 1]`),
     /// as `[views * B, C, H', W']`: view 0 of every image, then view 1, ... (the reference's
-    /// `torch.cat([images[0], images[1]])`). Parameters are drawn view by view, image by image.
-    pub fn views(&mut self, images: Tensor<4>, views: usize) -> Result<Tensor<4>, AugmentError> {
+    /// `torch.cat([images[0], images[1]])`; `supcon_loss::by_image` turns the encoder's output
+    /// of this layout into the loss's `[B, views, dim]`). The parameters are drawn view by view,
+    /// image by image, from ChaCha8 seeded with `seed`: a function of `seed` alone.
+    pub fn views(
+        &self,
+        images: Tensor<4>,
+        views: usize,
+        seed: u64,
+    ) -> Result<Tensor<4>, AugmentError> {
         if views == 0 {
             return Err(AugmentError::Empty("zero views requested".into()));
         }
         let [batch, _, height, width] = images.dims();
         self.check(&images)?;
-        let params = self.sample(views * batch, height, width);
+        let params = self.sample(views * batch, height, width, seed);
         Ok(self.augment(images, &params))
     }
 
-    /// Draws the parameters of `count` samples of a `height x width` image.
-    pub fn sample(&mut self, count: usize, height: usize, width: usize) -> Vec<SampleParams> {
+    /// The parameters of `count` samples of a `height x width` image, drawn from ChaCha8 seeded
+    /// with `seed` ([`views`](Self::views) draws `views * B` of them).
+    pub fn sample(
+        &self,
+        count: usize,
+        height: usize,
+        width: usize,
+        seed: u64,
+    ) -> Vec<SampleParams> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
         (0..count)
-            .map(|_| sample_params(&mut self.rng, &self.config, height, width))
+            .map(|_| sample_params(&mut rng, &self.config, height, width))
             .collect()
     }
 

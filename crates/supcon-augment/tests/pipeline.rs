@@ -17,20 +17,48 @@ fn supcon() -> ViewPipelineConfig {
 fn same_seed_same_views_other_seed_other_views() {
     let device = Device::flex();
     let input = Images::random([4, 3, 12, 12], 7);
-    let run = |seed| {
-        Images::from_tensor(
-            ViewPipeline::new(supcon(), seed)
-                .views(input.tensor(&device), 2)
-                .unwrap(),
-        )
-    };
+    let pipeline = ViewPipeline::new(supcon());
+    let run = |seed| Images::from_tensor(pipeline.views(input.tensor(&device), 2, seed).unwrap());
     assert_eq!(run(3), run(3));
     assert_ne!(run(3), run(4));
-    // Consecutive calls draw fresh parameters.
-    let mut pipeline = ViewPipeline::new(supcon(), 3);
-    let first = Images::from_tensor(pipeline.views(input.tensor(&device), 2).unwrap());
-    let second = Images::from_tensor(pipeline.views(input.tensor(&device), 2).unwrap());
-    assert_ne!(first, second);
+}
+
+#[test]
+fn views_are_a_function_of_the_seed_alone_under_any_scheduling() {
+    let device = Device::flex();
+    let input = Images::random([4, 3, 12, 12], 7);
+    let pipeline = ViewPipeline::new(supcon());
+    let seeds: Vec<u64> = (0..6)
+        .map(|step| supcon_augment::mix_seed(9, &[1, step]))
+        .collect();
+    let in_order: Vec<Images> = seeds
+        .iter()
+        .map(|&seed| Images::from_tensor(pipeline.views(input.tensor(&device), 2, seed).unwrap()))
+        .collect();
+    // The same seeds from four threads sharing one pipeline by reference, in another order.
+    let shared = &pipeline;
+    let data = &input;
+    let from_threads: Vec<(usize, Images)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..seeds.len())
+            .rev()
+            .map(|i| {
+                let seed = seeds[i];
+                let device = device.clone();
+                scope.spawn(move || {
+                    (
+                        i,
+                        Images::from_tensor(shared.views(data.tensor(&device), 2, seed).unwrap()),
+                    )
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, images) in from_threads {
+        assert_eq!(images, in_order[i], "batch {i}");
+    }
+    // Different batches get different views.
+    assert_ne!(in_order[0], in_order[1]);
 }
 
 #[test]
@@ -38,12 +66,12 @@ fn views_are_stacked_view_by_view() {
     let device = Device::flex();
     let (batch, views) = (3, 3);
     let input = Images::random([batch, 3, 10, 10], 8);
-    let mut pipeline = ViewPipeline::new(supcon(), 11);
-    let stacked = Images::from_tensor(pipeline.views(input.tensor(&device), views).unwrap());
+    let pipeline = ViewPipeline::new(supcon());
+    let stacked = Images::from_tensor(pipeline.views(input.tensor(&device), views, 11).unwrap());
     assert_eq!(stacked.shape, [views * batch, 3, 10, 10]);
     // The same draws, made by hand: parameters view by view, image by image.
-    let mut replay = ViewPipeline::new(supcon(), 11);
-    let params = replay.sample(views * batch, 10, 10);
+    let replay = ViewPipeline::new(supcon());
+    let params = replay.sample(views * batch, 10, 10, 11);
     let image_size = 3 * 10 * 10;
     for v in 0..views {
         for b in 0..batch {
@@ -70,17 +98,14 @@ fn views_are_stacked_view_by_view() {
 fn evaluation_preset_only_normalises() {
     let device = Device::flex();
     let input = Images::random([2, 3, 5, 5], 9);
-    let mut pipeline = ViewPipeline::new(
-        ViewPipelineConfig::evaluation(MEAN.to_vec(), STD.to_vec()),
-        0,
-    );
-    let got = Images::from_tensor(pipeline.views(input.tensor(&device), 1).unwrap());
+    let pipeline = ViewPipeline::new(ViewPipelineConfig::evaluation(MEAN.to_vec(), STD.to_vec()));
+    let got = Images::from_tensor(pipeline.views(input.tensor(&device), 1, 0).unwrap());
     let want = Images::from_fn(input.shape, |n, c, y, x| {
         (input.at(n, c, y, x) - MEAN[c] as f32) / STD[c] as f32
     });
     assert_images_close(&got, &want, 1e-5, "evaluation");
     // Several views without a crop are copies, view by view.
-    let two = Images::from_tensor(pipeline.views(input.tensor(&device), 2).unwrap());
+    let two = Images::from_tensor(pipeline.views(input.tensor(&device), 2, 0).unwrap());
     assert_eq!(two.shape, [4, 3, 5, 5]);
     assert_eq!(two.data[..want.data.len()], two.data[want.data.len()..]);
     assert_images_close(
@@ -99,14 +124,14 @@ fn supcon_preset_changes_most_views_and_keeps_the_output_size() {
     let device = Device::flex();
     let input = Images::random([16, 3, 8, 8], 10);
     let config = supcon().with_output_size(Some([6, 6]));
-    let mut pipeline = ViewPipeline::new(config, 1);
-    let params = pipeline.sample(16, 8, 8);
+    let pipeline = ViewPipeline::new(config);
+    let params = pipeline.sample(16, 8, 8, 1);
     assert!(
         params.iter().filter(|p| p.jitter.is_some()).count() >= 8,
         "p = 0.8 jitter"
     );
     assert!(params.iter().any(|p| p.flip) && params.iter().any(|p| !p.flip));
-    let out = pipeline.views(input.tensor(&device), 2).unwrap();
+    let out = pipeline.views(input.tensor(&device), 2, 1).unwrap();
     assert_eq!(out.dims(), [32, 3, 6, 6]);
 }
 
@@ -121,8 +146,8 @@ fn flex_and_ndarray_agree() {
     ));
     let run = |device: Device| {
         Images::from_tensor(
-            ViewPipeline::new(config.clone(), 5)
-                .views(input.tensor(&device), 2)
+            ViewPipeline::new(config.clone())
+                .views(input.tensor(&device), 2, 5)
                 .unwrap(),
         )
     };
@@ -135,9 +160,9 @@ fn flex_and_ndarray_agree() {
 fn bad_configuration_is_a_typed_error() {
     let device = Device::flex();
     let images = || Tensor::<4>::ones([2, 3, 8, 8], &device);
-    let mut wrong_channels = ViewPipeline::new(ViewPipelineConfig::supcon(vec![0.5], vec![0.5]), 0);
+    let wrong_channels = ViewPipeline::new(ViewPipelineConfig::supcon(vec![0.5], vec![0.5]));
     assert_eq!(
-        wrong_channels.views(images(), 2).unwrap_err(),
+        wrong_channels.views(images(), 2, 0).unwrap_err(),
         AugmentError::ChannelMismatch {
             what: "mean",
             got: 1,
@@ -145,7 +170,7 @@ fn bad_configuration_is_a_typed_error() {
         }
     );
     let bad =
-        |config: ViewPipelineConfig| ViewPipeline::new(config, 0).views(images(), 2).unwrap_err();
+        |config: ViewPipelineConfig| ViewPipeline::new(config).views(images(), 2, 0).unwrap_err();
     assert!(matches!(
         bad(supcon().with_flip_probability(1.5)),
         AugmentError::InvalidParameter {
@@ -169,10 +194,10 @@ fn bad_configuration_is_a_typed_error() {
         }
     ));
     assert!(matches!(
-        ViewPipeline::new(supcon(), 0).views(images(), 0),
+        ViewPipeline::new(supcon()).views(images(), 0, 0),
         Err(AugmentError::Empty(_))
     ));
-    let pipeline = ViewPipeline::new(supcon(), 0);
+    let pipeline = ViewPipeline::new(supcon());
     assert!(matches!(
         pipeline.apply(images(), &[]),
         Err(AugmentError::ParamsMismatch { got: 0, batch: 2 })

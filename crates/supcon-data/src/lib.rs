@@ -12,6 +12,10 @@
 //! [`stratified_split`], so a model is selected on a validation split, never on the test set.
 //! Every reader reports bad input as a [`DataError`] naming the file and the problem.
 //!
+//! [`ImageDataset`] is a Burn `Dataset` of [`ImageItem`]s, and [`ImageBatcher`] a Burn `Batcher`,
+//! so a dataset plugs into Burn's data loaders (`supcon_augment::ViewBatcher` makes augmented
+//! views instead).
+//!
 //! ```
 //! use burn::prelude::*;
 //! use supcon_data::{embedded_mnist, shuffled_indices};
@@ -28,6 +32,7 @@
 mod batch;
 mod dataset;
 mod error;
+mod item;
 mod split;
 
 pub mod cifar;
@@ -41,4 +46,5 @@ pub use dataset::{ImageDataset, Splits};
 #[cfg(feature = "embedded-mnist")]
 pub use embedded::{EMBEDDED_MNIST_SEED, embedded_mnist};
 pub use error::DataError;
+pub use item::{ImageBatcher, ImageItem};
 pub use split::{TrainValidation, shuffled_indices, stratified_split};

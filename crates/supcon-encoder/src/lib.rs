@@ -42,6 +42,61 @@ pub use small::SmallCnn;
 
 use burn::prelude::*;
 
+/// What a contrastive model needs of its backbone: features `[B, width]` of images
+/// `[B, C, H, W]`, and the width. Implement it for your own `#[derive(Module)]` network to use
+/// it in `supcon_head::SupConModel` or `CrossEntropyNet`; this crate's encoders implement it.
+///
+/// ```
+/// use burn::nn::{Linear, LinearConfig};
+/// use burn::prelude::*;
+/// use supcon_encoder::ImageEncoder;
+///
+/// /// A backbone of one's own: flatten 1x8x8 images, one Linear to 16 features.
+/// #[derive(Module, Debug)]
+/// struct Flat {
+///     fc: Linear,
+/// }
+///
+/// impl ImageEncoder for Flat {
+///     fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+///         self.fc.forward(images.flatten(1, 3))
+///     }
+///
+///     fn width(&self) -> usize {
+///         16
+///     }
+/// }
+///
+/// let device = Device::flex();
+/// let encoder = Flat { fc: LinearConfig::new(64, 16).init(&device) };
+/// let features = ImageEncoder::forward(&encoder, Tensor::<4>::zeros([2, 1, 8, 8], &device));
+/// assert_eq!(features.dims(), [2, encoder.width()]);
+/// ```
+pub trait ImageEncoder: Module {
+    /// Features `[B, width]` of images `[B, C, H, W]`.
+    fn forward(&self, images: Tensor<4>) -> Tensor<2>;
+
+    /// The width of the features.
+    fn width(&self) -> usize;
+}
+
+/// Implements [`ImageEncoder`] through the type's inherent `forward` and `width`.
+macro_rules! image_encoder {
+    ($($type:ty),*) => {$(
+        impl ImageEncoder for $type {
+            fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+                <$type>::forward(self, images)
+            }
+
+            fn width(&self) -> usize {
+                <$type>::width(self)
+            }
+        }
+    )*};
+}
+
+image_encoder!(Encoder, ResNet, SmallCnn);
+
 /// Any encoder of this crate: images `[B, C, H, W]` to features `[B, width]`.
 // Modules are built once and moved rarely: the variants' sizes do not matter.
 #[allow(clippy::large_enum_variant)]

@@ -2,7 +2,7 @@
 
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
-use supcon_encoder::{Encoder, EncoderConfig};
+use supcon_encoder::{Encoder, EncoderConfig, ImageEncoder};
 
 /// Configuration of a [`LinearClassifier`].
 #[derive(Config, Debug)]
@@ -48,22 +48,27 @@ pub struct CrossEntropyNetConfig {
 impl CrossEntropyNetConfig {
     /// Builds the network.
     pub fn init(&self, device: &Device) -> CrossEntropyNet {
-        let encoder = self.encoder.init(device);
-        let fc = LinearConfig::new(encoder.width(), self.num_classes).init(device);
-        CrossEntropyNet { encoder, fc }
+        CrossEntropyNet::new(self.encoder.init(device), self.num_classes, device)
     }
 }
 
-/// Encoder + Linear to the classes, trained with cross-entropy: the baseline.
+/// Encoder + Linear to the classes, trained with cross-entropy: the baseline. The encoder is
+/// any [`ImageEncoder`], this crate's [`Encoder`] by default.
 #[derive(Module, Debug)]
-pub struct CrossEntropyNet {
+pub struct CrossEntropyNet<E: ImageEncoder = Encoder> {
     /// The encoder.
-    pub encoder: Encoder,
+    pub encoder: E,
     /// width -> classes.
     pub fc: Linear,
 }
 
-impl CrossEntropyNet {
+impl<E: ImageEncoder> CrossEntropyNet<E> {
+    /// `encoder` followed by a new Linear to `num_classes` logits on `device`.
+    pub fn new(encoder: E, num_classes: usize, device: &Device) -> Self {
+        let fc = LinearConfig::new(encoder.width(), num_classes).init(device);
+        Self { encoder, fc }
+    }
+
     /// Logits `[B, classes]` of images `[B, C, H, W]`.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
         self.fc.forward(self.encoder.forward(images))

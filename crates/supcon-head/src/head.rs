@@ -80,6 +80,15 @@ pub enum ProjectionHead {
 }
 
 impl ProjectionHead {
+    /// The width of the features it takes.
+    pub fn in_width(&self) -> usize {
+        let first = match self {
+            ProjectionHead::Linear(linear) => linear,
+            ProjectionHead::Mlp(mlp) => &mlp.hidden,
+        };
+        first.weight.val().dims()[0]
+    }
+
     /// Unit-norm projections `[B, feat_dim]` of features `[B, width]`.
     pub fn forward(&self, features: Tensor<2>) -> Tensor<2> {
         let out = match self {

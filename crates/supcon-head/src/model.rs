@@ -1,7 +1,7 @@
 //! The SupCon model: encoder + projection head.
 
 use burn::prelude::*;
-use supcon_encoder::{Encoder, EncoderConfig};
+use supcon_encoder::{Encoder, EncoderConfig, ImageEncoder};
 
 use crate::{HeadKind, ProjectionHead, ProjectionHeadConfig};
 
@@ -35,15 +35,37 @@ impl SupConModelConfig {
 }
 
 /// Encoder + projection head. Field names follow the reference's (`encoder.*`, `head.*`).
+///
+/// The encoder is any [`ImageEncoder`], this crate's [`Encoder`] by default; build one around
+/// your own backbone with [`SupConModel::new`]. Run on augmented views (`[V * B, C, H, W]`, view
+/// by view), [`forward`](Self::forward) gives `[V * B, feat_dim]` in the same order:
+/// `supcon_loss::by_image` makes the loss's `[B, V, feat_dim]` of it.
 #[derive(Module, Debug)]
-pub struct SupConModel {
+pub struct SupConModel<E: ImageEncoder = Encoder> {
     /// The encoder.
-    pub encoder: Encoder,
+    pub encoder: E,
     /// The projection head.
     pub head: ProjectionHead,
 }
 
-impl SupConModel {
+impl<E: ImageEncoder> SupConModel<E> {
+    /// A model of `encoder` and `head`; the head's input width must be the encoder's
+    /// ([`ProjectionHeadConfig::new`]`(encoder.width())`).
+    ///
+    /// # Panics
+    ///
+    /// If the widths differ.
+    pub fn new(encoder: E, head: ProjectionHead) -> Self {
+        assert_eq!(
+            head.in_width(),
+            encoder.width(),
+            "SupConModel: the head takes {} features, the encoder gives {}",
+            head.in_width(),
+            encoder.width()
+        );
+        Self { encoder, head }
+    }
+
     /// Unit-norm projections `[B, feat_dim]` of images `[B, C, H, W]`, for the loss.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
         self.head.forward(self.encoder.forward(images))

@@ -3,7 +3,7 @@
 //!
 //! A checkpoint written by SupContrast's `main_supcon.py` is `{'model': state_dict, ...}` with
 //! keys `encoder.*` and `head.*` (`encoder.module.*` or `module.*` after DataParallel). Its keys
-//! map onto [`SupConModel`] by renaming the `nn.Sequential` indices the reference uses
+//! map onto [`SupConModel`](crate::SupConModel) by renaming the `nn.Sequential` indices the reference uses
 //! (`shortcut.0` / `shortcut.1` to `shortcut.conv` / `shortcut.bn`, `head.0` / `head.2` to
 //! `head.hidden` / `head.output`); Burn's PyTorch adapter transposes Linear weights and renames
 //! BatchNorm's `weight` / `bias` to `gamma` / `beta`.

@@ -63,3 +63,65 @@ fn models_and_classifiers_have_the_right_shapes() {
     let baseline = CrossEntropyNetConfig::new(encoder, 7).init(&device);
     assert_eq!(baseline.forward(images).dims(), [3, 7]);
 }
+
+/// A backbone of the user's own: flatten, one Linear.
+#[derive(Module, Debug)]
+struct Flat {
+    fc: burn::nn::Linear,
+}
+
+impl supcon_encoder::ImageEncoder for Flat {
+    fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        self.fc.forward(images.flatten(1, 3))
+    }
+
+    fn width(&self) -> usize {
+        24
+    }
+}
+
+#[test]
+fn models_take_a_user_encoder() {
+    use supcon_encoder::ImageEncoder;
+    use supcon_head::{CrossEntropyNet, SupConModel};
+    let device = Device::flex().autodiff();
+    let encoder = Flat {
+        fc: burn::nn::LinearConfig::new(2 * 4 * 4, 24).init(&device),
+    };
+    let head = ProjectionHeadConfig::new(encoder.width())
+        .with_feat_dim(8)
+        .init(&device);
+    let model = SupConModel::new(encoder.clone(), head);
+    let images = Tensor::<4>::random(
+        [3, 2, 4, 4],
+        burn::tensor::Distribution::Normal(0.0, 1.0),
+        &device,
+    );
+    let z = model.forward(images.clone());
+    assert_eq!(z.dims(), [3, 8]);
+    for n in norms(z.clone()) {
+        assert!((n - 1.0).abs() < 1e-5, "{n}");
+    }
+    assert_eq!(model.encode(images.clone()).dims(), [3, 24]);
+    // The gradient reaches the user's encoder.
+    let grads = z.sum().backward();
+    assert!(model.encoder.fc.weight.grad(&grads).is_some());
+    // Parameters: the encoder's and the MLP head's (24x24 + 24, 24x8 + 8).
+    assert_eq!(
+        model.num_params(),
+        encoder.num_params() + 24 * 24 + 24 + 24 * 8 + 8
+    );
+    let net = CrossEntropyNet::new(encoder, 5, &device);
+    assert_eq!(net.forward(images).dims(), [3, 5]);
+}
+
+#[test]
+#[should_panic(expected = "the head takes 32 features, the encoder gives 24")]
+fn a_head_of_another_width_is_refused() {
+    let device = Device::flex();
+    let encoder = Flat {
+        fc: burn::nn::LinearConfig::new(8, 24).init(&device),
+    };
+    let head = ProjectionHeadConfig::new(32).init(&device);
+    let _ = supcon_head::SupConModel::new(encoder, head);
+}
