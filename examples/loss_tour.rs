@@ -58,10 +58,10 @@ fn main() -> Result<(), supcon::loss::LossError> {
         let value = |t: Tensor<1>| t.into_scalar::<f32>();
         println!(
             "| {name} | {:.4} | {:.4} | {:.4} | {:.4} |",
-            value(supcon.forward(z.clone(), Positives::Labels(labels.clone()))?),
-            value(simclr.forward(views(0), views(1))?),
-            value(triplet.forward(z.clone(), Positives::Labels(labels.clone()))?),
-            value(npairs.forward(z.clone(), Positives::SameImage)?),
+            value(supcon.try_forward(z.clone(), Positives::Labels(labels.clone()))?),
+            value(simclr.try_forward(views(0), views(1))?),
+            value(triplet.try_forward(z.clone(), Positives::Labels(labels.clone()))?),
+            value(npairs.try_forward(z.clone(), Positives::SameImage)?),
         );
     }
     let collapse = ((2 * BATCH - 1) as f32).ln();

@@ -6,7 +6,7 @@ use supcon::augment::{ViewPipeline, ViewPipelineConfig};
 use supcon::data::{embedded_mnist, shuffled_indices};
 use supcon::encoder::{Architecture, Encoder, EncoderConfig};
 use supcon::head::SupConModelConfig;
-use supcon::loss::{Positives, SupConLossConfig};
+use supcon::loss::{Positives, SupConLossConfig, by_image};
 
 #[test]
 fn a_supcon_step_on_embedded_digits_reaches_the_encoder() {
@@ -16,16 +16,15 @@ fn a_supcon_step_on_embedded_digits_reaches_the_encoder() {
     let batch = splits.train.batch(&order[..16], &device).unwrap();
 
     let config = ViewPipelineConfig::supcon(vec![0.1307], vec![0.3081]).with_color_jitter(None);
-    let views = ViewPipeline::new(config, 1).views(batch.images, 2).unwrap(); // [32, 1, 28, 28]
+    let views = ViewPipeline::new(config).views(batch.images, 2, 1).unwrap(); // [32, 1, 28, 28]
     let model = SupConModelConfig::new(EncoderConfig::new(Architecture::Small).with_in_channels(1))
         .init(&device);
     let z = model.forward(views); // [32, 128], view by view
-    let features = z.reshape([2, 16, 128]).swap_dims(0, 1); // [16, 2, 128]
+    let features = by_image(z, 2); // [16, 2, 128]
     let loss = SupConLossConfig::new()
         .with_temperature(0.1)
         .init()
-        .forward(features, Positives::Labels(batch.labels))
-        .unwrap();
+        .forward(features, Positives::Labels(batch.labels));
 
     let value = loss.clone().into_scalar::<f32>();
     assert!(value.is_finite() && value > 0.0, "{value}");

@@ -18,7 +18,7 @@ use supcon_augment::{ViewPipeline, ViewPipelineConfig};
 use supcon_encoder::{Architecture, EncoderConfig};
 use supcon_head::{CrossEntropyNetConfig, SupConModelConfig};
 use supcon_loss::cross_entropy::CrossEntropyLossConfig;
-use supcon_loss::{Positives, SupConLossConfig};
+use supcon_loss::{Positives, SupConLossConfig, by_image};
 use supcon_train::config::{OptimizerKind, Options, RunConfig};
 use supcon_train::device::{DeviceChoice, compiled_in};
 use supcon_train::optim::Optimizer;
@@ -150,9 +150,7 @@ pub fn run_device(device: &Device, plan: Plan) -> Vec<Figure> {
         let labels = Tensor::<1, Int>::from_ints(labels.as_slice(), &train);
         let step = || {
             let f = features.clone().require_grad();
-            let value = loss
-                .forward(f.clone(), Positives::Labels(labels.clone()))
-                .expect("valid shapes");
+            let value = loss.forward(f.clone(), Positives::Labels(labels.clone()));
             let grads = value.backward();
             f.grad(&grads).expect("gradient").into_data();
         };
@@ -179,10 +177,12 @@ pub fn run_device(device: &Device, plan: Plan) -> Vec<Figure> {
             Distribution::Uniform(0.0, 1.0),
             device,
         );
-        let mut pipeline = ViewPipeline::new(config.clone(), 0);
+        let pipeline = ViewPipeline::new(config.clone());
+        let mut seed = 0;
         let seconds = time(plan, device, || {
+            seed += 1;
             pipeline
-                .views(images.clone(), 2)
+                .views(images.clone(), 2, seed)
                 .expect("valid")
                 .into_data();
         });
@@ -296,15 +296,15 @@ pub fn run_device(device: &Device, plan: Plan) -> Vec<Figure> {
             .init(&train);
         let mut optim = Optimizer::new(OptimizerKind::Sgd, 0.9, 1e-4, true);
         let loss = SupConLossConfig::new().with_temperature(0.1).init();
-        let mut pipeline = ViewPipeline::new(views_config, 0);
+        let pipeline = ViewPipeline::new(views_config);
         let indices: Vec<usize> = (0..batch).map(|i| i % data.len()).collect();
+        let mut seed = 0;
         let seconds = time(plan, device, || {
+            seed += 1;
             let batch_data = data.batch(&indices, device).expect("valid indices");
-            let views = pipeline.views(batch_data.images, 2).expect("valid");
-            let features = supcon_train::pretrain::by_image(model.forward(views.autodiff()), 2);
-            let value = loss
-                .forward(features, Positives::Labels(batch_data.labels.autodiff()))
-                .expect("valid");
+            let views = pipeline.views(batch_data.images, 2, seed).expect("valid");
+            let features = by_image(model.forward(views.autodiff()), 2);
+            let value = loss.forward(features, Positives::Labels(batch_data.labels.autodiff()));
             let grads = GradientsParams::from_grads(value.backward(), &model);
             model = optim.step(0.05, model.clone(), grads);
         });
@@ -449,45 +449,40 @@ pub fn table(devices: &[(String, Vec<Figure>)], pytorch: &PyTorch) -> String {
     out
 }
 
-/// `cargo xtask bench [--quick] [--only KEY] [--devices A,B] [--torch-device cpu|cuda]
-/// [--out FILE]`.
-pub fn bench(root: &Path, args: &[String]) -> Result<PathBuf, String> {
-    let mut plan = Plan::FULL;
-    let mut out = root.join("target/bench/results.json");
-    let mut devices_wanted: Option<Vec<String>> = None;
-    let mut torch_device = "cpu".to_string();
-    let mut rest = args.iter();
-    while let Some(arg) = rest.next() {
-        match arg.as_str() {
-            "--quick" => {
-                plan = Plan {
-                    only: plan.only,
-                    ..Plan::QUICK
-                }
-            }
-            "--only" => {
-                let key = rest.next().ok_or("--only needs a workload key")?;
-                plan.only = Some(Box::leak(key.clone().into_boxed_str()));
-                plan.pytorch = false;
-            }
-            "--out" => {
-                out = PathBuf::from(rest.next().ok_or("--out needs a file name")?);
-            }
-            "--devices" => {
-                let list = rest
-                    .next()
-                    .ok_or("--devices needs a list such as flex,vulkan")?;
-                devices_wanted = Some(list.split(',').map(str::to_string).collect());
-            }
-            "--torch-device" => {
-                torch_device = rest
-                    .next()
-                    .ok_or("--torch-device needs cpu or cuda")?
-                    .clone();
-            }
-            other => return Err(format!("unknown bench option `{other}`")),
-        }
+/// The options of `cargo xtask bench`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct BenchArgs {
+    /// A smoke run: one repetition of every workload at an eighth of the batch sizes, no
+    /// PyTorch.
+    #[arg(long)]
+    pub quick: bool,
+    /// Only the workload with this key (for profiling; no PyTorch).
+    #[arg(long, value_name = "KEY")]
+    pub only: Option<String>,
+    /// The devices to run on (default: every one compiled in).
+    #[arg(long, value_delimiter = ',', value_name = "A,B")]
+    pub devices: Option<Vec<String>>,
+    /// PyTorch's device.
+    #[arg(long = "torch-device", default_value = "cpu", value_parser = ["cpu", "cuda"])]
+    pub torch_device: String,
+    /// Where the JSON results go (default: target/bench/results.json).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// Runs the bench as `args` say, prints the table, and returns the JSON file's path.
+pub fn bench(root: &Path, args: &BenchArgs) -> Result<PathBuf, String> {
+    let mut plan = if args.quick { Plan::QUICK } else { Plan::FULL };
+    if let Some(key) = &args.only {
+        plan.only = Some(Box::leak(key.clone().into_boxed_str()));
+        plan.pytorch = false;
     }
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| root.join("target/bench/results.json"));
+    let devices_wanted = args.devices.clone();
+    let torch_device = args.torch_device.clone();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let names: Vec<String> = match devices_wanted {
         Some(list) => list,
@@ -556,11 +551,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("supcon-bench-{}", std::process::id()));
         let out = dir.join("results.json");
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let args = vec![
-            "--quick".to_string(),
-            "--out".into(),
-            out.display().to_string(),
-        ];
+        let args = BenchArgs {
+            quick: true,
+            out: Some(out.clone()),
+            ..BenchArgs::default()
+        };
         bench(root, &args).unwrap();
         let results: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
         let figures = results["devices"][0]["figures"].as_array().unwrap();

@@ -1,7 +1,7 @@
 //! Project chores: `cargo xtask <task>` (the alias lives in `.cargo/config.toml`).
 //!
 //! - `bench`: speed of the loss, the augmentation, training steps, beside PyTorch
-//!   (see [`bench`]).
+//!   (see [`bench`](mod@bench)).
 //! - `golden`: regenerates the reference data the tests compare against, in `assets/golden/`:
 //!   the float64 SupCon cases (`xtask/python/supcon_loss_reference.py`, needs numpy) and
 //!   torchvision's crop-sampler statistics (`xtask/python/crop_stats.py`, needs torch and
@@ -11,35 +11,35 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+use clap::{Parser, Subcommand};
+
 mod alloc;
 mod bench;
 
 #[global_allocator]
 static ALLOCATOR: alloc::CountingAllocator = alloc::CountingAllocator;
 
-const USAGE: &str = "usage: cargo xtask <task>
+/// Project chores.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", about = "supcon's project chores")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
 
-tasks:
-  golden   regenerate assets/golden/ (python3 with numpy, torch, torchvision)
-  bench    time the loss, augmentation, training steps; beside PyTorch when torch imports
-           [--quick] [--only KEY] [--devices A,B] [--torch-device cpu|cuda]
-           [--out FILE] (default target/bench/results.json)";
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Regenerate assets/golden/ (python3 with numpy, torch, torchvision).
+    Golden,
+    /// Time the loss, augmentation and training steps; beside PyTorch when torch imports.
+    Bench(bench::BenchArgs),
+}
 
 fn main() -> ExitCode {
     supcon_train::memory::keep_freed_memory();
-    let task = std::env::args().nth(1);
-    let result = match task.as_deref() {
-        Some("golden") => golden(),
-        Some("bench") => {
-            let args: Vec<String> = std::env::args().skip(2).collect();
-            bench::bench(&workspace_root(), &args).map(|_| ())
-        }
-        Some("-h" | "--help" | "help") => {
-            println!("{USAGE}");
-            Ok(())
-        }
-        Some(other) => Err(format!("unknown task `{other}`\n\n{USAGE}")),
-        None => Err(USAGE.to_string()),
+    let result = match Cli::parse().task {
+        Task::Golden => golden(),
+        Task::Bench(args) => bench::bench(&workspace_root(), &args).map(|_| ()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -12,7 +12,7 @@ use supcon_head::{CrossEntropyNet, CrossEntropyNetConfig};
 use supcon_loss::cross_entropy::{CrossEntropyLoss, CrossEntropyLossConfig};
 
 use crate::TrainError;
-use crate::checkpoint::write_atomically;
+use crate::atomic::write_atomically;
 use crate::config::RunConfig;
 use crate::features::evaluation_views;
 use crate::fit::{Fit, Task, restore_model};
@@ -91,12 +91,12 @@ pub fn classify(
     config: &RunConfig,
     device: &Device,
 ) -> Result<f64, TrainError> {
-    let mut views = evaluation_views(config);
+    let views = evaluation_views(config);
     let indices: Vec<usize> = (0..data.len()).collect();
     let mut correct = 0i64;
     for chunk in indices.chunks(500) {
         let batch = data.batch(chunk, device)?;
-        let logits = model.forward(views.views(batch.images, 1)?);
+        let logits = model.forward(views.views(batch.images, 1, 0)?);
         let predicted = logits.argmax(1).reshape([chunk.len()]);
         correct += predicted
             .equal(batch.labels)

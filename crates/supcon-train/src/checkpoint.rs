@@ -1,30 +1,30 @@
-//! Checkpoints: the model, the optimiser, and the training state (epoch, generator, metrics so
-//! far) in one file, written atomically: to a temporary file first, flushed to disk, then
+//! Checkpoints: the model, the optimiser, and the training state (epoch, metrics so far) in one
+//! file, written atomically: to a temporary file first, flushed to disk, then
 //! renamed over the previous checkpoint, so a run killed at any moment leaves either the old
 //! checkpoint or the new one, never a torn file.
 //!
-//! Layout: `SUPCONCK`, format version (u32 LE), then three length-prefixed (u64 LE) sections:
-//! the training state as JSON, the model as a Burn burnpack record, the optimiser record.
+//! Layout: `SUPCONCK`, format version (u32 LE), then three sections, each its length (u64 LE),
+//! its bytes and their CRC-32 (u32 LE): the training state as JSON, the model as a Burn
+//! burnpack record, the optimiser record. Every load checks every checksum, so a flipped byte in
+//! the weights or the optimiser state is refused, naming the file and the section.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
+use crate::atomic::write_atomically;
 use crate::metrics::EpochMetrics;
 
 const MAGIC: &[u8; 8] = b"SUPCONCK";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 /// Where a run is: what a resumed run needs besides the weights and the optimiser.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrainingState {
     /// Epochs completed.
     pub epoch: usize,
-    /// The augmentation generator after the last completed epoch.
-    pub augment_rng: rand_chacha::ChaCha8Rng,
     /// Per-epoch metrics so far.
     pub history: Vec<EpochMetrics>,
     /// Seconds spent training so far (over all sessions of the run).
@@ -53,6 +53,7 @@ impl Checkpoint {
         for section in [&state[..], &self.model[..], &self.optimizer[..]] {
             bytes.extend_from_slice(&(section.len() as u64).to_le_bytes());
             bytes.extend_from_slice(section);
+            bytes.extend_from_slice(&crc32fast::hash(section).to_le_bytes());
         }
         write_atomically(path, &bytes)
     }
@@ -66,6 +67,15 @@ impl Checkpoint {
             return Err(corrupt("wrong magic bytes"));
         }
         let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+        if version == 1 {
+            return Err(TrainError::run(
+                path,
+                "this checkpoint was written by an earlier supcon-train (format 1, which saved \
+                 the augmentation generator; views are now drawn from per-batch seeds), so \
+                 resuming it would not continue the same run: start a new run"
+                    .to_string(),
+            ));
+        }
         if version != VERSION {
             return Err(corrupt(&format!(
                 "format version {version}, expected {VERSION}"
@@ -73,16 +83,24 @@ impl Checkpoint {
         }
         let mut rest = &bytes[12..];
         let mut sections = Vec::with_capacity(3);
-        for _ in 0..3 {
+        for name in ["training state", "model", "optimiser state"] {
             if rest.len() < 8 {
                 return Err(corrupt("truncated"));
             }
             let len = u64::from_le_bytes(rest[..8].try_into().expect("8 bytes"));
             rest = &rest[8..];
-            let len = usize::try_from(len).ok().filter(|l| *l <= rest.len());
+            let len = usize::try_from(len)
+                .ok()
+                .filter(|l| l.checked_add(4).is_some_and(|end| end <= rest.len()));
             let len = len.ok_or_else(|| corrupt("truncated"))?;
-            sections.push(&rest[..len]);
-            rest = &rest[len..];
+            let (section, checksum) = (&rest[..len], &rest[len..len + 4]);
+            if crc32fast::hash(section).to_le_bytes() != checksum {
+                return Err(corrupt(&format!(
+                    "the checksum of its {name} does not match (the file is damaged)"
+                )));
+            }
+            sections.push(section);
+            rest = &rest[len + 4..];
         }
         if !rest.is_empty() {
             return Err(corrupt("trailing bytes"));
@@ -97,32 +115,14 @@ impl Checkpoint {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
-    let mut temporary = PathBuf::from(path);
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    temporary.set_file_name(format!(".{name}.tmp"));
-    let mut file = std::fs::File::create(&temporary).map_err(|e| TrainError::io(&temporary, e))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| TrainError::io(&temporary, e))?;
-    drop(file);
-    std::fs::rename(&temporary, path).map_err(|e| TrainError::io(path, e))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::SeedableRng;
 
     fn sample() -> Checkpoint {
         Checkpoint {
             state: TrainingState {
                 epoch: 3,
-                augment_rng: rand_chacha::ChaCha8Rng::seed_from_u64(7),
                 history: Vec::new(),
                 seconds: 1.5,
             },
@@ -140,10 +140,6 @@ mod tests {
         assert_eq!(back.state.epoch, 3);
         assert_eq!(&back.model[..], &[1, 2, 3]);
         assert_eq!(&back.optimizer[..], &[4, 5]);
-        assert_eq!(
-            back.state.augment_rng,
-            rand_chacha::ChaCha8Rng::seed_from_u64(7)
-        );
         // No temporary file is left behind.
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 1);
@@ -152,6 +148,17 @@ mod tests {
         std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
         let error = Checkpoint::load(&path).err().unwrap().to_string();
         assert!(error.contains("truncated"), "{error}");
+        // A flipped byte anywhere in a section is caught by its checksum.
+        for (offset, section) in [(20, "training state"), (bytes.len() - 5, "optimiser")] {
+            let mut flipped = bytes.clone();
+            flipped[offset] ^= 0x10;
+            std::fs::write(&path, &flipped).unwrap();
+            let error = Checkpoint::load(&path).err().unwrap().to_string();
+            assert!(
+                error.contains("checksum") && error.contains(section),
+                "{error}"
+            );
+        }
         std::fs::write(&path, b"not a checkpoint").unwrap();
         let error = Checkpoint::load(&path).err().unwrap().to_string();
         assert!(error.contains("magic"), "{error}");

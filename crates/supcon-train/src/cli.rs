@@ -39,6 +39,7 @@ pub enum Command {
         #[arg(long)]
         resume: Option<PathBuf>,
         #[command(flatten)]
+        /// The options.
         options: Options,
     },
     /// Linear evaluation of a pre-trained encoder.
@@ -48,6 +49,7 @@ pub enum Command {
         #[arg(long)]
         encoder: PathBuf,
         #[command(flatten)]
+        /// The options.
         options: Options,
     },
     /// The cross-entropy baseline.
@@ -57,6 +59,7 @@ pub enum Command {
         #[arg(long)]
         resume: Option<PathBuf>,
         #[command(flatten)]
+        /// The options.
         options: Options,
     },
     /// kNN accuracy of a pre-trained encoder on the validation and test splits.
@@ -66,6 +69,7 @@ pub enum Command {
         #[arg(long)]
         encoder: PathBuf,
         #[command(flatten)]
+        /// The options.
         options: Options,
     },
     /// Encoder embeddings and labels of a split as `.npy` files.
@@ -81,6 +85,7 @@ pub enum Command {
         #[arg(long)]
         output: Option<PathBuf>,
         #[command(flatten)]
+        /// The options.
         options: Options,
     },
 }

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use burn::prelude::*;
 use supcon_encoder::Encoder;
 
+use crate::atomic::write_atomically;
 use crate::cli::{Command, SplitName};
 use crate::config::{Method, Options, RunConfig};
 use crate::features::{FeatureSet, extract, knn_accuracy};
@@ -16,7 +17,7 @@ use crate::pretrain::{
 };
 use crate::report::{npy_f32, npy_i64, save_linear};
 use crate::run::{Prepared, create_run_dir, load_run_config};
-use crate::{TrainError, checkpoint::Checkpoint, checkpoint::write_atomically};
+use crate::{TrainError, checkpoint::Checkpoint};
 
 /// The demo's recipe (`recipes/demo.toml`).
 pub const DEMO_RECIPE: &str = include_str!("../recipes/demo.toml");

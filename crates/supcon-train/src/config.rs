@@ -212,7 +212,9 @@ pub struct RunConfig {
     pub momentum: f64,
     /// Epochs.
     pub epochs: usize,
-    /// Loss temperature (SupCon/SimCLR); the base temperature equals it.
+    /// Loss temperature (SupCon/SimCLR). The base temperature is the reference's fixed 0.07
+    /// (`pretrain::BASE_TEMPERATURE`), so the loss is scaled by `temp / 0.07`, as in
+    /// `main_supcon.py`.
     pub temp: f64,
     /// Cosine schedule.
     pub cosine: bool,
@@ -416,7 +418,7 @@ impl RunConfig {
     pub fn save(&self, path: &Path) -> Result<(), TrainError> {
         let text = toml::to_string_pretty(self)
             .map_err(|e| TrainError::Config(format!("cannot serialise the configuration: {e}")))?;
-        crate::checkpoint::write_atomically(path, text.as_bytes())
+        crate::atomic::write_atomically(path, text.as_bytes())
     }
 
     /// Reads a configuration saved by [`save`](Self::save).

@@ -35,25 +35,57 @@ impl DatasetSpec {
             ))
         };
         let (kind, dir) = spec.split_once(':').ok_or_else(unknown)?;
+        if !matches!(kind, "idx" | "cifar10" | "cifar100" | "folder") {
+            return Err(TrainError::Config(format!(
+                "unknown dataset kind `{kind}` in `{spec}`: use mnist (embedded), idx:DIR, \
+                 cifar10:DIR, cifar100:DIR or folder:DIR"
+            )));
+        }
         if dir.is_empty() {
             return Err(TrainError::Config(format!(
                 "dataset `{spec}` names no folder"
             )));
         }
         let dir = PathBuf::from(dir);
-        match kind {
-            "idx" => Ok(DatasetSpec::Idx(dir)),
-            "cifar10" => Ok(DatasetSpec::Cifar10(dir)),
-            "cifar100" => Ok(DatasetSpec::Cifar100(dir)),
-            "folder" => Ok(DatasetSpec::Folder(dir)),
-            _ => Err(unknown()),
-        }
+        Ok(match kind {
+            "idx" => DatasetSpec::Idx(dir),
+            "cifar10" => DatasetSpec::Cifar10(dir),
+            "cifar100" => DatasetSpec::Cifar100(dir),
+            _ => DatasetSpec::Folder(dir),
+        })
     }
 
     /// Loads the splits: the dataset's own test set, and its training set split (stratified,
     /// `val_fraction` of each class, chosen by `seed`) into train and validation. The
     /// embedded MNIST comes with its own fixed split.
+    ///
+    /// Refused, as no run on them could finish correctly: an empty split, fewer than two
+    /// classes, test images of another shape than the training images, and test classes that
+    /// training does not have. Test labels follow the class names of the training data.
     pub fn load(&self, val_fraction: f64, seed: u64, size: usize) -> Result<Splits, TrainError> {
+        let mut splits = self.load_unchecked(val_fraction, seed, size)?;
+        splits.test = relabel_by_class_name(&splits.test, splits.train.classes(), &self.source())?;
+        check_splits(&splits)?;
+        Ok(splits)
+    }
+
+    /// The folder (or name) the data comes from, for messages.
+    fn source(&self) -> PathBuf {
+        match self {
+            DatasetSpec::EmbeddedMnist => PathBuf::from("mnist"),
+            DatasetSpec::Idx(dir)
+            | DatasetSpec::Cifar10(dir)
+            | DatasetSpec::Cifar100(dir)
+            | DatasetSpec::Folder(dir) => dir.clone(),
+        }
+    }
+
+    fn load_unchecked(
+        &self,
+        val_fraction: f64,
+        seed: u64,
+        size: usize,
+    ) -> Result<Splits, TrainError> {
         let (train, test) = match self {
             DatasetSpec::EmbeddedMnist => return embedded(),
             DatasetSpec::Idx(dir) => {
@@ -83,6 +115,19 @@ impl DatasetSpec {
                         folder::load_image_folder(&train, size, 3)?,
                         folder::load_image_folder(&test, size, 3)?,
                     )
+                } else if train.is_dir() != test.is_dir() {
+                    let (has, lacks) = if train.is_dir() {
+                        ("train", "test")
+                    } else {
+                        ("test", "train")
+                    };
+                    return Err(TrainError::run(
+                        dir,
+                        format!(
+                            "has a {has}/ folder but no {lacks}/ folder: give both, or only \
+                             class folders (a sixth of each class is then kept for testing)"
+                        ),
+                    ));
                 } else {
                     let all = folder::load_image_folder(dir, size, 3)?;
                     let parts = stratified_split(all.labels(), 1.0 / 6.0, seed ^ 0x7e57)?;
@@ -104,6 +149,79 @@ impl DatasetSpec {
             test,
         })
     }
+}
+
+/// `data` with its labels renumbered to `classes` (the training data's) by class name; a class
+/// that `classes` lacks is an error naming it.
+fn relabel_by_class_name(
+    data: &ImageDataset,
+    classes: &[String],
+    source: &Path,
+) -> Result<ImageDataset, TrainError> {
+    if data.classes() == classes {
+        return Ok(data.clone());
+    }
+    let mut map = Vec::with_capacity(data.num_classes());
+    for name in data.classes() {
+        match classes.iter().position(|c| c == name) {
+            Some(index) => map.push(index as u32),
+            None => {
+                return Err(TrainError::run(
+                    source,
+                    format!(
+                        "the test data has a class `{name}` that the training data does not \
+                         have (training classes: {})",
+                        classes.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    let labels = data.labels().iter().map(|&l| map[l as usize]).collect();
+    Ok(ImageDataset::new(
+        data.pixels().to_vec(),
+        labels,
+        data.image_shape(),
+        classes.to_vec(),
+        source,
+    )?)
+}
+
+/// Refuses splits no run could finish correctly on.
+fn check_splits(splits: &Splits) -> Result<(), TrainError> {
+    for (name, data) in [
+        ("training", &splits.train),
+        ("validation", &splits.validation),
+        ("test", &splits.test),
+    ] {
+        if data.is_empty() {
+            return Err(TrainError::Config(format!(
+                "the {name} split is empty: a run needs training, validation and test images"
+            )));
+        }
+    }
+    if splits.train.num_classes() < 2 {
+        return Err(TrainError::Config(format!(
+            "the data has {} class: linear evaluation, kNN and the cross-entropy baseline need \
+             at least two (for a label-free dataset, put the images in two or more folders)",
+            splits.train.num_classes()
+        )));
+    }
+    let (train, test) = (splits.train.image_shape(), splits.test.image_shape());
+    if train != test {
+        return Err(TrainError::Config(format!(
+            "the test images are {test:?} (channels, height, width) but the training images \
+             are {train:?}"
+        )));
+    }
+    if splits.test.classes() != splits.train.classes() {
+        return Err(TrainError::Config(format!(
+            "the test data's classes ({}) are not the training data's ({})",
+            splits.test.classes().join(", "),
+            splits.train.classes().join(", ")
+        )));
+    }
+    Ok(())
 }
 
 fn embedded() -> Result<Splits, TrainError> {

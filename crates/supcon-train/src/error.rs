@@ -38,7 +38,9 @@ pub enum TrainError {
     },
     /// Training produced a non-finite loss.
     #[error(
-        "the loss became {value} at epoch {epoch}, step {step}: lower the learning rate or raise the temperature"
+        "the loss became {value} at epoch {epoch}, step {step}: training diverged (a learning \
+         rate too high or a temperature too low are the usual causes); the last checkpoint is \
+         kept as it was"
     )]
     Diverged {
         /// The loss value.
@@ -48,6 +50,22 @@ pub enum TrainError {
         /// The step within the epoch (1-based).
         step: usize,
     },
+    /// Training made the weights non-finite while the loss still was.
+    #[error(
+        "the weights became non-finite (NaN or infinity) during epoch {epoch}: training \
+         diverged; nothing was saved over the last checkpoint"
+    )]
+    NonFiniteWeights {
+        /// The epoch (1-based).
+        epoch: usize,
+    },
+    /// The encoder's features of some image are not finite: the weights are finite but so
+    /// large that the network overflows.
+    #[error(
+        "the encoder gives non-finite (NaN or infinite) features: its weights overflow the \
+         network (training diverged); no evaluation of it would mean anything"
+    )]
+    NonFiniteFeatures,
 }
 
 impl TrainError {
@@ -55,7 +73,10 @@ impl TrainError {
     /// failures during the work itself.
     pub fn exit_code(&self) -> i32 {
         match self {
-            TrainError::Diverged { .. } | TrainError::Io { .. } => 1,
+            TrainError::Diverged { .. }
+            | TrainError::NonFiniteWeights { .. }
+            | TrainError::NonFiniteFeatures
+            | TrainError::Io { .. } => 1,
             _ => 2,
         }
     }

@@ -31,7 +31,7 @@ pub struct FeatureSet {
 pub fn evaluation_views(config: &RunConfig) -> ViewPipeline {
     let views = ViewPipelineConfig::evaluation(config.mean.clone(), config.std.clone())
         .with_output_size(config.size.map(|s| [s, s]));
-    ViewPipeline::new(views, 0)
+    ViewPipeline::new(views)
 }
 
 /// Runs `encoder` (an evaluation-mode module on `device`) over every image of `data` under the
@@ -42,18 +42,35 @@ pub fn extract(
     config: &RunConfig,
     device: &Device,
 ) -> Result<FeatureSet, TrainError> {
-    let mut views = evaluation_views(config);
+    let views = evaluation_views(config);
     let indices: Vec<usize> = (0..data.len()).collect();
     let mut parts = Vec::new();
     let mut labels = Vec::new();
     for chunk in indices.chunks(EXTRACT_BATCH) {
         let batch = data.batch(chunk, device)?;
-        let images = views.views(batch.images, 1)?;
+        // The evaluation transform draws nothing: the seed does not matter.
+        let images = views.views(batch.images, 1, 0)?;
         parts.push(encoder.forward(images));
         labels.push(batch.labels);
     }
+    if parts.is_empty() {
+        return Err(TrainError::Config(
+            "no images to extract features from (an empty split)".into(),
+        ));
+    }
+    let features = Tensor::cat(parts, 0);
+    let finite = features
+        .clone()
+        .is_finite()
+        .all()
+        .int()
+        .into_scalar::<i64>()
+        == 1;
+    if !finite {
+        return Err(TrainError::NonFiniteFeatures);
+    }
     Ok(FeatureSet {
-        features: Tensor::cat(parts, 0),
+        features,
         labels: Tensor::cat(labels, 0),
         num_classes: data.num_classes(),
     })

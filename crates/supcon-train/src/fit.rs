@@ -5,11 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use burn::module::Module;
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::store::ModuleRecord;
-use supcon_augment::{ViewPipeline, ViewPipelineConfig};
+use supcon_augment::{ViewPipeline, ViewPipelineConfig, mix_seed};
 use supcon_data::{Splits, shuffled_indices};
 
 use crate::TrainError;
@@ -57,7 +57,8 @@ pub struct Fit<'a> {
     pub splits: &'a Splits,
     /// Training device (autodiff).
     pub device: Device,
-    /// Augmentation (its generator is part of the checkpoint).
+    /// Augmentation; each batch's views are drawn with [`batch_seed`] of the run's seed, the
+    /// epoch and the step, so a resumed run needs no saved generator.
     pub pipeline: ViewPipeline,
     /// Optimiser.
     pub optimizer: Optimizer,
@@ -104,7 +105,7 @@ impl<'a> Fit<'a> {
         Ok(Fit {
             splits: &prepared.splits,
             device: prepared.device.clone().autodiff(),
-            pipeline: ViewPipeline::new(views, c.seed),
+            pipeline: ViewPipeline::new(views),
             optimizer,
             schedule,
             batch_size: c.batch_size,
@@ -136,7 +137,6 @@ impl<'a> Fit<'a> {
                 .optimizer
                 .load_bytes(checkpoint.optimizer)
                 .map_err(|e| TrainError::run(&checkpoint_path, e))?;
-            self.pipeline.set_rng(checkpoint.state.augment_rng);
             history = checkpoint.state.history;
             seconds = checkpoint.state.seconds;
             first_epoch = checkpoint.state.epoch + 1;
@@ -166,7 +166,8 @@ impl<'a> Fit<'a> {
             for (step, indices) in order.chunks(self.batch_size).enumerate() {
                 lr = self.schedule.rate(epoch, step, steps);
                 let batch = train.batch(indices, &plain)?;
-                let views = self.pipeline.views(batch.images, task.views())?;
+                let seed = batch_seed(self.seed, epoch, step);
+                let views = self.pipeline.views(batch.images, task.views(), seed)?;
                 let loss = task.loss(&model, views.autodiff(), batch.labels.autodiff())?;
                 let value = loss.clone().into_scalar::<f32>();
                 if !value.is_finite() {
@@ -187,6 +188,11 @@ impl<'a> Fit<'a> {
                 ));
             }
             bar.finish_and_clear();
+            // The loss is checked every step; the weights at the end of each epoch, before
+            // anything (a monitor, a checkpoint) uses them.
+            if !all_finite(&model) {
+                return Err(TrainError::NonFiniteWeights { epoch });
+            }
             let epoch_seconds = started.elapsed().as_secs_f64();
             let (knn_accuracy, val_accuracy) =
                 task.monitor(&model, epoch, epoch == epochs, &history)?;
@@ -206,7 +212,6 @@ impl<'a> Fit<'a> {
             if epoch % self.save_freq == 0 || epoch == epochs {
                 let state = TrainingState {
                     epoch,
-                    augment_rng: self.pipeline.rng().clone(),
                     history: history.clone(),
                     seconds,
                 };
@@ -238,6 +243,13 @@ pub fn optimisation(config: &RunConfig) -> (Optimizer, LearningRateSchedule) {
         warm: config.warm_up(),
     };
     (optimizer, schedule)
+}
+
+/// The augmentation seed of step `step` (0-based) of epoch `epoch`: a function of the run's
+/// seed, the epoch and the step only, so that a resumed run (or any order of computing batches)
+/// draws the views the uninterrupted run does.
+pub fn batch_seed(seed: u64, epoch: usize, step: usize) -> u64 {
+    mix_seed(seed, &[epoch as u64, step as u64])
 }
 
 /// The shuffle seed of an epoch: a function of the run's seed and the epoch only, so that a
@@ -278,6 +290,22 @@ fn save_checkpoint<M: Module>(
         optimizer: optimizer.to_bytes()?,
     }
     .save(path)
+}
+
+/// Whether every float parameter of `model` is finite (no NaN, no infinity).
+pub fn all_finite<M: Module>(model: &M) -> bool {
+    struct Finite(bool);
+    impl ModuleVisitor for Finite {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if self.0 {
+                let finite = param.val().is_finite().all().int().into_scalar::<i64>() == 1;
+                self.0 = finite;
+            }
+        }
+    }
+    let mut visitor = Finite(true);
+    model.visit(&mut visitor);
+    visitor.0
 }
 
 /// Loads a model record (from a checkpoint) into `model`, which must have the same structure.

@@ -15,6 +15,7 @@
 //! # Ok::<(), supcon_train::TrainError>(())
 //! ```
 
+pub mod atomic;
 pub mod ce;
 pub mod checkpoint;
 pub mod cli;

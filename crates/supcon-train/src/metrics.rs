@@ -39,7 +39,7 @@ pub fn write_jsonl(path: &Path, history: &[EpochMetrics]) -> Result<(), TrainErr
             .map_err(|e| TrainError::run(path, format!("cannot serialise metrics: {e}")))?;
         text.push(b'\n');
     }
-    crate::checkpoint::write_atomically(path, &text)
+    crate::atomic::write_atomically(path, &text)
 }
 
 /// A progress bar over one epoch's steps showing loss, learning rate and speed; hidden when

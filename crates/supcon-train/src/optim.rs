@@ -1,29 +1,171 @@
-//! The optimiser: PyTorch's SGD (momentum without dampening, weight decay added to the
-//! gradient), optionally without decay on biases and BatchNorm, optionally LARS.
+//! Optimisers as Burn [`Optimizer`](burn::optim::Optimizer)s, usable in any Burn training loop
+//! and in burn-train's `Learner` through the [`ModuleOptimizer`] their configs build:
 //!
-//! Burn's SGD dampens momentum by 0.1 by default; PyTorch's does not, so the momentum here is
-//! configured with `dampening = 0`, and the weight decay is applied by this module (so that it
-//! can skip one-dimensional parameters) before Burn's momentum step:
-//! `g <- g + wd * w`, `v <- mu * v + g` (first step: `v = g`), `w <- w - lr * v`.
+//! - [`PyTorchSgdConfig`]: SGD with PyTorch's semantics, as the reference trains: momentum
+//!   without dampening, weight decay added to the gradient, `g <- g + wd * w`,
+//!   `v <- mu * v + g` (first step: `v = g`), `w <- w - lr * v`; optionally without decay on
+//!   biases and BatchNorm (parameters of one dimension). Burn's own `SgdConfig` dampens momentum
+//!   unless told otherwise and decays every parameter.
+//! - [`LarsConfig`]: LARS (You et al. 2017) as the official SupCon code applies it: the same
+//!   step, with the decayed gradient of every tensor of two or more dimensions scaled by the
+//!   trust ratio `trust * |w| / |g + wd * w|` (1 where either norm is 0) before momentum;
+//!   biases and BatchNorm are not adapted.
+//!
+//! [`Optimizer`] is the trainer's choice between them, with its state as bytes for checkpoints.
 
-use burn::module::{Module, ModuleVisitor, Param};
-use burn::optim::momentum::MomentumConfig;
-use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::optim::momentum::{Momentum, MomentumConfig, MomentumState};
+use burn::optim::{GradientsParams, LearningRate, ModuleOptimizer};
 use burn::prelude::*;
 use burn::tensor::Bytes;
 
 use crate::TrainError;
 use crate::config::OptimizerKind;
 
-/// LARS's trust coefficient (`eeta` in the official SupCon code).
+/// LARS's default trust coefficient (`eeta` in the official SupCon code).
 pub const LARS_TRUST: f64 = 0.001;
 
-/// SGD or LARS with its state (momentum buffers, keyed by parameter id).
-pub struct Optimizer {
-    inner: ModuleOptimizer,
-    kind: OptimizerKind,
+/// SGD with PyTorch's semantics; see the [module documentation](self).
+#[derive(Config, Debug)]
+pub struct PyTorchSgdConfig {
+    /// Momentum `mu` (0: none), without dampening.
+    #[config(default = 0.9)]
+    pub momentum: f64,
+    /// Weight decay added to the gradient.
+    #[config(default = 0.0)]
+    pub weight_decay: f64,
+    /// Decay parameters of one dimension (biases, BatchNorm) too, as PyTorch's SGD does.
+    #[config(default = true)]
+    pub decay_norm_and_bias: bool,
+}
+
+impl PyTorchSgdConfig {
+    /// The optimiser of one tensor (for `ModuleOptimizer::with_group`).
+    pub fn build(&self) -> ScaledSgd {
+        ScaledSgd::new(
+            self.momentum,
+            self.weight_decay,
+            self.decay_norm_and_bias,
+            None,
+        )
+    }
+
+    /// The optimiser of a whole module.
+    pub fn init(&self) -> ModuleOptimizer {
+        ModuleOptimizer::from(self.build())
+    }
+}
+
+/// LARS; see the [module documentation](self).
+#[derive(Config, Debug)]
+pub struct LarsConfig {
+    /// Momentum `mu` (0: none), without dampening.
+    #[config(default = 0.9)]
+    pub momentum: f64,
+    /// Weight decay added to the gradient before the trust ratio.
+    #[config(default = 0.0)]
+    pub weight_decay: f64,
+    /// The trust coefficient.
+    #[config(default = 0.001)]
+    pub trust_coefficient: f64,
+    /// Decay parameters of one dimension (biases, BatchNorm) too; they are never adapted.
+    #[config(default = false)]
+    pub decay_norm_and_bias: bool,
+}
+
+impl LarsConfig {
+    /// The optimiser of one tensor (for `ModuleOptimizer::with_group`).
+    pub fn build(&self) -> ScaledSgd {
+        ScaledSgd::new(
+            self.momentum,
+            self.weight_decay,
+            self.decay_norm_and_bias,
+            Some(self.trust_coefficient),
+        )
+    }
+
+    /// The optimiser of a whole module.
+    pub fn init(&self) -> ModuleOptimizer {
+        ModuleOptimizer::from(self.build())
+    }
+}
+
+/// The per-tensor step of [`PyTorchSgdConfig`] and [`LarsConfig`] (LARS when it has a trust
+/// coefficient). Build it through those configs.
+#[derive(Clone)]
+pub struct ScaledSgd {
+    momentum: Option<Momentum>,
     weight_decay: f64,
     decay_norm_and_bias: bool,
+    trust: Option<f64>,
+}
+
+impl ScaledSgd {
+    fn new(
+        momentum: f64,
+        weight_decay: f64,
+        decay_norm_and_bias: bool,
+        trust: Option<f64>,
+    ) -> Self {
+        let momentum = (momentum > 0.0).then(|| {
+            Momentum::new(
+                &MomentumConfig::new()
+                    .with_momentum(momentum)
+                    .with_dampening(0.0),
+            )
+        });
+        Self {
+            momentum,
+            weight_decay,
+            decay_norm_and_bias,
+            trust,
+        }
+    }
+}
+
+impl burn::optim::Optimizer for ScaledSgd {
+    /// The momentum buffer (none without momentum).
+    type State<const D: usize> = MomentumState<D>;
+
+    fn step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        tensor: Tensor<D>,
+        mut grad: Tensor<D>,
+        state: Option<Self::State<D>>,
+    ) -> (Tensor<D>, Option<Self::State<D>>) {
+        let norm_or_bias = D == 1;
+        if self.weight_decay > 0.0 && (self.decay_norm_and_bias || !norm_or_bias) {
+            grad = grad + tensor.clone().mul_scalar(self.weight_decay);
+        }
+        if let Some(trust) = self.trust.filter(|_| !norm_or_bias) {
+            let weight_norm = tensor.clone().square().sum().sqrt();
+            let grad_norm = grad.clone().square().sum().sqrt();
+            let both_positive = weight_norm
+                .clone()
+                .greater_elem(0.0)
+                .bool_and(grad_norm.clone().greater_elem(0.0));
+            let ratio = weight_norm.div(grad_norm).mul_scalar(trust);
+            let ratio = ratio.ones_like().mask_where(both_positive, ratio);
+            grad = grad * ratio.reshape([1usize; D]);
+        }
+        let mut velocity = None;
+        if let Some(momentum) = &self.momentum {
+            let (moved, next) = momentum.transform(grad, state);
+            grad = moved;
+            velocity = Some(next);
+        }
+        (tensor - grad.mul_scalar(lr), velocity)
+    }
+
+    fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
+        state.to_device(device)
+    }
+}
+
+/// The trainer's optimiser: [`PyTorchSgdConfig`] or [`LarsConfig`] over a whole module, with
+/// its state (momentum buffers, keyed by parameter id) as bytes for checkpoints.
+pub struct Optimizer {
+    inner: ModuleOptimizer,
 }
 
 impl Optimizer {
@@ -34,28 +176,24 @@ impl Optimizer {
         weight_decay: f64,
         decay_norm_and_bias: bool,
     ) -> Self {
-        let momentum = (momentum > 0.0).then(|| {
-            MomentumConfig::new()
+        let inner = match kind {
+            OptimizerKind::Sgd => PyTorchSgdConfig::new()
                 .with_momentum(momentum)
-                .with_dampening(0.0)
-        });
-        Self {
-            inner: SgdConfig::new().with_momentum(momentum).init(),
-            kind,
-            weight_decay,
-            decay_norm_and_bias,
-        }
+                .with_weight_decay(weight_decay)
+                .with_decay_norm_and_bias(decay_norm_and_bias)
+                .init(),
+            OptimizerKind::Lars => LarsConfig::new()
+                .with_momentum(momentum)
+                .with_weight_decay(weight_decay)
+                .with_trust_coefficient(LARS_TRUST)
+                .with_decay_norm_and_bias(decay_norm_and_bias)
+                .init(),
+        };
+        Self { inner }
     }
 
     /// One update of `model` with `grads` at learning rate `lr`.
-    pub fn step<M: Module>(&mut self, lr: f64, model: M, mut grads: GradientsParams) -> M {
-        let mut transform = GradientTransform {
-            grads: &mut grads,
-            weight_decay: self.weight_decay,
-            decay_norm_and_bias: self.decay_norm_and_bias,
-            lars: self.kind == OptimizerKind::Lars,
-        };
-        model.visit(&mut transform);
+    pub fn step<M: Module>(&mut self, lr: f64, model: M, grads: GradientsParams) -> M {
         self.inner.step(lr, model, grads)
     }
 
@@ -69,60 +207,15 @@ impl Optimizer {
     /// Restores the state saved by [`to_bytes`](Self::to_bytes). The model must have been
     /// restored from the same checkpoint (parameter ids key the buffers).
     pub fn load_bytes(self, bytes: Bytes) -> Result<Self, String> {
-        let Optimizer {
-            inner,
-            kind,
-            weight_decay,
-            decay_norm_and_bias,
-        } = self;
-        let inner = inner.from_bytes(bytes).map_err(|e| e.to_string())?;
-        Ok(Optimizer {
-            inner,
-            kind,
-            weight_decay,
-            decay_norm_and_bias,
-        })
-    }
-}
-
-/// Adds weight decay to each gradient and, for LARS, scales it by the trust ratio.
-/// Parameters of one dimension (biases, BatchNorm) are "norm and bias": decayed only when asked,
-/// never adapted by LARS (as in the official code).
-struct GradientTransform<'a> {
-    grads: &'a mut GradientsParams,
-    weight_decay: f64,
-    decay_norm_and_bias: bool,
-    lars: bool,
-}
-
-impl ModuleVisitor for GradientTransform<'_> {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let Some(mut grad) = self.grads.remove::<D>(param.id) else {
-            return;
-        };
-        let weight = param.val().inner();
-        let norm_or_bias = D == 1;
-        if self.weight_decay > 0.0 && (self.decay_norm_and_bias || !norm_or_bias) {
-            grad = grad + weight.clone().mul_scalar(self.weight_decay);
-        }
-        if self.lars && !norm_or_bias {
-            let weight_norm = weight.square().sum().sqrt();
-            let grad_norm = grad.clone().square().sum().sqrt();
-            let both_positive = weight_norm
-                .clone()
-                .greater_elem(0.0)
-                .bool_and(grad_norm.clone().greater_elem(0.0));
-            let ratio = weight_norm.div(grad_norm).mul_scalar(LARS_TRUST);
-            let ratio = ratio.ones_like().mask_where(both_positive, ratio);
-            grad = grad * ratio.reshape([1usize; D]);
-        }
-        self.grads.register(param.id, grad);
+        let inner = self.inner.from_bytes(bytes).map_err(|e| e.to_string())?;
+        Ok(Self { inner })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::module::Param;
     use burn::nn::{Linear, LinearConfig};
 
     fn linear(device: &Device) -> Linear {

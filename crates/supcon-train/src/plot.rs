@@ -102,7 +102,7 @@ fn save(image: &RgbImage, path: &Path) -> Result<(), TrainError> {
             image::ImageFormat::Png,
         )
         .map_err(|e| TrainError::run(path, format!("cannot encode PNG: {e}")))?;
-    crate::checkpoint::write_atomically(path, &bytes)
+    crate::atomic::write_atomically(path, &bytes)
 }
 
 fn draw_panel(image: &mut RgbImage, left: u32, series: &[Series], epochs: &[f64], percent: bool) {

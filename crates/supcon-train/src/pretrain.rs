@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use burn::prelude::*;
 use supcon_encoder::{Encoder, EncoderConfig};
 use supcon_head::{SupConModel, SupConModelConfig};
-use supcon_loss::{Positives, SupConLoss, SupConLossConfig};
+use supcon_loss::{Positives, SupConLoss, SupConLossConfig, by_image};
 
 use crate::TrainError;
 use crate::config::{Method, RunConfig};
@@ -66,7 +66,7 @@ impl Task for ContrastiveTask<'_> {
             Method::SupCon => Positives::Labels(labels),
             Method::SimClr => Positives::SameImage,
         };
-        Ok(self.loss.forward(features, positives)?)
+        Ok(self.loss.try_forward(features, positives)?)
     }
 
     fn monitor(
@@ -87,13 +87,6 @@ impl Task for ContrastiveTask<'_> {
         let accuracy = knn_accuracy(&train, &validation, c.knn_k, KNN_TEMPERATURE)?;
         Ok((Some(accuracy), None))
     }
-}
-
-/// Projections `[V * B, dim]`, view by view (the pipeline's and the encoder's layout), as the
-/// loss takes them: `[B, V, dim]`.
-pub fn by_image(z: Tensor<2>, views: usize) -> Tensor<3> {
-    let [rows, dim] = z.dims();
-    z.reshape([views, rows / views, dim]).swap_dims(0, 1)
 }
 
 /// The model a configuration describes, on `device`.
@@ -127,7 +120,7 @@ pub fn pretrain(
         loss: SupConLossConfig::new()
             .with_temperature(c.temp)
             .with_base_temperature(BASE_TEMPERATURE)
-            .init(),
+            .try_init()?,
         method: c.method,
         views: c.views,
     };

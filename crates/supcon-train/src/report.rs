@@ -5,7 +5,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::TrainError;
-use crate::checkpoint::write_atomically;
+use crate::atomic::write_atomically;
 use crate::linear::LinearOutcome;
 
 /// File name of a run's linear-evaluation result.

@@ -1,7 +1,11 @@
 //! Learning-rate schedules exactly as the reference's `util.py`: step decay or cosine per epoch,
-//! and a linear warm-up per iteration over the first epochs.
+//! and a linear warm-up per iteration over the first epochs. [`ScheduledRate`] runs one as a
+//! Burn [`LrScheduler`], for any Burn loop and burn-train's `Learner`.
 
 use std::f64::consts::PI;
+
+use burn::optim::LearningRate;
+use burn::optim::lr_scheduler::{LrScheduler, LrSchedulerRecord};
 
 /// Epochs of warm-up (the reference's `warm_epochs`).
 pub const WARM_EPOCHS: usize = 10;
@@ -62,9 +66,81 @@ impl LearningRateSchedule {
     }
 }
 
+/// A [`LearningRateSchedule`] as a Burn [`LrScheduler`]: each `step()` is one iteration, and
+/// returns the rate of that iteration (the first call, iteration 0 of epoch 1). Its record is
+/// the number of iterations taken.
+///
+/// ```
+/// use burn::optim::lr_scheduler::LrScheduler;
+/// use supcon_train::schedule::{LearningRateSchedule, ScheduledRate};
+///
+/// let schedule = LearningRateSchedule {
+///     base: 0.5, epochs: 100, cosine: true, decay_epochs: vec![], decay_rate: 0.1, warm: true,
+/// };
+/// let mut scheduler = ScheduledRate::new(schedule.clone(), 50); // 50 iterations an epoch
+/// assert_eq!(scheduler.step(), schedule.rate(1, 0, 50));
+/// assert_eq!(scheduler.step(), schedule.rate(1, 1, 50));
+/// ```
+#[derive(Debug, Clone)]
+pub struct ScheduledRate {
+    schedule: LearningRateSchedule,
+    steps_per_epoch: usize,
+    taken: u64,
+}
+
+impl ScheduledRate {
+    /// Runs `schedule` with `steps_per_epoch` iterations an epoch (at least 1).
+    pub fn new(schedule: LearningRateSchedule, steps_per_epoch: usize) -> Self {
+        Self {
+            schedule,
+            steps_per_epoch: steps_per_epoch.max(1),
+            taken: 0,
+        }
+    }
+}
+
+const TAKEN_KEY: &str = "taken";
+
+impl LrScheduler for ScheduledRate {
+    fn step(&mut self) -> LearningRate {
+        let steps = self.steps_per_epoch as u64;
+        let epoch = (self.taken / steps) as usize + 1;
+        let batch = (self.taken % steps) as usize;
+        self.taken += 1;
+        self.schedule.rate(epoch, batch, self.steps_per_epoch)
+    }
+
+    fn to_record(&self) -> LrSchedulerRecord {
+        LrSchedulerRecord::new().with_scalar(TAKEN_KEY, self.taken)
+    }
+
+    fn load_record(&mut self, record: LrSchedulerRecord) {
+        if let Some(taken) = record.scalar::<u64>(TAKEN_KEY) {
+            self.taken = taken;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_burn_scheduler_follows_the_schedule_and_resumes() {
+        let s = schedule(true, true);
+        let mut scheduler = ScheduledRate::new(s.clone(), 7);
+        let mut rates = Vec::new();
+        for _ in 0..30 {
+            rates.push(scheduler.step());
+        }
+        for (i, rate) in rates.iter().enumerate() {
+            assert_eq!(*rate, s.rate(i / 7 + 1, i % 7, 7), "iteration {i}");
+        }
+        // A scheduler restored from a record continues where the first left off.
+        let mut resumed = ScheduledRate::new(s, 7);
+        resumed.load_record(scheduler.to_record());
+        assert_eq!(resumed.step(), scheduler.step());
+    }
 
     fn schedule(cosine: bool, warm: bool) -> LearningRateSchedule {
         LearningRateSchedule {

@@ -127,3 +127,33 @@ fn cross_entropy_baseline_selects_on_validation() {
     );
     assert!(run.join("ce.json").is_file() && run.join("best-model.bpk").is_file());
 }
+
+#[test]
+fn weights_that_diverge_are_never_saved() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    common::write_tiny_idx(&dir.path().join("data"));
+    let mut config = tiny_config(&dir.path().join("data"), &dir.path().join("runs"));
+    // One step per epoch at a rate that turns the weights non-finite while the loss of that
+    // step (computed before it) is finite.
+    config.batch_size = 256;
+    config.learning_rate = 1e42; // finite as f64; its cosine floor, 1e39, is infinite as f32
+    config.epochs = 1;
+    config.knn_freq = 0;
+    let prepared = Prepared::new(config, true).unwrap();
+    let run = create_run_dir(&prepared.config, "diverged").unwrap();
+    let error = pretrain(&prepared, &run, false, true, None).err().unwrap();
+    assert!(
+        matches!(
+            error,
+            supcon_train::TrainError::NonFiniteWeights { epoch: 1 }
+                | supcon_train::TrainError::Diverged { epoch: 1, .. }
+        ),
+        "{error}"
+    );
+    assert_eq!(error.exit_code(), 1);
+    assert!(
+        !run.join(CHECKPOINT_FILE).exists(),
+        "no checkpoint of NaN weights"
+    );
+}

@@ -1,5 +1,6 @@
 //! A tiny learnable dataset in IDX files: 12x12 grey images of 4 classes, each class a bright
 //! square in its own quadrant over seeded noise.
+#![allow(dead_code)] // each test file uses some of these
 
 use std::path::Path;
 
@@ -33,7 +34,8 @@ fn idx_images(count: usize, seed: u64) -> (Vec<u8>, Vec<u8>) {
     (images, labels)
 }
 
-fn write_split(dir: &Path, prefix: &str, count: usize, seed: u64) {
+/// Writes `<prefix>-{images-idx3,labels-idx1}-ubyte` with `count` images into `dir`.
+pub fn write_split(dir: &Path, prefix: &str, count: usize, seed: u64) {
     let (pixels, labels) = idx_images(count, seed);
     let mut images = vec![0, 0, 8, 3];
     for d in [count, SIDE, SIDE] {
@@ -45,6 +47,20 @@ fn write_split(dir: &Path, prefix: &str, count: usize, seed: u64) {
     label_file.extend_from_slice(&(count as u32).to_be_bytes());
     label_file.extend_from_slice(&labels);
     std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), label_file).unwrap();
+}
+
+/// A folder of grey 8x8 PNG images, `count` of each class, one sub-folder a class.
+pub fn write_png_classes(dir: &Path, classes: &[&str], count: usize) {
+    for (c, name) in classes.iter().enumerate() {
+        let class_dir = dir.join(name);
+        std::fs::create_dir_all(&class_dir).unwrap();
+        for i in 0..count {
+            let image = image::GrayImage::from_fn(8, 8, |x, y| {
+                image::Luma([((x + y) as usize * 10 + 60 * c + i) as u8])
+            });
+            image.save(class_dir.join(format!("{i}.png"))).unwrap();
+        }
+    }
 }
 
 /// Writes `train` (128 images) and `test` (32 images) splits into `dir`.
