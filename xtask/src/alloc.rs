@@ -1,4 +1,4 @@
-//! The allocator of the bench: mimalloc (as the trainer, `supcon_train::memory`), counting live bytes and their peak so
+//! The allocator of the bench: mimalloc (as the trainer, with the same setting: `crates/supcon-train/src/memory.rs`), counting live bytes and their peak so
 //! that a workload's memory high-water mark can be reported.
 
 use std::alloc::{GlobalAlloc, Layout};

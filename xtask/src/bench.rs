@@ -127,8 +127,8 @@ fn time(plan: Plan, device: &Device, mut work: impl FnMut()) -> Vec<f64> {
 
 /// The demo's configuration (its recipe), which the demo-step workload reproduces.
 fn demo_config() -> RunConfig {
-    let recipe = Options::from_toml_str(supcon_train::commands::DEMO_RECIPE)
-        .expect("the demo recipe parses");
+    let recipe =
+        Options::from_toml_str(supcon_train::runs::DEMO_RECIPE).expect("the demo recipe parses");
     RunConfig::resolve(recipe).expect("the demo recipe is valid")
 }
 

@@ -15,6 +15,9 @@ use clap::{Parser, Subcommand};
 
 mod alloc;
 mod bench;
+/// The trainer binary's allocator setting, shared with it.
+#[path = "../../crates/supcon-train/src/memory.rs"]
+mod memory;
 
 #[global_allocator]
 static ALLOCATOR: alloc::CountingAllocator = alloc::CountingAllocator;
@@ -36,7 +39,7 @@ enum Task {
 }
 
 fn main() -> ExitCode {
-    supcon_train::memory::keep_freed_memory();
+    memory::keep_freed_memory();
     let result = match Cli::parse().task {
         Task::Golden => golden(),
         Task::Bench(args) => bench::bench(&workspace_root(), &args).map(|_| ()),

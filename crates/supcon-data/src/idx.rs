@@ -104,7 +104,10 @@ pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
     std::fs::read(path).map_err(|e| DataError::io(path, e))
 }
 
-/// The bytes, decompressed when they start with the gzip magic `1f 8b`.
+/// The bytes, decompressed when they start with the gzip magic `1f 8b`. The IDX header is
+/// inflated first, and then never more than the one byte past what it announces that [`parse`]
+/// needs to report trailing data: a small file that inflates to gigabytes (or forever) is refused
+/// after reading its header, not after filling the memory.
 pub(crate) fn gunzip_if_needed<'a>(
     bytes: &'a [u8],
     path: &Path,
@@ -112,13 +115,31 @@ pub(crate) fn gunzip_if_needed<'a>(
     if !bytes.starts_with(&[0x1f, 0x8b]) {
         return Ok(std::borrow::Cow::Borrowed(bytes));
     }
-    let mut out = Vec::with_capacity(bytes.len() * 2);
-    flate2::read::GzDecoder::new(bytes)
+    let bad = |e: std::io::Error| DataError::Corrupt {
+        path: path.to_path_buf(),
+        reason: format!("bad gzip stream: {e}"),
+    };
+    let mut stream = flate2::read::GzDecoder::new(bytes);
+    // The magic number, whose last byte counts the dimensions, then their sizes.
+    let mut out = Vec::new();
+    (&mut stream).take(4).read_to_end(&mut out).map_err(bad)?;
+    let dims = out.get(3).map_or(0, |&d| d as u64);
+    (&mut stream)
+        .take(4 * dims)
         .read_to_end(&mut out)
-        .map_err(|e| DataError::Corrupt {
-            path: path.to_path_buf(),
-            reason: format!("bad gzip stream: {e}"),
-        })?;
+        .map_err(bad)?;
+    let announced = out
+        .get(4..)
+        .unwrap_or_default()
+        .chunks_exact(4)
+        .try_fold(1u64, |acc, c| {
+            acc.checked_mul(u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]])))
+        })
+        .unwrap_or(u64::MAX);
+    stream
+        .take(announced.saturating_add(1))
+        .read_to_end(&mut out)
+        .map_err(bad)?;
     Ok(std::borrow::Cow::Owned(out))
 }
 
@@ -175,4 +196,34 @@ fn parse<'a>(
         });
     }
     Ok((sizes, &bytes[header..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    /// A 50 MB stream of zeros after a header announcing 4 images of 2x2: inflating stops one
+    /// byte past the announced 16 bytes (and the file is refused for its trailing data).
+    #[test]
+    fn a_gzip_bomb_is_not_inflated_past_its_header() {
+        let mut header = IMAGES_MAGIC.to_be_bytes().to_vec();
+        for d in [4u32, 2, 2] {
+            header.extend_from_slice(&d.to_be_bytes());
+        }
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(&header).unwrap();
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..50 {
+            encoder.write_all(&zeros).unwrap();
+        }
+        let zipped = encoder.finish().unwrap();
+        assert!(zipped.len() < 1 << 20, "{} bytes", zipped.len());
+        let path = Path::new("bomb-images-idx3-ubyte.gz");
+        let inflated = gunzip_if_needed(&zipped, path).unwrap();
+        assert_eq!(inflated.len(), header.len() + 16 + 1);
+        let error = parse(&inflated, path, IMAGES_MAGIC, "images").unwrap_err();
+        assert!(error.to_string().contains("after the images"), "{error}");
+    }
 }

@@ -16,7 +16,8 @@ use crate::atomic::write_atomically;
 use crate::config::RunConfig;
 use crate::features::evaluation_views;
 use crate::fit::{Fit, Task, restore_model};
-use crate::metrics::{EpochMetrics, say};
+use crate::metrics::EpochMetrics;
+use crate::progress::Progress;
 use crate::run::{Prepared, crop_view_config};
 
 /// File holding the best-validation model of a cross-entropy run.
@@ -112,9 +113,10 @@ pub fn cross_entropy(
     prepared: &Prepared,
     run_dir: &Path,
     resume: bool,
-    quiet: bool,
+    progress: &dyn Progress,
     stop_after: Option<usize>,
 ) -> Result<(Vec<EpochMetrics>, Option<CrossEntropyOutcome>), TrainError> {
+    let _lock = crate::run::RunLock::acquire(run_dir)?;
     let c = &prepared.config;
     let train_device = prepared.device.clone().autodiff();
     let encoder = EncoderConfig::new(c.architecture()?).with_in_channels(prepared.channels());
@@ -127,7 +129,7 @@ pub fn cross_entropy(
         best_path: run_dir.join(BEST_MODEL_FILE),
     };
     let fitted =
-        Fit::new(prepared, views, run_dir, quiet, stop_after)?.run(&task, model, resume)?;
+        Fit::new(prepared, views, run_dir, progress, stop_after)?.run(&task, model, resume)?;
     if fitted.history.last().is_none_or(|m| m.epoch < c.epochs) {
         return Ok((fitted.history, None));
     }
@@ -143,20 +145,16 @@ pub fn cross_entropy(
         &task.best_path,
     )?;
     let test_accuracy = classify(&best, &prepared.splits.test, c, &prepared.device)?;
-    say(
-        quiet,
-        &format!(
-            "cross-entropy: best validation {:.2}% at epoch {best_epoch}, test {:.2}%",
-            100.0 * val_accuracy,
-            100.0 * test_accuracy
-        ),
-    );
+    progress.message(&format!(
+        "cross-entropy: best validation {:.2}% at epoch {best_epoch}, test {:.2}%",
+        100.0 * val_accuracy,
+        100.0 * test_accuracy
+    ));
     let outcome = CrossEntropyOutcome {
         best_epoch,
         val_accuracy,
         test_accuracy,
     };
     crate::report::save_json(&run_dir.join("ce.json"), &outcome)?;
-    crate::plot::plot_curves(run_dir, &fitted.history)?;
     Ok((fitted.history, Some(outcome)))
 }

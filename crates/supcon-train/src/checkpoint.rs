@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
 use crate::atomic::write_atomically;
+use crate::config::RunConfig;
 use crate::metrics::EpochMetrics;
 
 const MAGIC: &[u8; 8] = b"SUPCONCK";
@@ -29,6 +30,8 @@ pub struct TrainingState {
     pub history: Vec<EpochMetrics>,
     /// Seconds spent training so far (over all sessions of the run).
     pub seconds: f64,
+    /// The configuration the run was trained under (compared when resuming).
+    pub config: RunConfig,
 }
 
 /// A checkpoint's contents.
@@ -125,6 +128,7 @@ mod tests {
                 epoch: 3,
                 history: Vec::new(),
                 seconds: 1.5,
+                config: RunConfig::resolve(Default::default()).unwrap(),
             },
             model: Bytes::from_bytes_vec(vec![1, 2, 3]),
             optimizer: Bytes::from_bytes_vec(vec![4, 5]),

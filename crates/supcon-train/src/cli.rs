@@ -2,9 +2,10 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
-use crate::config::Options;
+use supcon_train::config::Options;
+use supcon_train::runs::Split;
 
 /// Supervised contrastive learning (SupCon) and SimCLR on Burn: pre-train, evaluate, compare.
 ///
@@ -39,7 +40,6 @@ pub enum Command {
         #[arg(long)]
         resume: Option<PathBuf>,
         #[command(flatten)]
-        /// The options.
         options: Options,
     },
     /// Linear evaluation of a pre-trained encoder.
@@ -49,7 +49,6 @@ pub enum Command {
         #[arg(long)]
         encoder: PathBuf,
         #[command(flatten)]
-        /// The options.
         options: Options,
     },
     /// The cross-entropy baseline.
@@ -59,7 +58,6 @@ pub enum Command {
         #[arg(long)]
         resume: Option<PathBuf>,
         #[command(flatten)]
-        /// The options.
         options: Options,
     },
     /// kNN accuracy of a pre-trained encoder on the validation and test splits.
@@ -69,7 +67,6 @@ pub enum Command {
         #[arg(long)]
         encoder: PathBuf,
         #[command(flatten)]
-        /// The options.
         options: Options,
     },
     /// Encoder embeddings and labels of a split as `.npy` files.
@@ -80,23 +77,11 @@ pub enum Command {
         encoder: PathBuf,
         /// Which split.
         #[arg(long, value_enum, default_value = "test")]
-        split: SplitName,
+        split: Split,
         /// Output folder (default: the run folder).
         #[arg(long)]
         output: Option<PathBuf>,
         #[command(flatten)]
-        /// The options.
         options: Options,
     },
-}
-
-/// A data split.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SplitName {
-    /// Training split.
-    Train,
-    /// Validation split.
-    Validation,
-    /// Test split.
-    Test,
 }

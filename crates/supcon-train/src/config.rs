@@ -14,19 +14,21 @@ use supcon_head::HeadKind;
 use crate::TrainError;
 
 /// The pre-training objective.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
     /// Supervised contrastive: every view with the same label is a positive.
-    #[value(name = "supcon")]
+    #[cfg_attr(feature = "cli", value(name = "supcon"))]
     SupCon,
     /// Self-supervised: only the other views of the same image are positives.
-    #[value(name = "simclr")]
+    #[cfg_attr(feature = "cli", value(name = "simclr"))]
     SimClr,
 }
 
 /// The optimiser.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum OptimizerKind {
     /// SGD with momentum and weight decay, PyTorch's semantics (no dampening).
@@ -36,118 +38,135 @@ pub enum OptimizerKind {
     Lars,
 }
 
+/// The most views per image a run may ask for.
+pub const MAX_VIEWS: usize = 64;
+/// The largest projection dimension a run may ask for.
+pub const MAX_FEAT_DIM: usize = 65_536;
+/// The largest colour-jitter strength (the hue shift is a quarter of it, at most half a turn).
+pub const MAX_JITTER: f64 = 2.0;
+
 /// Options as given: everything optional, so that a TOML file and the command line can be
 /// layered. See [`RunConfig`] for meanings and defaults.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, clap::Args)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
 #[serde(deny_unknown_fields)]
 pub struct Options {
     /// Read options from this TOML file (command-line options override it).
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     #[serde(skip)]
     pub config: Option<PathBuf>,
     /// Images per batch (each gives `views` views).
-    #[arg(long = "batch_size", alias = "batch-size")]
+    #[cfg_attr(feature = "cli", arg(long = "batch_size", alias = "batch-size"))]
     pub batch_size: Option<usize>,
     /// Base learning rate.
-    #[arg(long = "learning_rate", alias = "learning-rate")]
+    #[cfg_attr(feature = "cli", arg(long = "learning_rate", alias = "learning-rate"))]
     pub learning_rate: Option<f64>,
     /// Epochs after which the step schedule multiplies the rate by `lr_decay_rate` (comma list).
-    #[arg(
-        long = "lr_decay_epochs",
-        alias = "lr-decay-epochs",
-        value_delimiter = ','
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long = "lr_decay_epochs",
+            alias = "lr-decay-epochs",
+            value_delimiter = ','
+        )
     )]
     pub lr_decay_epochs: Option<Vec<usize>>,
     /// Decay factor of the step schedule; the cosine schedule ends at `lr * rate^3`.
-    #[arg(long = "lr_decay_rate", alias = "lr-decay-rate")]
+    #[cfg_attr(feature = "cli", arg(long = "lr_decay_rate", alias = "lr-decay-rate"))]
     pub lr_decay_rate: Option<f64>,
     /// L2 weight decay.
-    #[arg(long = "weight_decay", alias = "weight-decay")]
+    #[cfg_attr(feature = "cli", arg(long = "weight_decay", alias = "weight-decay"))]
     pub weight_decay: Option<f64>,
     /// SGD momentum.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub momentum: Option<f64>,
     /// Training epochs.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub epochs: Option<usize>,
     /// Loss temperature.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub temp: Option<f64>,
     /// Cosine learning-rate schedule instead of steps.
-    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    #[cfg_attr(feature = "cli", arg(long, num_args = 0..=1, default_missing_value = "true"))]
     pub cosine: Option<bool>,
     /// Linear warm-up from 0.01 over the first 10 epochs (on anyway when batch_size > 256).
-    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    #[cfg_attr(feature = "cli", arg(long, num_args = 0..=1, default_missing_value = "true"))]
     pub warm: Option<bool>,
     /// Pre-training method.
-    #[arg(long, value_enum)]
+    #[cfg_attr(feature = "cli", arg(long, value_enum))]
     pub method: Option<Method>,
     /// Encoder: resnet18, resnet34, resnet50, resnet101 or small.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub model: Option<String>,
     /// mnist (embedded), idx:DIR, cifar10:DIR, cifar100:DIR or folder:DIR.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub dataset: Option<String>,
     /// Side of the (square) training crops; image folders are also resized to it.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub size: Option<usize>,
     /// Per-channel normalisation mean (comma list; default: measured on the training split).
-    #[arg(long, value_delimiter = ',')]
+    #[cfg_attr(feature = "cli", arg(long, value_delimiter = ','))]
     pub mean: Option<Vec<f64>>,
     /// Per-channel normalisation standard deviation (comma list; default: measured).
-    #[arg(long, value_delimiter = ',')]
+    #[cfg_attr(feature = "cli", arg(long, value_delimiter = ','))]
     pub std: Option<Vec<f64>>,
     /// Seed of initialisation, splits, shuffles and augmentation.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub seed: Option<u64>,
     /// Augmented views per image in pre-training.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub views: Option<usize>,
     /// Projection head: mlp or linear.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub head: Option<String>,
     /// Projection dimension.
-    #[arg(long = "feat_dim", alias = "feat-dim")]
+    #[cfg_attr(feature = "cli", arg(long = "feat_dim", alias = "feat-dim"))]
     pub feat_dim: Option<usize>,
     /// Device: flex, ndarray, wgpu, vulkan or cuda (those compiled in).
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub device: Option<String>,
     /// Folder under which the run folder is created.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub out: Option<PathBuf>,
     /// Optimiser: sgd or lars.
-    #[arg(long, value_enum)]
+    #[cfg_attr(feature = "cli", arg(long, value_enum))]
     pub optimizer: Option<OptimizerKind>,
     /// Apply weight decay to biases and BatchNorm parameters too (the reference does).
-    #[arg(long = "decay_norm_and_bias", alias = "decay-norm-and-bias", num_args = 0..=1, default_missing_value = "true")]
+    #[cfg_attr(feature = "cli", arg(long = "decay_norm_and_bias", alias = "decay-norm-and-bias", num_args = 0..=1, default_missing_value = "true"))]
     pub decay_norm_and_bias: Option<bool>,
     /// Smallest crop area fraction of the random resized crop (the reference: 0.2).
-    #[arg(long = "crop_min_scale", alias = "crop-min-scale")]
+    #[cfg_attr(
+        feature = "cli",
+        arg(long = "crop_min_scale", alias = "crop-min-scale")
+    )]
     pub crop_min_scale: Option<f64>,
     /// Colour-jitter strength s: brightness, contrast, saturation s, hue s/4, applied with
     /// probability 0.8 (the reference: 0.4); 0 turns it off.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub jitter: Option<f64>,
     /// Probability of a horizontal flip (the reference: 0.5; use 0 for digits).
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub flip: Option<f64>,
     /// Fraction of the training set held out for validation (model selection, kNN monitor).
-    #[arg(long = "val_fraction", alias = "val-fraction")]
+    #[cfg_attr(feature = "cli", arg(long = "val_fraction", alias = "val-fraction"))]
     pub val_fraction: Option<f64>,
     /// Save a checkpoint every this many epochs (and always at the end).
-    #[arg(long = "save_freq", alias = "save-freq")]
+    #[cfg_attr(feature = "cli", arg(long = "save_freq", alias = "save-freq"))]
     pub save_freq: Option<usize>,
     /// Measure kNN accuracy on the validation split every this many epochs (0: never).
-    #[arg(long = "knn_freq", alias = "knn-freq")]
+    #[cfg_attr(feature = "cli", arg(long = "knn_freq", alias = "knn-freq"))]
     pub knn_freq: Option<usize>,
     /// Neighbours of the kNN monitor.
-    #[arg(long = "knn_k", alias = "knn-k")]
+    #[cfg_attr(feature = "cli", arg(long = "knn_k", alias = "knn-k"))]
     pub knn_k: Option<usize>,
     /// Epochs of the linear classifier (on the frozen encoder).
-    #[arg(long = "linear_epochs", alias = "linear-epochs")]
+    #[cfg_attr(feature = "cli", arg(long = "linear_epochs", alias = "linear-epochs"))]
     pub linear_epochs: Option<usize>,
     /// Learning rate of the linear classifier.
-    #[arg(long = "linear_learning_rate", alias = "linear-learning-rate")]
+    #[cfg_attr(
+        feature = "cli",
+        arg(long = "linear_learning_rate", alias = "linear-learning-rate")
+    )]
     pub linear_learning_rate: Option<f64>,
 }
 
@@ -347,8 +366,39 @@ impl RunConfig {
         if self.views == 0 {
             return bad("views must be positive".into());
         }
+        if self.views > MAX_VIEWS {
+            return bad(format!(
+                "views must be at most {MAX_VIEWS} (every view of every image goes through the \
+                 encoder at once), got {}",
+                self.views
+            ));
+        }
+        if self.method == Method::SimClr && self.views < 2 {
+            return bad(
+                "--method simclr needs at least two views per image (the other views of an \
+                 image are its only positives): use --views 2 or more"
+                    .into(),
+            );
+        }
         if self.feat_dim == 0 {
             return bad("feat_dim must be positive".into());
+        }
+        if self.feat_dim > MAX_FEAT_DIM {
+            return bad(format!(
+                "feat_dim must be at most {MAX_FEAT_DIM}, got {} (the projection head alone \
+                 would not fit in memory)",
+                self.feat_dim
+            ));
+        }
+        if self.jitter > MAX_JITTER {
+            return bad(format!(
+                "jitter must be at most {MAX_JITTER} (its hue shift, jitter / 4, must stay \
+                 within half a turn), got {}",
+                self.jitter
+            ));
+        }
+        if let Some(m) = self.mean.iter().find(|m| !m.is_finite()) {
+            return bad(format!("mean values must be finite numbers, got {m}"));
         }
         if self.size == Some(0) {
             return bad("size must be positive".into());
@@ -388,6 +438,19 @@ impl RunConfig {
         self.head_kind()?;
         crate::dataset::DatasetSpec::parse(&self.dataset)?;
         crate::device::DeviceChoice::parse(&self.device)?;
+        Ok(())
+    }
+
+    /// What pre-training needs beyond [`validate`](Self::validate): a batch of at least two
+    /// images (with one, no anchor has a negative, the loss is exactly 0 and nothing is learnt).
+    pub fn validate_pretraining(&self) -> Result<(), TrainError> {
+        if self.batch_size < 2 {
+            return Err(TrainError::Config(
+                "batch_size 1 cannot pre-train: an image alone in its batch has no negatives, \
+                 so the contrastive loss is exactly 0 and nothing is learnt; use 2 or more"
+                    .into(),
+            ));
+        }
         Ok(())
     }
 

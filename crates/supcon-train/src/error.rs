@@ -81,14 +81,16 @@ impl TrainError {
         }
     }
 
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    /// [`TrainError::Io`] for `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         TrainError::Io {
             path: path.into(),
             source,
         }
     }
 
-    pub(crate) fn run(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+    /// [`TrainError::Run`]: `message` about `path`.
+    pub fn run(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
         TrainError::Run {
             path: path.into(),
             message: message.into(),

@@ -15,8 +15,9 @@ use supcon_data::{Splits, shuffled_indices};
 use crate::TrainError;
 use crate::checkpoint::{Checkpoint, TrainingState};
 use crate::config::RunConfig;
-use crate::metrics::{EpochMetrics, epoch_bar, say, write_jsonl};
+use crate::metrics::{EpochMetrics, write_jsonl};
 use crate::optim::Optimizer;
+use crate::progress::Progress;
 use crate::run::Prepared;
 use crate::schedule::LearningRateSchedule;
 
@@ -72,8 +73,10 @@ pub struct Fit<'a> {
     pub save_freq: usize,
     /// The run folder.
     pub run_dir: PathBuf,
-    /// No progress output.
-    pub quiet: bool,
+    /// Where progress is reported.
+    pub progress: &'a dyn Progress,
+    /// The run's configuration, recorded in each checkpoint and compared on resumption.
+    pub config: RunConfig,
     /// Stop after this many epochs of this session (tests of resumption), `None`: run to the end.
     pub stop_after: Option<usize>,
 }
@@ -96,7 +99,7 @@ impl<'a> Fit<'a> {
         prepared: &'a Prepared,
         views: ViewPipelineConfig,
         run_dir: &Path,
-        quiet: bool,
+        progress: &'a dyn Progress,
         stop_after: Option<usize>,
     ) -> Result<Fit<'a>, TrainError> {
         views.validate(prepared.channels())?;
@@ -112,13 +115,15 @@ impl<'a> Fit<'a> {
             seed: c.seed,
             save_freq: c.save_freq,
             run_dir: run_dir.to_path_buf(),
-            quiet,
+            progress,
+            config: c.clone(),
             stop_after,
         })
     }
 
     /// Trains `model` for the schedule's epochs, resuming from the run's checkpoint if
-    /// `resume`.
+    /// `resume`. The caller holds the run folder's [`RunLock`](crate::run::RunLock) (as
+    /// `pretrain` and `cross_entropy` do).
     pub fn run<T: Task>(
         mut self,
         task: &T,
@@ -132,6 +137,7 @@ impl<'a> Fit<'a> {
         let mut first_epoch = 1;
         if resume {
             let checkpoint = Checkpoint::load(&checkpoint_path)?;
+            check_same_run(&checkpoint.state.config, &self.config, &checkpoint_path)?;
             model = restore_model(model, checkpoint.model, &checkpoint_path)?;
             self.optimizer = self
                 .optimizer
@@ -141,14 +147,11 @@ impl<'a> Fit<'a> {
             seconds = checkpoint.state.seconds;
             first_epoch = checkpoint.state.epoch + 1;
             write_jsonl(&metrics_path, &history)?;
-            say(
-                self.quiet,
-                &format!(
-                    "resuming {} after epoch {}",
-                    self.run_dir.display(),
-                    checkpoint.state.epoch
-                ),
-            );
+            self.progress.message(&format!(
+                "resuming {} after epoch {}",
+                self.run_dir.display(),
+                checkpoint.state.epoch
+            ));
         }
         let epochs = self.schedule.epochs;
         let train = &self.splits.train;
@@ -161,7 +164,8 @@ impl<'a> Fit<'a> {
             }
             let started = Instant::now();
             let order = shuffled_indices(train.len(), epoch_seed(self.seed, epoch));
-            let bar = epoch_bar(task.name(), epoch, epochs, steps, self.quiet);
+            self.progress
+                .epoch_started(task.name(), epoch, epochs, steps);
             let (mut loss_sum, mut lr) = (0.0f64, 0.0);
             for (step, indices) in order.chunks(self.batch_size).enumerate() {
                 lr = self.schedule.rate(epoch, step, steps);
@@ -180,14 +184,11 @@ impl<'a> Fit<'a> {
                 let grads = GradientsParams::from_grads(loss.backward(), &model);
                 model = self.optimizer.step(lr, model, grads);
                 loss_sum += value as f64;
-                bar.inc(1);
                 let rate = ((step + 1) * self.batch_size) as f64 / started.elapsed().as_secs_f64();
-                bar.set_message(format!(
-                    "loss {:.4} lr {lr:.4} {rate:.0} img/s",
-                    loss_sum / (step + 1) as f64
-                ));
+                self.progress
+                    .step_done(loss_sum / (step + 1) as f64, lr, rate);
             }
-            bar.finish_and_clear();
+            self.progress.epoch_finished();
             // The loss is checked every step; the weights at the end of each epoch, before
             // anything (a monitor, a checkpoint) uses them.
             if !all_finite(&model) {
@@ -205,7 +206,8 @@ impl<'a> Fit<'a> {
                 knn_accuracy,
                 val_accuracy,
             };
-            say(self.quiet, &describe(task.name(), epochs, &metrics));
+            self.progress
+                .message(&describe(task.name(), epochs, &metrics));
             history.push(metrics);
             seconds += started.elapsed().as_secs_f64();
             write_jsonl(&metrics_path, &history)?;
@@ -214,6 +216,7 @@ impl<'a> Fit<'a> {
                     epoch,
                     history: history.clone(),
                     seconds,
+                    config: self.config.clone(),
                 };
                 save_checkpoint(&checkpoint_path, state, &model, &self.optimizer)?;
             }
@@ -290,6 +293,62 @@ fn save_checkpoint<M: Module>(
         optimizer: optimizer.to_bytes()?,
     }
     .save(path)
+}
+
+/// Refuses to resume a checkpoint trained under another configuration than `now` (the run's
+/// `config.toml` edited since): only the settings that do not change training may differ.
+pub fn check_same_run(
+    trained: &RunConfig,
+    now: &RunConfig,
+    checkpoint: &Path,
+) -> Result<(), TrainError> {
+    let comparable = |c: &RunConfig| RunConfig {
+        device: String::new(),
+        linear_epochs: 0,
+        linear_learning_rate: 1.0,
+        knn_k: 1,
+        ..c.clone()
+    };
+    let (trained, now) = (comparable(trained), comparable(now));
+    if trained == now {
+        return Ok(());
+    }
+    // The settings as `key = value` lines, by key.
+    let table = |c: &RunConfig| -> std::collections::BTreeMap<String, String> {
+        toml::to_string(c)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_once(" = "))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let (before, after) = (table(&trained), table(&now));
+    let unset = "unset".to_string();
+    let mut keys: Vec<&String> = before.keys().chain(after.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let changed: Vec<String> = keys
+        .into_iter()
+        .filter_map(|k| {
+            let (a, b) = (
+                before.get(k).unwrap_or(&unset),
+                after.get(k).unwrap_or(&unset),
+            );
+            (a != b).then(|| format!("{k} was {a}, is now {b}"))
+        })
+        .collect();
+    Err(TrainError::run(
+        checkpoint,
+        format!(
+            "was trained under another configuration than the run's config.toml ({}): \
+             resuming would not continue the same run; restore config.toml or start a new run",
+            if changed.is_empty() {
+                "its settings differ".to_string()
+            } else {
+                changed.join(", ")
+            }
+        ),
+    ))
 }
 
 /// Whether every float parameter of `model` is finite (no NaN, no infinity).

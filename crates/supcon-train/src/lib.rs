@@ -1,16 +1,20 @@
 //! The supcon trainer, as a library: the reference's programs (SupCon/SimCLR pre-training,
 //! linear evaluation, cross-entropy baseline) plus a kNN monitor, embeddings export, seeded and
-//! resumable runs with atomic checkpoints, and figures.
+//! resumable runs with atomic, checksummed checkpoints; the optimisers (PyTorch-semantics SGD,
+//! LARS) and the reference's learning-rate schedules as Burn types.
 //!
-//! The `supcon-train` binary is a thin layer over [`commands`]. Every run lives in a folder
-//! holding `config.toml` (the resolved configuration), `checkpoint.bin`, `metrics.jsonl`, and
-//! at the end `linear.json` / `ce.json`, `curves.png` and `embedding.png`.
+//! It prints nothing and needs no terminal: runs report through a [`progress::Progress`]. The
+//! `supcon-train` binary (feature `cli`, on by default, with `mimalloc`) adds the command line,
+//! the progress bar and the figures; `default-features = false, features = ["flex"]` gives the
+//! library alone. Every run lives in a folder holding `config.toml` (the resolved
+//! configuration), `checkpoint.bin`, `metrics.jsonl`, and at the end `linear.json` / `ce.json`.
 //!
 //! ```no_run
 //! use supcon_train::config::{Options, RunConfig};
+//! use supcon_train::progress::Silent;
 //!
 //! let options = Options { epochs: Some(2), ..Options::default() };
-//! let outcome = supcon_train::commands::start_pretrain(RunConfig::resolve(options)?, false)?;
+//! let outcome = supcon_train::runs::start_pretrain(RunConfig::resolve(options)?, &Silent)?;
 //! println!("{:?}", outcome.linear.map(|l| l.test_accuracy));
 //! # Ok::<(), supcon_train::TrainError>(())
 //! ```
@@ -18,8 +22,6 @@
 pub mod atomic;
 pub mod ce;
 pub mod checkpoint;
-pub mod cli;
-pub mod commands;
 pub mod config;
 pub mod dataset;
 pub mod device;
@@ -27,13 +29,13 @@ mod error;
 pub mod features;
 pub mod fit;
 pub mod linear;
-pub mod memory;
 pub mod metrics;
 pub mod optim;
-pub mod plot;
 pub mod pretrain;
+pub mod progress;
 pub mod report;
 pub mod run;
+pub mod runs;
 pub mod schedule;
 
 pub use error::TrainError;

@@ -1,16 +1,28 @@
-//! `supcon-train`: see `supcon-train --help`.
+//! `supcon-train`: see `supcon-train --help`. A thin layer over the `supcon_train` library: the
+//! command line, printing, figures and the allocator live here.
+
+mod app;
+mod cli;
+#[cfg(feature = "mimalloc")]
+mod memory;
+mod plot;
+mod terminal;
 
 use clap::Parser;
-use supcon_train::cli::Cli;
 
-/// See `supcon_train::memory`: mimalloc, keeping freed memory.
+/// See `memory`: mimalloc, keeping freed memory.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
-static ALLOCATOR: supcon_train::memory::Allocator = mimalloc::MiMalloc;
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    supcon_train::memory::keep_freed_memory();
-    let cli = Cli::parse();
-    if let Err(error) = supcon_train::commands::run(cli.command, cli.options, cli.quiet) {
+    #[cfg(feature = "mimalloc")]
+    memory::keep_freed_memory();
+    let cli = cli::Cli::parse();
+    let progress = terminal::Terminal::new(cli.quiet);
+    let result = app::run(cli.command, cli.options, &progress);
+    drop(progress);
+    if let Err(error) = result {
         eprintln!("error: {error}");
         std::process::exit(error.exit_code());
     }

@@ -1,10 +1,7 @@
-//! What a run reports: per-epoch metrics (kept in the checkpoint, written to `metrics.jsonl`)
-//! and the progress bar.
+//! Per-epoch metrics, kept in the checkpoint and written to `metrics.jsonl`.
 
-use std::io::Write;
 use std::path::Path;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
@@ -40,40 +37,4 @@ pub fn write_jsonl(path: &Path, history: &[EpochMetrics]) -> Result<(), TrainErr
         text.push(b'\n');
     }
     crate::atomic::write_atomically(path, &text)
-}
-
-/// A progress bar over one epoch's steps showing loss, learning rate and speed; hidden when
-/// `quiet` (tests) or when stderr is not a terminal, in which case a line per epoch is printed.
-pub fn epoch_bar(
-    stage: &str,
-    epoch: usize,
-    epochs: usize,
-    steps: usize,
-    quiet: bool,
-) -> ProgressBar {
-    let bar = ProgressBar::new(steps as u64);
-    if quiet || !console_is_terminal() {
-        bar.set_draw_target(ProgressDrawTarget::hidden());
-    }
-    bar.set_style(
-        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    bar.set_prefix(format!("{stage} epoch {epoch}/{epochs}"));
-    bar
-}
-
-fn console_is_terminal() -> bool {
-    use std::io::IsTerminal;
-    std::io::stderr().is_terminal()
-}
-
-/// Prints a line to stdout unless quiet, flushing so that logs interleave correctly.
-pub fn say(quiet: bool, line: &str) {
-    if !quiet {
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{line}");
-        let _ = out.flush();
-    }
 }

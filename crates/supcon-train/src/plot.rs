@@ -1,16 +1,19 @@
-//! PNG figures of a run: `curves.png` (training loss; kNN or validation accuracy per epoch) and
-//! `embedding.png` (test embeddings projected on their two principal components, one colour a
-//! class). Axis ranges are printed with a built-in 3x5 digit font.
+//! PNG figures of a run, drawn with `plotters` in an embedded font (DejaVu Sans, in
+//! `assets/fonts`), so nothing depends on the system's fonts: `curves.png` (training loss;
+//! kNN and validation accuracy per epoch) and `embedding.png` (test embeddings on their two
+//! principal components, one colour a class, with a legend of the class names).
 
+use std::ops::Range;
 use std::path::Path;
+use std::sync::Once;
 
-use crate::TrainError;
-use crate::features::FeatureSet;
-use crate::metrics::EpochMetrics;
-use image::{Rgb, RgbImage};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::{FontStyle, register_font};
 
-/// Points `(epoch, value)` of one curve and its colour.
-type Series = (Vec<(f64, f64)>, Rgb<u8>);
+use supcon_train::TrainError;
+use supcon_train::features::FeatureSet;
+use supcon_train::metrics::EpochMetrics;
 
 /// File name of the curves figure.
 pub const CURVES_FILE: &str = "curves.png";
@@ -18,64 +21,64 @@ pub const CURVES_FILE: &str = "curves.png";
 pub const EMBEDDING_FILE: &str = "embedding.png";
 /// Test images drawn in the embedding map (the first ones).
 const MAP_POINTS: usize = 2000;
+/// The font every figure uses, compiled in.
+const FONT: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
+/// The name the font is registered under.
+const FONT_NAME: &str = "sans-serif";
 
-const PANEL: (u32, u32) = (420, 300);
-const MARGIN: u32 = 40;
-const WHITE: Rgb<u8> = Rgb([255, 255, 255]);
-const GREY: Rgb<u8> = Rgb([150, 150, 150]);
-const BLACK: Rgb<u8> = Rgb([0, 0, 0]);
-const BLUE: Rgb<u8> = Rgb([31, 119, 180]);
-const ORANGE: Rgb<u8> = Rgb([255, 127, 14]);
 /// matplotlib's tab10, repeated for more classes.
-const PALETTE: [[u8; 3]; 10] = [
-    [31, 119, 180],
-    [255, 127, 14],
-    [44, 160, 44],
-    [214, 39, 40],
-    [148, 103, 189],
-    [140, 86, 75],
-    [227, 119, 194],
-    [127, 127, 127],
-    [188, 189, 34],
-    [23, 190, 207],
+const PALETTE: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
 ];
 
-/// Writes `curves.png` and `embedding.png` (from the test split's frozen features) for a
-/// finished pre-training run.
+/// Writes `curves.png` and `embedding.png` (from the test split's frozen features, classes
+/// named by `classes`) for a finished pre-training run.
 pub fn plot_run(
     run_dir: &Path,
     history: &[EpochMetrics],
     test: &FeatureSet,
+    classes: &[String],
 ) -> Result<(), TrainError> {
     plot_curves(run_dir, history)?;
     let n = test.features.dims()[0].min(MAP_POINTS);
     let d = test.features.dims()[1];
+    let host = |e: burn::tensor::DataError| TrainError::run(run_dir, format!("{e:?}"));
     let features = test
         .features
         .clone()
         .slice(0..n)
         .into_data()
         .try_into_vec::<f32>()
-        .map_err(|e| TrainError::run(run_dir, format!("{e:?}")))?;
+        .map_err(host)?;
     let labels = test
         .labels
         .clone()
         .slice(0..n)
         .into_data()
         .try_into_vec_as::<i64>()
-        .map_err(|e| TrainError::run(run_dir, format!("{e:?}")))?;
+        .map_err(host)?;
     let points = principal_plane(&features, n, d);
-    let image = scatter(&points, &labels);
-    save(&image, &run_dir.join(EMBEDDING_FILE))
+    let path = run_dir.join(EMBEDDING_FILE);
+    let png = draw((720, 640), &path, |root| {
+        scatter(root, &points, &labels, classes)
+    })?;
+    supcon_train::atomic::write_atomically(&path, &png)
 }
 
-/// Writes `curves.png`: loss on the left, accuracies on the right (kNN in blue, validation
-/// classification in orange).
+/// Writes `curves.png`: the training loss on the left, the kNN and validation accuracies on
+/// the right.
 pub fn plot_curves(run_dir: &Path, history: &[EpochMetrics]) -> Result<(), TrainError> {
-    let mut image = RgbImage::from_pixel(2 * PANEL.0, PANEL.1, WHITE);
-    let epochs: Vec<f64> = history.iter().map(|m| m.epoch as f64).collect();
+    let path = run_dir.join(CURVES_FILE);
     let loss: Vec<(f64, f64)> = history.iter().map(|m| (m.epoch as f64, m.loss)).collect();
-    draw_panel(&mut image, 0, &[(loss, BLUE)], &epochs, false);
     let knn: Vec<(f64, f64)> = history
         .iter()
         .filter_map(|m| m.knn_accuracy.map(|a| (m.epoch as f64, 100.0 * a)))
@@ -84,147 +87,198 @@ pub fn plot_curves(run_dir: &Path, history: &[EpochMetrics]) -> Result<(), Train
         .iter()
         .filter_map(|m| m.val_accuracy.map(|a| (m.epoch as f64, 100.0 * a)))
         .collect();
-    draw_panel(
-        &mut image,
-        PANEL.0,
-        &[(knn, BLUE), (val, ORANGE)],
-        &epochs,
-        true,
-    );
-    save(&image, &run_dir.join(CURVES_FILE))
-}
-
-fn save(image: &RgbImage, path: &Path) -> Result<(), TrainError> {
-    let mut bytes = Vec::new();
-    image
-        .write_to(
-            &mut std::io::Cursor::new(&mut bytes),
-            image::ImageFormat::Png,
+    let epochs = history.iter().map(|m| m.epoch).max().unwrap_or(1);
+    let png = draw((1000, 420), &path, |root| {
+        let (left, right) = root.split_horizontally(500);
+        panel(
+            &left,
+            "Training loss",
+            "loss",
+            epochs,
+            SeriesLabelPosition::UpperRight, // a loss falls
+            &[("loss", PALETTE[0], &loss)],
+        )?;
+        panel(
+            &right,
+            "Validation accuracy",
+            "accuracy (%)",
+            epochs,
+            SeriesLabelPosition::LowerRight, // accuracies rise
+            &[
+                ("kNN", PALETTE[0], &knn),
+                ("linear / classifier", PALETTE[1], &val),
+            ],
         )
-        .map_err(|e| TrainError::run(path, format!("cannot encode PNG: {e}")))?;
-    crate::atomic::write_atomically(path, &bytes)
+    })?;
+    supcon_train::atomic::write_atomically(&path, &png)
 }
 
-fn draw_panel(image: &mut RgbImage, left: u32, series: &[Series], epochs: &[f64], percent: bool) {
-    let (x0, y0) = (left + MARGIN, MARGIN / 2);
-    let (w, h) = (PANEL.0 - MARGIN - 10, PANEL.1 - MARGIN - MARGIN / 2);
-    for x in x0..=x0 + w {
-        image.put_pixel(x, y0 + h, BLACK);
+/// Any error of plotters, as text.
+type DrawResult = Result<(), String>;
+
+/// One curve of a panel: its name in the legend, its colour, its points `(epoch, value)`.
+type Curve<'a> = (&'a str, RGBColor, &'a [(f64, f64)]);
+
+/// Draws a `size` figure with `paint` and encodes it as PNG (`path` names it in errors).
+fn draw(
+    size: (u32, u32),
+    path: &Path,
+    paint: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> DrawResult,
+) -> Result<Vec<u8>, TrainError> {
+    static REGISTER: Once = Once::new();
+    REGISTER.call_once(|| {
+        // The font is compiled in; the tests draw with it, so it parses.
+        if register_font(FONT_NAME, FontStyle::Normal, FONT).is_err() {
+            panic!("the embedded font does not parse");
+        }
+    });
+    let failed = |e: String| TrainError::run(path, format!("cannot draw the figure: {e}"));
+    let mut pixels = vec![0u8; (size.0 * size.1 * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut pixels, size).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| failed(e.to_string()))?;
+        paint(&root).map_err(failed)?;
+        root.present().map_err(|e| failed(e.to_string()))?;
     }
-    for y in y0..=y0 + h {
-        image.put_pixel(x0, y, BLACK);
-    }
+    let image = image::RgbImage::from_raw(size.0, size.1, pixels)
+        .ok_or_else(|| failed("wrong buffer size".into()))?;
+    let mut png = Vec::new();
+    image
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .map_err(|e| failed(format!("cannot encode PNG: {e}")))?;
+    Ok(png)
+}
+
+/// A line chart of `series` (name, colour, points `(epoch, value)`) over epochs 1..=`epochs`,
+/// with a title, labelled axes and a legend. Series without points are left out.
+fn panel(
+    area: &DrawingArea<BitMapBackend<'_>, Shift>,
+    title: &str,
+    y_label: &str,
+    epochs: usize,
+    legend_at: SeriesLabelPosition,
+    series: &[Curve<'_>],
+) -> DrawResult {
     let values: Vec<f64> = series
         .iter()
-        .flat_map(|(s, _)| s.iter().map(|p| p.1))
+        .flat_map(|(_, _, points)| points.iter().map(|p| p.1))
+        .filter(|v| v.is_finite())
         .collect();
-    if values.is_empty() || epochs.is_empty() {
-        return;
-    }
-    let (mut lo, mut hi) = values
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
-            (a.min(*v), b.max(*v))
-        });
-    if hi - lo < 1e-9 {
-        lo -= 0.5;
-        hi += 0.5;
-    }
-    let (e0, e1) = (epochs[0], epochs[epochs.len() - 1].max(epochs[0] + 1.0));
-    let to_px = |(e, v): (f64, f64)| {
-        let x = x0 as f64 + (e - e0) / (e1 - e0) * w as f64;
-        let y = (y0 + h) as f64 - (v - lo) / (hi - lo) * h as f64;
-        (x, y)
-    };
-    for (points, colour) in series {
-        let pixels: Vec<(f64, f64)> = points.iter().map(|p| to_px(*p)).collect();
-        for pair in pixels.windows(2) {
-            line(image, pair[0], pair[1], *colour);
+    let y_range = padded_range(&values);
+    // Half an epoch of room on each side, so that no point sits on the frame.
+    let x_range = 0.5..epochs as f64 + 0.5;
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, (FONT_NAME, 22))
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(65)
+        .build_cartesian_2d(x_range, y_range)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .y_desc(y_label)
+        .x_labels(epochs.clamp(2, 10))
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .light_line_style(RGBColor(238, 238, 238))
+        .label_style((FONT_NAME, 14))
+        .axis_desc_style((FONT_NAME, 16))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    let mut drawn = false;
+    for (name, colour, points) in series {
+        if points.is_empty() {
+            continue;
         }
-        for &(x, y) in &pixels {
-            dot(image, x, y, *colour);
-        }
+        let colour = *colour;
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().copied(),
+                colour.stroke_width(2),
+            ))
+            .map_err(|e| e.to_string())?
+            .label(*name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
+            });
+        chart
+            .draw_series(points.iter().map(|&p| Circle::new(p, 3, colour.filled())))
+            .map_err(|e| e.to_string())?;
+        drawn = true;
     }
-    let unit = if percent { "%" } else { "" };
-    text(image, left + 2, y0, &format!("{}{unit}", short(hi)));
-    text(
-        image,
-        left + 2,
-        y0 + h - 10,
-        &format!("{}{unit}", short(lo)),
-    );
-    text(image, x0, y0 + h + 6, &short(e0));
-    text(image, x0 + w - 20, y0 + h + 6, &short(e1));
+    if drawn {
+        chart
+            .configure_series_labels()
+            .position(legend_at)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font((FONT_NAME, 14))
+            .draw()
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
-fn short(v: f64) -> String {
-    if v.abs() >= 100.0 || v.fract() == 0.0 {
-        format!("{v:.0}")
-    } else if v.abs() >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.3}")
+/// The embedding map: one colour a class, a legend of the class names.
+fn scatter(
+    area: &DrawingArea<BitMapBackend<'_>, Shift>,
+    points: &[(f64, f64)],
+    labels: &[i64],
+    classes: &[String],
+) -> DrawResult {
+    let xs: Vec<f64> = points.iter().map(|p| p.0).collect();
+    let ys: Vec<f64> = points.iter().map(|p| p.1).collect();
+    let mut chart = ChartBuilder::on(area)
+        .caption(
+            "Test embeddings, first two principal components",
+            (FONT_NAME, 22),
+        )
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(65)
+        .build_cartesian_2d(padded_range(&xs), padded_range(&ys))
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("principal component 1")
+        .y_desc("principal component 2")
+        .light_line_style(RGBColor(238, 238, 238))
+        .label_style((FONT_NAME, 14))
+        .axis_desc_style((FONT_NAME, 16))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    for (class, name) in classes.iter().enumerate() {
+        let colour = PALETTE[class % PALETTE.len()];
+        let mine = points
+            .iter()
+            .zip(labels)
+            .filter(|(_, l)| **l == class as i64)
+            .map(|(p, _)| Circle::new(*p, 2, colour.filled()));
+        chart
+            .draw_series(mine)
+            .map_err(|e| e.to_string())?
+            .label(name.as_str())
+            .legend(move |(x, y)| Circle::new((x + 8, y), 4, colour.filled()));
     }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font((FONT_NAME, 13))
+        .draw()
+        .map_err(|e| e.to_string())
 }
 
-fn line(image: &mut RgbImage, a: (f64, f64), b: (f64, f64), colour: Rgb<u8>) {
-    let steps = ((b.0 - a.0).abs().max((b.1 - a.1).abs()).ceil() as usize).max(1);
-    for i in 0..=steps {
-        let t = i as f64 / steps as f64;
-        put(image, a.0 + t * (b.0 - a.0), a.1 + t * (b.1 - a.1), colour);
+/// `[min, max]` of `values` widened by 5% on each side (a unit range around a single value).
+fn padded_range(values: &[f64]) -> Range<f64> {
+    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if !(lo.is_finite() && hi.is_finite()) {
+        return 0.0..1.0;
     }
-}
-
-fn dot(image: &mut RgbImage, x: f64, y: f64, colour: Rgb<u8>) {
-    for dx in -1..=1 {
-        for dy in -1..=1 {
-            put(image, x + dx as f64, y + dy as f64, colour);
-        }
-    }
-}
-
-fn put(image: &mut RgbImage, x: f64, y: f64, colour: Rgb<u8>) {
-    if x >= 0.0 && y >= 0.0 && (x as u32) < image.width() && (y as u32) < image.height() {
-        image.put_pixel(x as u32, y as u32, colour);
-    }
-}
-
-/// 3x5 glyphs, row by row, for digits and `.`, `-`, `%`.
-fn glyph(c: char) -> Option<[u8; 5]> {
-    Some(match c {
-        '0' => [7, 5, 5, 5, 7],
-        '1' => [2, 6, 2, 2, 7],
-        '2' => [7, 1, 7, 4, 7],
-        '3' => [7, 1, 7, 1, 7],
-        '4' => [5, 5, 7, 1, 1],
-        '5' => [7, 4, 7, 1, 7],
-        '6' => [7, 4, 7, 5, 7],
-        '7' => [7, 1, 1, 1, 1],
-        '8' => [7, 5, 7, 5, 7],
-        '9' => [7, 5, 7, 1, 7],
-        '.' => [0, 0, 0, 0, 2],
-        '-' => [0, 0, 7, 0, 0],
-        '%' => [5, 1, 2, 4, 5],
-        _ => return None,
-    })
-}
-
-/// Draws `s` at twice the glyph size, top-left at `(x, y)`.
-fn text(image: &mut RgbImage, x: u32, y: u32, s: &str) {
-    for (i, c) in s.chars().enumerate() {
-        let Some(rows) = glyph(c) else { continue };
-        for (r, bits) in rows.iter().enumerate() {
-            for col in 0..3 {
-                if bits & (4 >> col) != 0 {
-                    for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
-                        let px = x + i as u32 * 8 + col * 2 + dx;
-                        let py = y + r as u32 * 2 + dy;
-                        put(image, px as f64, py as f64, GREY);
-                    }
-                }
-            }
-        }
-    }
+    let pad = if hi > lo { 0.05 * (hi - lo) } else { 0.5 };
+    lo - pad..hi + pad
 }
 
 /// Coordinates of `n` rows of `d` features on their first two principal components
@@ -290,30 +344,16 @@ fn top_eigenvector(matrix: &[f64], d: usize) -> Vec<f64> {
     v
 }
 
-fn scatter(points: &[(f64, f64)], labels: &[i64]) -> RgbImage {
-    let size = 480u32;
-    let mut image = RgbImage::from_pixel(size, size, WHITE);
-    let (mut x_lo, mut x_hi, mut y_lo, mut y_hi) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-    for &(x, y) in points {
-        x_lo = x_lo.min(x);
-        x_hi = x_hi.max(x);
-        y_lo = y_lo.min(y);
-        y_hi = y_hi.max(y);
-    }
-    let span = |lo: f64, hi: f64| if hi - lo > 1e-12 { hi - lo } else { 1.0 };
-    let inner = (size - 20) as f64;
-    for (&(x, y), &label) in points.iter().zip(labels) {
-        let px = 10.0 + (x - x_lo) / span(x_lo, x_hi) * inner;
-        let py = 10.0 + (y_hi - y) / span(y_lo, y_hi) * inner;
-        let [r, g, b] = PALETTE[label.rem_euclid(10) as usize];
-        dot(&mut image, px, py, Rgb([r, g, b]));
-    }
-    image
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn padded_ranges_hold_every_value() {
+        assert_eq!(padded_range(&[1.0, 3.0]), 0.9..3.1);
+        assert_eq!(padded_range(&[2.0]), 1.5..2.5);
+        assert_eq!(padded_range(&[]), 0.0..1.0);
+    }
 
     #[test]
     fn principal_plane_finds_the_spread_directions() {

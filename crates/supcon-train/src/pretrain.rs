@@ -13,7 +13,8 @@ use crate::config::{Method, RunConfig};
 use crate::features::{FeatureSet, extract, knn_accuracy};
 use crate::fit::{Fit, Task};
 use crate::linear::{LinearOutcome, linear_evaluation};
-use crate::metrics::{EpochMetrics, say};
+use crate::metrics::EpochMetrics;
+use crate::progress::Progress;
 use crate::run::{Prepared, pretrain_view_config};
 
 /// The reference's `base_temperature` (its `SupConLoss` default, which `main_supcon.py` keeps).
@@ -31,6 +32,11 @@ pub struct PretrainOutcome {
     pub seconds: f64,
     /// The linear evaluation, when `linear_epochs > 0`.
     pub linear: Option<LinearOutcome>,
+    /// The frozen encoder's features of the test split, once the run is finished (for an
+    /// embedding map, say).
+    pub test_features: Option<FeatureSet>,
+    /// The class names, indexed by label.
+    pub classes: Vec<String>,
 }
 
 /// Pre-training as a [`Task`]: all views through the model at once, SupCon or SimCLR loss.
@@ -108,9 +114,10 @@ pub fn pretrain(
     prepared: &Prepared,
     run_dir: &Path,
     resume: bool,
-    quiet: bool,
+    progress: &dyn Progress,
     stop_after: Option<usize>,
 ) -> Result<PretrainOutcome, TrainError> {
+    let _lock = crate::run::RunLock::acquire(run_dir)?;
     let c = &prepared.config;
     let train_device = prepared.device.clone().autodiff();
     let model = supcon_model(c, prepared.channels(), &train_device)?;
@@ -125,24 +132,30 @@ pub fn pretrain(
         views: c.views,
     };
     let fitted =
-        Fit::new(prepared, views, run_dir, quiet, stop_after)?.run(&task, model, resume)?;
+        Fit::new(prepared, views, run_dir, progress, stop_after)?.run(&task, model, resume)?;
     let finished = fitted.history.last().is_some_and(|m| m.epoch == c.epochs);
-    let mut linear = None;
+    let (mut linear, mut test_features) = (None, None);
     if finished {
         // The frozen features serve both the linear evaluation and the embedding map.
-        let features = split_features(prepared, &fitted.model.valid().encoder)?;
+        let [train, validation, test] = split_features(prepared, &fitted.model.valid().encoder)?;
         if c.linear_epochs > 0 {
-            let outcome = evaluate_linear(prepared, &features, quiet)?;
+            let features = [train, validation, test];
+            let outcome = evaluate_linear(prepared, &features, progress)?;
             crate::report::save_linear(run_dir, &outcome)?;
             linear = Some(outcome);
+            let [_, _, test] = features;
+            test_features = Some(test);
+        } else {
+            test_features = Some(test);
         }
-        crate::plot::plot_run(run_dir, &fitted.history, &features[2])?;
     }
     Ok(PretrainOutcome {
         run_dir: run_dir.to_path_buf(),
         history: fitted.history,
         seconds: fitted.seconds,
         linear,
+        test_features,
+        classes: prepared.splits.test.classes().to_vec(),
     })
 }
 
@@ -166,7 +179,7 @@ pub fn split_features(
 pub fn evaluate_linear(
     prepared: &Prepared,
     features: &[FeatureSet; 3],
-    quiet: bool,
+    progress: &dyn Progress,
 ) -> Result<LinearOutcome, TrainError> {
     let c = &prepared.config;
     let started = std::time::Instant::now();
@@ -180,16 +193,13 @@ pub fn evaluate_linear(
         c.seed,
         &prepared.device,
     )?;
-    say(
-        quiet,
-        &format!(
-            "linear evaluation: best validation {:.2}% at epoch {}/{}, test {:.2}% ({:.1} s)",
-            100.0 * outcome.val_accuracy,
-            outcome.best_epoch,
-            c.linear_epochs,
-            100.0 * outcome.test_accuracy,
-            started.elapsed().as_secs_f64()
-        ),
-    );
+    progress.message(&format!(
+        "linear evaluation: best validation {:.2}% at epoch {}/{}, test {:.2}% ({:.1} s)",
+        100.0 * outcome.val_accuracy,
+        outcome.best_epoch,
+        c.linear_epochs,
+        100.0 * outcome.test_accuracy,
+        started.elapsed().as_secs_f64()
+    ));
     Ok(outcome)
 }

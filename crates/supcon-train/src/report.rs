@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use npyz::WriterBuilder;
 use serde::Serialize;
 
 use crate::TrainError;
@@ -23,39 +24,20 @@ pub fn save_linear(run_dir: &Path, outcome: &LinearOutcome) -> Result<(), TrainE
     save_json(&run_dir.join(LINEAR_FILE), outcome)
 }
 
-/// A NumPy `.npy` file (format 1.0, little-endian, C order) of `f32` values of `shape`.
-pub fn npy_f32(shape: &[usize], values: &[f32]) -> Vec<u8> {
-    let mut bytes = npy_header("<f4", shape);
-    for v in values {
-        bytes.extend_from_slice(&v.to_le_bytes());
-    }
-    bytes
-}
-
-/// A NumPy `.npy` file of `i64` values of `shape`.
-pub fn npy_i64(shape: &[usize], values: &[i64]) -> Vec<u8> {
-    let mut bytes = npy_header("<i8", shape);
-    for v in values {
-        bytes.extend_from_slice(&v.to_le_bytes());
-    }
-    bytes
-}
-
-fn npy_header(descr: &str, shape: &[usize]) -> Vec<u8> {
-    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let shape = match dims.len() {
-        1 => format!("({},)", dims[0]),
-        _ => format!("({})", dims.join(", ")),
-    };
-    let mut dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-    // Magic (6) + version (2) + length (2) + dict + newline must be a multiple of 64.
-    while (10 + dict.len() + 1) % 64 != 0 {
-        dict.push(' ');
-    }
-    dict.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend_from_slice(&(dict.len() as u16).to_le_bytes());
-    bytes.extend_from_slice(dict.as_bytes());
+/// A NumPy `.npy` file (little-endian, C order) of `values` of `shape`, written by `npyz`.
+pub fn npy<T: npyz::AutoSerialize + Copy>(shape: &[usize], values: &[T]) -> Vec<u8> {
+    let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+    let mut bytes = Vec::new();
+    let mut writer = npyz::WriteOptions::new()
+        .default_dtype()
+        .shape(&shape)
+        .writer(&mut bytes)
+        .begin_nd()
+        .expect("writing to memory cannot fail");
+    writer
+        .extend(values.iter().copied())
+        .and_then(|()| writer.finish())
+        .expect("writing to memory cannot fail");
     bytes
 }
 
@@ -64,16 +46,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn npy_header_is_aligned_and_exact() {
-        let bytes = npy_f32(&[2, 3], &[0.0; 6]);
-        let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
-        assert_eq!((10 + header_len) % 64, 0);
-        let header = std::str::from_utf8(&bytes[10..10 + header_len]).unwrap();
-        assert!(header.starts_with("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }"));
-        assert_eq!(bytes.len(), 10 + header_len + 24);
-        let labels = npy_i64(&[4], &[1, 2, 3, 4]);
-        let header_len = u16::from_le_bytes([labels[8], labels[9]]) as usize;
-        let header = std::str::from_utf8(&labels[10..10 + header_len]).unwrap();
-        assert!(header.contains("'shape': (4,)"), "{header}");
+    fn npy_files_read_back() {
+        let bytes = npy(&[2, 3], &[0.5f32, 1.0, 1.5, 2.0, 2.5, 3.0]);
+        let file = npyz::NpyFile::new(&bytes[..]).unwrap();
+        assert_eq!(file.shape(), &[2, 3]);
+        assert_eq!(
+            file.into_vec::<f32>().unwrap(),
+            [0.5, 1.0, 1.5, 2.0, 2.5, 3.0]
+        );
+        let labels = npy(&[4], &[1i64, 2, 3, 4]);
+        let header = String::from_utf8_lossy(&labels[..64]).into_owned();
+        assert!(header.contains("'descr': '<i8'"), "{header}");
+        let file = npyz::NpyFile::new(&labels[..]).unwrap();
+        assert_eq!(file.shape(), &[4]);
+        assert_eq!(file.into_vec::<i64>().unwrap(), [1, 2, 3, 4]);
     }
 }

@@ -11,7 +11,7 @@ use crate::TrainError;
 use crate::config::RunConfig;
 use crate::dataset::{DatasetSpec, channel_statistics};
 use crate::device::DeviceChoice;
-use crate::metrics::say;
+use crate::progress::Progress;
 
 /// File name of the configuration saved in a run folder.
 pub const CONFIG_FILE: &str = "config.toml";
@@ -28,7 +28,7 @@ pub struct Prepared {
 
 impl Prepared {
     /// Loads the data named by `config` and fills in what depends on it.
-    pub fn new(mut config: RunConfig, quiet: bool) -> Result<Prepared, TrainError> {
+    pub fn new(mut config: RunConfig, progress: &dyn Progress) -> Result<Prepared, TrainError> {
         let device = DeviceChoice::parse(&config.device)?.device()?;
         device.seed(config.seed);
         let spec = DatasetSpec::parse(&config.dataset)?;
@@ -44,18 +44,15 @@ impl Prepared {
                 config.mean.len()
             )));
         }
-        say(
-            quiet,
-            &format!(
-                "data {}: {} train, {} validation, {} test images of {:?}, {} classes",
-                config.dataset,
-                splits.train.len(),
-                splits.validation.len(),
-                splits.test.len(),
-                splits.train.image_shape(),
-                splits.train.num_classes()
-            ),
-        );
+        progress.message(&format!(
+            "data {}: {} train, {} validation, {} test images of {:?}, {} classes",
+            config.dataset,
+            splits.train.len(),
+            splits.validation.len(),
+            splits.test.len(),
+            splits.train.image_shape(),
+            splits.train.num_classes()
+        ));
         Ok(Prepared {
             config,
             splits,
@@ -95,10 +92,46 @@ pub fn crop_view_config(c: &RunConfig) -> ViewPipelineConfig {
         .with_output_size(c.size.map(|s| [s, s]))
 }
 
+/// Checks, without creating anything, that run folders can be created in `out`: its nearest
+/// existing ancestor must be a folder we can write in. So a bad `--out` (a file, a read-only
+/// place) is refused before any data is loaded.
+pub fn check_out_dir(out: &Path) -> Result<(), TrainError> {
+    let mut existing = out;
+    while !existing.exists() {
+        existing = match existing.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+    }
+    if !existing.is_dir() {
+        return Err(TrainError::run(
+            existing,
+            format!(
+                "is a file, so --out {} cannot hold run folders",
+                out.display()
+            ),
+        ));
+    }
+    let probe = existing.join(format!(".supcon-write-test-{}", std::process::id()));
+    std::fs::create_dir(&probe)
+        .and_then(|()| std::fs::remove_dir(&probe))
+        .map_err(|e| {
+            TrainError::run(
+                existing,
+                format!(
+                    "cannot create run folders here (--out {}): {e}",
+                    out.display()
+                ),
+            )
+        })
+}
+
 /// Creates a fresh run folder `out/<name>-<n>` (the first free `n` from 1) and saves the
 /// configuration in it.
 pub fn create_run_dir(config: &RunConfig, name: &str) -> Result<PathBuf, TrainError> {
-    std::fs::create_dir_all(&config.out).map_err(|e| TrainError::io(&config.out, e))?;
+    check_out_dir(&config.out)?;
+    std::fs::create_dir_all(&config.out)
+        .map_err(|e| TrainError::run(&config.out, format!("cannot create the folder: {e}")))?;
     for n in 1.. {
         let dir = config.out.join(format!("{name}-{n}"));
         match std::fs::create_dir(&dir) {
@@ -107,10 +140,48 @@ pub fn create_run_dir(config: &RunConfig, name: &str) -> Result<PathBuf, TrainEr
                 return Ok(dir);
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(TrainError::io(&dir, e)),
+            Err(e) => {
+                return Err(TrainError::run(
+                    &dir,
+                    format!("cannot create the run folder: {e}"),
+                ));
+            }
         }
     }
     unreachable!("some run number is free")
+}
+
+/// File name of a run folder's lock.
+pub const LOCK_FILE: &str = ".lock";
+
+/// A run folder held for writing: the operating system's advisory lock on its `.lock` file,
+/// released when this is dropped or the process ends in any way (a kill included, so a
+/// crashed run never leaves a stale lock behind).
+#[derive(Debug)]
+pub struct RunLock {
+    _file: std::fs::File,
+}
+
+impl RunLock {
+    /// Locks `run` for this process, or says that another process is writing it.
+    pub fn acquire(run: &Path) -> Result<RunLock, TrainError> {
+        let path = run.join(LOCK_FILE);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| TrainError::io(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(RunLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(TrainError::run(
+                run,
+                "another supcon-train process is writing this run folder; wait for it to \
+                 finish (or stop it) first",
+            )),
+            Err(std::fs::TryLockError::Error(e)) => Err(TrainError::io(&path, e)),
+        }
+    }
 }
 
 /// The configuration saved in an existing run folder.

@@ -51,6 +51,56 @@ fn bad_options_are_refused_before_anything_is_written() {
         "no such run folder",
     );
     assert_rejected(&["pretrain", "--config", "missing.toml"], "missing.toml");
+    assert_rejected(
+        &["pretrain", "--dataset", "foo:/x"],
+        "unknown dataset kind `foo`",
+    );
+}
+
+#[test]
+fn what_cannot_work_is_refused_before_the_run_folder_exists() {
+    assert_rejected(
+        &["pretrain", "--method", "simclr", "--views", "1"],
+        "--method simclr needs at least two views",
+    );
+    assert_rejected(
+        &["pretrain", "--feat_dim", "1000000000"],
+        "feat_dim must be at most",
+    );
+    assert_rejected(&["pretrain", "--views", "100000"], "views must be at most");
+    assert_rejected(&["pretrain", "--jitter", "3"], "jitter must be at most 2");
+    assert_rejected(
+        &["pretrain", "--mean", "NaN", "--std", "0.3"],
+        "mean values must be finite",
+    );
+    assert_rejected(&["pretrain", "--temp", "0"], "temp must be a positive");
+    assert_rejected(
+        &["pretrain", "--batch_size", "1"],
+        "batch_size 1 cannot pre-train",
+    );
+}
+
+#[test]
+fn an_out_that_is_a_file_is_refused_with_exit_2_before_loading() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("taken"), b"a file").unwrap();
+    // The data folder does not exist: the --out problem must be found first.
+    let out = supcon_train(
+        &[
+            "pretrain",
+            "--out",
+            "taken",
+            "--dataset",
+            "idx:/no/such/folder",
+        ],
+        dir.path(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("is a file, so --out taken cannot hold"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -91,6 +141,11 @@ fn a_checkpoint_of_another_architecture_is_refused() {
         String::from_utf8_lossy(&out.stderr)
     );
     let run = dir.path().join("runs/supcon-small-1");
+    // The binary draws the figures: decodable PNGs of the sizes it draws.
+    for (file, size) in [("curves.png", (1000, 420)), ("embedding.png", (720, 640))] {
+        let image = image::open(run.join(file)).unwrap();
+        assert_eq!((image.width(), image.height()), size, "{file}");
+    }
     // Pretend the run was a ResNet-18: its checkpoint no longer fits.
     let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
     std::fs::write(

@@ -3,12 +3,12 @@
 
 mod common;
 
-use supcon_train::cli::SplitName;
-use supcon_train::commands;
 use supcon_train::config::{Method, Options, RunConfig};
 use supcon_train::fit::{CHECKPOINT_FILE, METRICS_FILE};
 use supcon_train::pretrain::pretrain;
+use supcon_train::progress::Silent;
 use supcon_train::run::{CONFIG_FILE, Prepared, create_run_dir};
+use supcon_train::runs::{self as commands, Split};
 
 /// Burn's generator is per device and process-wide: runs that must be reproducible take turns.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -37,31 +37,27 @@ fn same_seed_same_run_and_resume_matches_the_uninterrupted_run() {
     common::write_tiny_idx(&dir.path().join("data"));
     let config = tiny_config(&dir.path().join("data"), &dir.path().join("runs"));
 
-    let prepared = Prepared::new(config.clone(), true).unwrap();
+    let prepared = Prepared::new(config.clone(), &Silent).unwrap();
     let whole_dir = create_run_dir(&prepared.config, "whole").unwrap();
-    let whole = pretrain(&prepared, &whole_dir, false, true, None).unwrap();
+    let whole = pretrain(&prepared, &whole_dir, false, &Silent, None).unwrap();
     assert_eq!(whole.history.len(), 3);
+    // The library draws no figures; it hands the test features over for them.
+    assert_eq!(whole.test_features.as_ref().unwrap().features.dims()[0], 32);
+    assert_eq!(whole.classes.len(), 4);
     assert!(whole.history.iter().all(|m| m.loss.is_finite()));
-    for file in [
-        CONFIG_FILE,
-        CHECKPOINT_FILE,
-        METRICS_FILE,
-        "linear.json",
-        "curves.png",
-        "embedding.png",
-    ] {
+    for file in [CONFIG_FILE, CHECKPOINT_FILE, METRICS_FILE, "linear.json"] {
         assert!(whole_dir.join(file).is_file(), "{file} missing");
     }
     let lines = std::fs::read_to_string(whole_dir.join(METRICS_FILE)).unwrap();
     assert_eq!(lines.lines().count(), 3);
 
     // The same seed again, interrupted after one epoch, then resumed.
-    let prepared = Prepared::new(config, true).unwrap();
+    let prepared = Prepared::new(config, &Silent).unwrap();
     let split_dir = create_run_dir(&prepared.config, "split").unwrap();
-    let first = pretrain(&prepared, &split_dir, false, true, Some(1)).unwrap();
+    let first = pretrain(&prepared, &split_dir, false, &Silent, Some(1)).unwrap();
     assert_eq!(first.history.len(), 1);
     assert!(first.linear.is_none(), "no evaluation of an unfinished run");
-    let resumed = pretrain(&prepared, &split_dir, true, true, None).unwrap();
+    let resumed = pretrain(&prepared, &split_dir, true, &Silent, None).unwrap();
     assert_eq!(resumed.history.len(), 3);
     for (a, b) in whole.history.iter().zip(&resumed.history) {
         assert_eq!(a.loss, b.loss, "epoch {}", a.epoch);
@@ -71,6 +67,28 @@ fn same_seed_same_run_and_resume_matches_the_uninterrupted_run() {
     assert_eq!(a.test_accuracy, b.test_accuracy);
     // The tiny task is easy: the encoder must have learnt something.
     assert!(a.test_accuracy > 0.5, "{a:?}");
+
+    // A second writer of a run folder is refused while the first holds it.
+    let held = supcon_train::run::RunLock::acquire(&split_dir).unwrap();
+    let error = pretrain(&prepared, &split_dir, true, &Silent, None)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("another supcon-train process"), "{error}");
+    drop(held);
+
+    // A checkpoint is resumed only under the configuration it was trained with.
+    let mut edited = prepared.config.clone();
+    edited.batch_size = 16;
+    let edited = Prepared::new(edited, &Silent).unwrap();
+    let error = pretrain(&edited, &split_dir, true, &Silent, None)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.contains("another configuration") && error.contains("batch_size was 32, is now 16"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -81,28 +99,35 @@ fn evaluation_commands_read_a_finished_run() {
     let mut config = tiny_config(&dir.path().join("data"), &dir.path().join("runs"));
     config.method = Method::SimClr;
     config.epochs = 1;
-    let outcome = commands::start_pretrain(config, true).unwrap();
+    let outcome = commands::start_pretrain(config, &Silent).unwrap();
     let run = outcome.run_dir;
 
     let options = Options {
         linear_epochs: Some(3),
         ..Options::default()
     };
-    let linear = commands::linear(&run, &options, true).unwrap();
+    let linear = commands::linear(&run, &options, &Silent).unwrap();
     assert_eq!(linear.val_curve.len(), 3);
-    let (val, test) = commands::knn(&run, &Options::default(), true).unwrap();
+    let (val, test) = commands::knn(&run, &Options::default(), &Silent).unwrap();
     assert!((0.0..=1.0).contains(&val) && (0.0..=1.0).contains(&test));
 
     let out = dir.path().join("embeddings");
     let written =
-        commands::embed(&run, SplitName::Test, Some(&out), &Options::default(), true).unwrap();
-    let embeddings = std::fs::read(&written[0]).unwrap();
-    let header_len = u16::from_le_bytes([embeddings[8], embeddings[9]]) as usize;
-    let header = std::str::from_utf8(&embeddings[10..10 + header_len]).unwrap();
-    assert!(header.contains("'shape': (32, 128)"), "{header}");
-    assert_eq!(embeddings.len(), 10 + header_len + 32 * 128 * 4);
-    let labels = std::fs::read(&written[1]).unwrap();
-    assert_eq!(&labels[labels.len() - 8..], &3i64.to_le_bytes());
+        commands::embed(&run, Split::Test, Some(&out), &Options::default(), &Silent).unwrap();
+    let bytes = std::fs::read(&written[0]).unwrap();
+    let embeddings = npyz::NpyFile::new(&bytes[..]).unwrap();
+    assert_eq!(embeddings.shape(), &[32, 128]);
+    assert!(
+        embeddings
+            .into_vec::<f32>()
+            .unwrap()
+            .iter()
+            .all(|x| x.is_finite())
+    );
+    let bytes = std::fs::read(&written[1]).unwrap();
+    let labels = npyz::NpyFile::new(&bytes[..]).unwrap();
+    assert_eq!(labels.shape(), &[32]);
+    assert_eq!(labels.into_vec::<i64>().unwrap()[31], 3);
 }
 
 #[test]
@@ -111,10 +136,10 @@ fn cross_entropy_baseline_selects_on_validation() {
     let dir = tempfile::tempdir().unwrap();
     common::write_tiny_idx(&dir.path().join("data"));
     let config = tiny_config(&dir.path().join("data"), &dir.path().join("runs"));
-    let prepared = Prepared::new(config, true).unwrap();
+    let prepared = Prepared::new(config, &Silent).unwrap();
     let run = create_run_dir(&prepared.config, "ce").unwrap();
     let (history, outcome) =
-        supcon_train::ce::cross_entropy(&prepared, &run, false, true, None).unwrap();
+        supcon_train::ce::cross_entropy(&prepared, &run, false, &Silent, None).unwrap();
     let outcome = outcome.unwrap();
     let best = history
         .iter()
@@ -140,9 +165,11 @@ fn weights_that_diverge_are_never_saved() {
     config.learning_rate = 1e42; // finite as f64; its cosine floor, 1e39, is infinite as f32
     config.epochs = 1;
     config.knn_freq = 0;
-    let prepared = Prepared::new(config, true).unwrap();
+    let prepared = Prepared::new(config, &Silent).unwrap();
     let run = create_run_dir(&prepared.config, "diverged").unwrap();
-    let error = pretrain(&prepared, &run, false, true, None).err().unwrap();
+    let error = pretrain(&prepared, &run, false, &Silent, None)
+        .err()
+        .unwrap();
     assert!(
         matches!(
             error,

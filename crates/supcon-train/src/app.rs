@@ -1,0 +1,148 @@
+//! The commands: each calls the library (`supcon_train::runs`, `ce`) and prints its result;
+//! figures are drawn here, from what the library returns.
+
+use std::path::PathBuf;
+
+use supcon_train::TrainError;
+use supcon_train::config::{Options, RunConfig};
+use supcon_train::pretrain::PretrainOutcome;
+use supcon_train::progress::Progress;
+use supcon_train::run::{Prepared, create_run_dir};
+use supcon_train::runs::{
+    demo_config, embed, knn, linear, reopen, resume_pretrain, start_pretrain,
+};
+
+use crate::cli::Command;
+use crate::plot;
+
+/// Runs a parsed command line, reporting to `progress`.
+pub fn run(
+    command: Option<Command>,
+    options: Options,
+    progress: &dyn Progress,
+) -> Result<(), TrainError> {
+    match command {
+        None => demo(options, progress),
+        Some(Command::Pretrain { resume, options }) => {
+            let outcome = match resume {
+                Some(run) => resume_pretrain(&run, &options, progress)?,
+                None => start_pretrain(RunConfig::resolve(options.with_config_file()?)?, progress)?,
+            };
+            figures(&outcome)?;
+            print_pretrain(&outcome);
+            Ok(())
+        }
+        Some(Command::Ce { resume, options }) => {
+            let (prepared, run_dir, resume) = match resume {
+                Some(run) => (reopen(&run, &options, progress)?, run, true),
+                None => {
+                    let (prepared, dir) = new_ce_run(options, progress)?;
+                    (prepared, dir, false)
+                }
+            };
+            let (history, outcome) =
+                supcon_train::ce::cross_entropy(&prepared, &run_dir, resume, progress, None)?;
+            plot::plot_curves(&run_dir, &history)?;
+            if let Some(o) = outcome {
+                println!(
+                    "cross-entropy test accuracy {:.2}% (epoch {} of best validation {:.2}%), run {}",
+                    100.0 * o.test_accuracy,
+                    o.best_epoch,
+                    100.0 * o.val_accuracy,
+                    run_dir.display()
+                );
+            }
+            Ok(())
+        }
+        Some(Command::Linear { encoder, options }) => {
+            let outcome = linear(&encoder, &options, progress)?;
+            println!(
+                "linear evaluation test accuracy {:.2}% (epoch {} of best validation {:.2}%)",
+                100.0 * outcome.test_accuracy,
+                outcome.best_epoch,
+                100.0 * outcome.val_accuracy
+            );
+            Ok(())
+        }
+        Some(Command::Knn { encoder, options }) => {
+            let (val, test) = knn(&encoder, &options, progress)?;
+            println!(
+                "kNN accuracy: validation {:.2}%, test {:.2}%",
+                100.0 * val,
+                100.0 * test
+            );
+            Ok(())
+        }
+        Some(Command::Embed {
+            encoder,
+            split,
+            output,
+            options,
+        }) => {
+            let written = embed(&encoder, split, output.as_deref(), &options, progress)?;
+            for path in written {
+                println!("wrote {}", path.display());
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The demo: the recipe under `options`, pre-training, linear evaluation, a summary table.
+fn demo(options: Options, progress: &dyn Progress) -> Result<(), TrainError> {
+    let started = std::time::Instant::now();
+    let outcome = start_pretrain(demo_config(options)?, progress)?;
+    figures(&outcome)?;
+    print_pretrain(&outcome);
+    println!("total time {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// `curves.png` and, for a finished run, `embedding.png`.
+fn figures(outcome: &PretrainOutcome) -> Result<(), TrainError> {
+    match &outcome.test_features {
+        Some(test) => plot::plot_run(&outcome.run_dir, &outcome.history, test, &outcome.classes),
+        None => plot::plot_curves(&outcome.run_dir, &outcome.history),
+    }
+}
+
+/// Loads the data of a new cross-entropy run and creates its folder.
+fn new_ce_run(
+    options: Options,
+    progress: &dyn Progress,
+) -> Result<(Prepared, PathBuf), TrainError> {
+    let config = RunConfig::resolve(options.with_config_file()?)?;
+    supcon_train::run::check_out_dir(&config.out)?;
+    let prepared = Prepared::new(config, progress)?;
+    let dir = create_run_dir(&prepared.config, &format!("ce-{}", prepared.config.model))?;
+    progress.message(&format!("run folder {}", dir.display()));
+    Ok((prepared, dir))
+}
+
+fn print_pretrain(outcome: &PretrainOutcome) {
+    let knn = outcome
+        .history
+        .iter()
+        .rev()
+        .find_map(|m| m.knn_accuracy)
+        .map_or("-".to_string(), |a| format!("{:.2}%", 100.0 * a));
+    let last_loss = outcome.history.last().map_or(f64::NAN, |m| m.loss);
+    println!();
+    println!("| run | epochs | training | final loss | kNN val | linear val | linear test |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let (val, test) = outcome
+        .linear
+        .as_ref()
+        .map_or(("-".into(), "-".into()), |l| {
+            (
+                format!("{:.2}%", 100.0 * l.val_accuracy),
+                format!("{:.2}%", 100.0 * l.test_accuracy),
+            )
+        });
+    println!(
+        "| {} | {} | {:.1} s | {last_loss:.4} | {knn} | {val} | {test} |",
+        outcome.run_dir.display(),
+        outcome.history.len(),
+        outcome.seconds,
+    );
+}

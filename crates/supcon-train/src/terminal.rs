@@ -1,0 +1,80 @@
+//! The terminal's view of a run: messages on stdout, a progress bar on stderr while an epoch
+//! runs (hidden when stderr is not a terminal, and under `--quiet`).
+
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use supcon_train::progress::Progress;
+
+/// Shows a run's [`Progress`] on the terminal.
+pub struct Terminal {
+    quiet: bool,
+    bar: Mutex<Option<ProgressBar>>,
+}
+
+impl Terminal {
+    /// Everything, or (`quiet`) nothing but the commands' results.
+    pub fn new(quiet: bool) -> Self {
+        Self {
+            quiet,
+            bar: Mutex::new(None),
+        }
+    }
+
+    fn bar(&self) -> std::sync::MutexGuard<'_, Option<ProgressBar>> {
+        self.bar.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Progress for Terminal {
+    fn message(&self, line: &str) {
+        if self.quiet {
+            return;
+        }
+        let write = || {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        };
+        match self.bar().as_ref() {
+            Some(bar) => bar.suspend(write),
+            None => write(),
+        }
+    }
+
+    fn epoch_started(&self, stage: &str, epoch: usize, epochs: usize, steps: usize) {
+        if self.quiet || !std::io::stderr().is_terminal() {
+            return;
+        }
+        let bar = ProgressBar::new(steps as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(format!("{stage} epoch {epoch}/{epochs}"));
+        *self.bar() = Some(bar);
+    }
+
+    fn step_done(&self, mean_loss: f64, learning_rate: f64, images_per_second: f64) {
+        if let Some(bar) = self.bar().as_ref() {
+            bar.inc(1);
+            bar.set_message(format!(
+                "loss {mean_loss:.4} lr {learning_rate:.4} {images_per_second:.0} img/s"
+            ));
+        }
+    }
+
+    fn epoch_finished(&self) {
+        if let Some(bar) = self.bar().take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        self.epoch_finished();
+    }
+}
