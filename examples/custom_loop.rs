@@ -11,7 +11,7 @@ use supcon::encoder::{Architecture, EncoderConfig};
 use supcon::head::SupConModelConfig;
 use supcon::loss::{Positives, SupConLossConfig, by_image};
 use supcon_train::optim::PyTorchSgdConfig;
-use supcon_train::schedule::{LearningRateSchedule, ScheduledRate};
+use supcon_train::schedule::{LearningRateSchedule, ScheduleKind, ScheduledRate};
 
 /// Trains for `steps` batches of 128 digits and returns the loss of each step.
 pub fn train(steps: usize, seed: u64) -> Vec<f32> {
@@ -31,7 +31,7 @@ pub fn train(steps: usize, seed: u64) -> Vec<f32> {
     let schedule = LearningRateSchedule {
         base: 0.05,
         epochs: 1,
-        cosine: true,
+        kind: ScheduleKind::Cosine,
         decay_epochs: vec![],
         decay_rate: 0.1,
         warm: false,

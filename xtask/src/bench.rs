@@ -19,7 +19,7 @@ use supcon_encoder::{Architecture, EncoderConfig};
 use supcon_head::{CrossEntropyNetConfig, SupConModelConfig};
 use supcon_loss::cross_entropy::CrossEntropyLossConfig;
 use supcon_loss::{Positives, SupConLossConfig, by_image};
-use supcon_train::config::{OptimizerKind, Options, RunConfig};
+use supcon_train::config::{OptimizerKind, RunConfig};
 use supcon_train::device::{DeviceChoice, compiled_in};
 use supcon_train::optim::Optimizer;
 
@@ -127,9 +127,7 @@ fn time(plan: Plan, device: &Device, mut work: impl FnMut()) -> Vec<f64> {
 
 /// The demo's configuration (its recipe), which the demo-step workload reproduces.
 fn demo_config() -> RunConfig {
-    let recipe =
-        Options::from_toml_str(supcon_train::runs::DEMO_RECIPE).expect("the demo recipe parses");
-    RunConfig::resolve(recipe).expect("the demo recipe is valid")
+    supcon_train::runs::demo_config(Default::default()).expect("the demo recipe is valid")
 }
 
 /// Runs every workload on `device`.
@@ -250,7 +248,7 @@ pub fn run_device(device: &Device, plan: Plan) -> Vec<Figure> {
     let digits = supcon_data::embedded_mnist()
         .expect("embedded digits")
         .train;
-    (demo.mean, demo.std) = supcon_train::dataset::channel_statistics(&digits);
+    (demo.data.mean, demo.data.std) = supcon_train::dataset::channel_statistics(&digits);
     let demo_views = supcon_train::run::pretrain_view_config(&demo, 1);
     let cifar_like = {
         let pixels: Vec<u8> = (0..64 * 3 * 32 * 32)
@@ -270,12 +268,12 @@ pub fn run_device(device: &Device, plan: Plan) -> Vec<Figure> {
             "supcon_step_demo",
             format!(
                 "SupCon step, the demo's settings: small CNN, BATCH x 1x28x28 digits, views {}x{}",
-                demo.size.unwrap_or(28),
-                demo.size.unwrap_or(28)
+                demo.data.size.unwrap_or(28),
+                demo.data.size.unwrap_or(28)
             ),
             &digits,
             Architecture::Small,
-            demo.batch_size,
+            demo.data.batch_size,
             demo_views.clone(),
         ),
         (
@@ -351,13 +349,13 @@ fn run_pytorch(
             "--repeats".into(),
             plan.repeats.to_string(),
             "--demo-batch".into(),
-            demo.batch_size.to_string(),
+            demo.data.batch_size.to_string(),
             "--demo-size".into(),
-            demo.size.unwrap_or(28).to_string(),
+            demo.data.size.unwrap_or(28).to_string(),
             "--demo-crop-min-scale".into(),
-            demo.crop_min_scale.to_string(),
+            demo.augment.crop_min_scale.to_string(),
             "--demo-jitter".into(),
-            demo.jitter.to_string(),
+            demo.augment.jitter.to_string(),
             "--device".into(),
             torch_device.to_string(),
         ])

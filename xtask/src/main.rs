@@ -2,6 +2,8 @@
 //!
 //! - `bench`: speed of the loss, the augmentation, training steps, beside PyTorch
 //!   (see [`bench`](mod@bench)).
+//! - `step`: time and peak memory of SupCon steps at a global batch, whole or with gradient
+//!   caching (see [`step`](mod@step)).
 //! - `golden`: regenerates the reference data the tests compare against, in `assets/golden/`:
 //!   the float64 SupCon cases (`xtask/python/supcon_loss_reference.py`, needs numpy) and
 //!   torchvision's crop-sampler statistics (`xtask/python/crop_stats.py`, needs torch and
@@ -18,6 +20,7 @@ mod bench;
 /// The trainer binary's allocator setting, shared with it.
 #[path = "../../crates/supcon-train/src/memory.rs"]
 mod memory;
+mod step;
 
 #[global_allocator]
 static ALLOCATOR: alloc::CountingAllocator = alloc::CountingAllocator;
@@ -36,6 +39,8 @@ enum Task {
     Golden,
     /// Time the loss, augmentation and training steps; beside PyTorch when torch imports.
     Bench(bench::BenchArgs),
+    /// Time and peak memory of SupCon steps at a global batch, whole or in gradient-cached chunks.
+    Step(step::StepArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +48,7 @@ fn main() -> ExitCode {
     let result = match Cli::parse().task {
         Task::Golden => golden(),
         Task::Bench(args) => bench::bench(&workspace_root(), &args).map(|_| ()),
+        Task::Step(args) => step::step(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,7 +4,7 @@ mod common;
 
 use burn::prelude::*;
 use common::*;
-use supcon_augment::{AugmentError, BlurConfig, ViewPipeline, ViewPipelineConfig};
+use supcon_augment::{AugmentError, ViewPipeline, ViewPipelineConfig};
 
 const MEAN: [f64; 3] = [0.4914, 0.4822, 0.4465];
 const STD: [f64; 3] = [0.2023, 0.1994, 0.2010];
@@ -133,27 +133,6 @@ fn supcon_preset_changes_most_views_and_keeps_the_output_size() {
     assert!(params.iter().any(|p| p.flip) && params.iter().any(|p| !p.flip));
     let out = pipeline.views(input.tensor(&device), 2, 1).unwrap();
     assert_eq!(out.dims(), [32, 3, 6, 6]);
-}
-
-#[test]
-#[allow(deprecated)]
-fn flex_and_ndarray_agree() {
-    let input = Images::random([4, 3, 12, 12], 12);
-    let config = supcon().with_blur(Some(
-        BlurConfig::new()
-            .with_probability(0.7)
-            .with_kernel_fraction(0.3),
-    ));
-    let run = |device: Device| {
-        Images::from_tensor(
-            ViewPipeline::new(config.clone())
-                .views(input.tensor(&device), 2, 5)
-                .unwrap(),
-        )
-    };
-    let flex = run(Device::flex());
-    let ndarray = run(Device::ndarray());
-    assert_images_close(&ndarray, &flex, 1e-5, "ndarray vs flex");
 }
 
 #[test]

@@ -6,19 +6,33 @@ use burn::prelude::*;
 
 use crate::{Encoder, ResNet, SmallCnn};
 
-/// The architectures, by the names the reference's `--model` option uses.
-#[derive(Config, Debug, Copy, PartialEq, Eq)]
+/// The architectures, by the names the reference's `--model` option uses; configurations
+/// (JSON, TOML) hold the same names (the variant names of earlier versions are read too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Architecture {
     /// `resnet18`: BasicBlock [2, 2, 2, 2], width 512.
+    #[serde(rename = "resnet18", alias = "ResNet18")]
     ResNet18,
     /// `resnet34`: BasicBlock [3, 4, 6, 3], width 512.
+    #[serde(rename = "resnet34", alias = "ResNet34")]
     ResNet34,
     /// `resnet50`: Bottleneck [3, 4, 6, 3], width 2048.
+    #[serde(rename = "resnet50", alias = "ResNet50")]
     ResNet50,
     /// `resnet101`: Bottleneck [3, 4, 23, 3], width 2048.
+    #[serde(rename = "resnet101", alias = "ResNet101")]
     ResNet101,
     /// `small`: the small CNN, width 128.
+    #[serde(rename = "small", alias = "Small")]
     Small,
+}
+
+impl Config for Architecture {}
+
+impl core::fmt::Display for Architecture {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl Architecture {

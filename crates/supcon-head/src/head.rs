@@ -14,13 +14,50 @@ pub fn l2_normalize(x: Tensor<2>) -> Tensor<2> {
     x / norm
 }
 
-/// The head's shape.
-#[derive(Config, Debug, Copy, PartialEq, Eq)]
+/// The head's shape, named `linear` or `mlp` (the reference's `head` argument) in
+/// configurations and on the command line (the variant names of earlier versions are read too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum HeadKind {
     /// One Linear, width -> feat_dim.
+    #[serde(rename = "linear", alias = "Linear")]
     Linear,
     /// Linear width -> width, ReLU, Linear width -> feat_dim (the reference's default).
+    #[serde(rename = "mlp", alias = "Mlp")]
     Mlp,
+}
+
+impl Config for HeadKind {}
+
+impl HeadKind {
+    /// The name: `linear` or `mlp`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Linear => "linear",
+            Self::Mlp => "mlp",
+        }
+    }
+}
+
+impl core::fmt::Display for HeadKind {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A name that is not a head kind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown head `{0}`: use mlp or linear")]
+pub struct UnknownHeadKind(pub String);
+
+impl core::str::FromStr for HeadKind {
+    type Err = UnknownHeadKind;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        [Self::Linear, Self::Mlp]
+            .into_iter()
+            .find(|h| h.name().eq_ignore_ascii_case(name))
+            .ok_or_else(|| UnknownHeadKind(name.to_string()))
+    }
 }
 
 /// Configuration of a [`ProjectionHead`].

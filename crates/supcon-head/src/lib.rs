@@ -28,10 +28,11 @@
 mod classifier;
 mod head;
 mod model;
+mod torch_zip;
 pub mod weights;
 
 pub use classifier::{
     CrossEntropyNet, CrossEntropyNetConfig, LinearClassifier, LinearClassifierConfig,
 };
-pub use head::{HeadKind, ProjectionHead, ProjectionHeadConfig, l2_normalize};
+pub use head::{HeadKind, ProjectionHead, ProjectionHeadConfig, UnknownHeadKind, l2_normalize};
 pub use model::{SupConModel, SupConModelConfig};

@@ -94,13 +94,21 @@ pub fn load_reference_checkpoint<M: Module>(
         };
         load_with(model, path, store)
     } else {
+        exists(path)?;
+        // Read a copy where the zip reader would misread the file itself (see `torch_zip`).
+        let misread = crate::torch_zip::is_misread(path).map_err(|e| store_error(path, e))?;
+        let copy = misread
+            .then(|| crate::torch_zip::ReadableCopy::new(path))
+            .transpose()
+            .map_err(|e| store_error(path, e))?;
+        let source = copy.as_ref().map_or(path, |c| c.path());
         let store = || {
-            let store = PytorchStore::from_file(path)
+            let store = PytorchStore::from_file(source)
                 .remap(reference_key_remapper())
                 .skip_enum_variants(true)
                 .allow_partial(true)
                 .validate(false);
-            if has_model_key(path) {
+            if has_model_key(source) {
                 store.with_top_level_key("model")
             } else {
                 store

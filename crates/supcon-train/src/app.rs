@@ -26,7 +26,7 @@ pub fn run(
         Some(Command::Pretrain { resume, options }) => {
             let outcome = match resume {
                 Some(run) => resume_pretrain(&run, &options, progress)?,
-                None => start_pretrain(RunConfig::resolve(options.with_config_file()?)?, progress)?,
+                None => start_pretrain(RunConfig::resolve(options)?, progress)?,
             };
             figures(&outcome)?;
             print_pretrain(&outcome);
@@ -54,7 +54,18 @@ pub fn run(
             }
             Ok(())
         }
-        Some(Command::Linear { encoder, options }) => {
+        Some(Command::Linear {
+            encoder,
+            device,
+            linear_epochs,
+            linear_learning_rate,
+        }) => {
+            let options = Options {
+                device: device.device,
+                linear_epochs,
+                linear_learning_rate,
+                ..Options::default()
+            };
             let outcome = linear(&encoder, &options, progress)?;
             println!(
                 "linear evaluation test accuracy {:.2}% (epoch {} of best validation {:.2}%)",
@@ -64,7 +75,16 @@ pub fn run(
             );
             Ok(())
         }
-        Some(Command::Knn { encoder, options }) => {
+        Some(Command::Knn {
+            encoder,
+            device,
+            knn_k,
+        }) => {
+            let options = Options {
+                device: device.device,
+                knn_k,
+                ..Options::default()
+            };
             let (val, test) = knn(&encoder, &options, progress)?;
             println!(
                 "kNN accuracy: validation {:.2}%, test {:.2}%",
@@ -77,8 +97,12 @@ pub fn run(
             encoder,
             split,
             output,
-            options,
+            device,
         }) => {
+            let options = Options {
+                device: device.device,
+                ..Options::default()
+            };
             let written = embed(&encoder, split, output.as_deref(), &options, progress)?;
             for path in written {
                 println!("wrote {}", path.display());
@@ -111,10 +135,13 @@ fn new_ce_run(
     options: Options,
     progress: &dyn Progress,
 ) -> Result<(Prepared, PathBuf), TrainError> {
-    let config = RunConfig::resolve(options.with_config_file()?)?;
-    supcon_train::run::check_out_dir(&config.out)?;
+    let config = RunConfig::resolve(options)?;
+    supcon_train::run::check_new_run(&config)?;
     let prepared = Prepared::new(config, progress)?;
-    let dir = create_run_dir(&prepared.config, &format!("ce-{}", prepared.config.model))?;
+    let dir = create_run_dir(
+        &prepared.config,
+        &format!("ce-{}", prepared.config.model.architecture),
+    )?;
     progress.message(&format!("run folder {}", dir.display()));
     Ok((prepared, dir))
 }

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use burn::optim::GradientsParams;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use supcon_data::ImageDataset;
@@ -15,7 +16,7 @@ use crate::TrainError;
 use crate::atomic::write_atomically;
 use crate::config::RunConfig;
 use crate::features::evaluation_views;
-use crate::fit::{Fit, Task, restore_model};
+use crate::fit::{Fit, Task, backward, restore_model};
 use crate::metrics::EpochMetrics;
 use crate::progress::Progress;
 use crate::run::{Prepared, crop_view_config};
@@ -51,13 +52,14 @@ impl Task for CrossEntropyTask<'_> {
         1
     }
 
-    fn loss(
-        &self,
-        model: &CrossEntropyNet,
+    fn gradients(
+        &mut self,
+        model: CrossEntropyNet,
         views: Tensor<4>,
         labels: Tensor<1, Int>,
-    ) -> Result<Tensor<1>, TrainError> {
-        Ok(self.loss.forward(model.forward(views), labels))
+    ) -> Result<(CrossEntropyNet, f32, GradientsParams), TrainError> {
+        let loss = self.loss.forward(model.forward(views), labels);
+        Ok(backward(model, loss))
     }
 
     fn monitor(
@@ -119,18 +121,22 @@ pub fn cross_entropy(
     let _lock = crate::run::RunLock::acquire(run_dir)?;
     let c = &prepared.config;
     let train_device = prepared.device.clone().autodiff();
-    let encoder = EncoderConfig::new(c.architecture()?).with_in_channels(prepared.channels());
+    let encoder = EncoderConfig::new(c.model.architecture).with_in_channels(prepared.channels());
     let model = CrossEntropyNetConfig::new(encoder, prepared.splits.train.num_classes())
         .init(&train_device);
     let views = crop_view_config(c);
-    let task = CrossEntropyTask {
+    let mut task = CrossEntropyTask {
         prepared,
         loss: CrossEntropyLossConfig::new().init(&train_device),
         best_path: run_dir.join(BEST_MODEL_FILE),
     };
     let fitted =
-        Fit::new(prepared, views, run_dir, progress, stop_after)?.run(&task, model, resume)?;
-    if fitted.history.last().is_none_or(|m| m.epoch < c.epochs) {
+        Fit::new(prepared, views, run_dir, progress, stop_after)?.run(&mut task, model, resume)?;
+    if fitted
+        .history
+        .last()
+        .is_none_or(|m| m.epoch < c.schedule.epochs)
+    {
         return Ok((fitted.history, None));
     }
     let (best_epoch, val_accuracy) = fitted

@@ -3,9 +3,10 @@
 //! renamed over the previous checkpoint, so a run killed at any moment leaves either the old
 //! checkpoint or the new one, never a torn file.
 //!
-//! Layout: `SUPCONCK`, format version (u32 LE), then three sections, each its length (u64 LE),
+//! Layout: `SUPCONCK`, format version (u32 LE), then four sections, each its length (u64 LE),
 //! its bytes and their CRC-32 (u32 LE): the training state as JSON, the model as a Burn
-//! burnpack record, the optimiser record. Every load checks every checksum, so a flipped byte in
+//! burnpack record, the optimiser record, and the task's own state (a momentum encoder and its
+//! queue; empty for none). Every load checks every checksum, so a flipped byte in
 //! the weights or the optimiser state is refused, naming the file and the section.
 
 use std::path::Path;
@@ -19,7 +20,7 @@ use crate::config::RunConfig;
 use crate::metrics::EpochMetrics;
 
 const MAGIC: &[u8; 8] = b"SUPCONCK";
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 
 /// Where a run is: what a resumed run needs besides the weights and the optimiser.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -42,6 +43,8 @@ pub struct Checkpoint {
     pub model: Bytes,
     /// The optimiser record (burnpack bytes).
     pub optimizer: Bytes,
+    /// The task's own state ([`Task::state`](crate::fit::Task::state)), empty for none.
+    pub task: Vec<u8>,
 }
 
 impl Checkpoint {
@@ -53,7 +56,12 @@ impl Checkpoint {
             Vec::with_capacity(32 + state.len() + self.model.len() + self.optimizer.len());
         bytes.extend_from_slice(MAGIC);
         bytes.extend_from_slice(&VERSION.to_le_bytes());
-        for section in [&state[..], &self.model[..], &self.optimizer[..]] {
+        for section in [
+            &state[..],
+            &self.model[..],
+            &self.optimizer[..],
+            &self.task[..],
+        ] {
             bytes.extend_from_slice(&(section.len() as u64).to_le_bytes());
             bytes.extend_from_slice(section);
             bytes.extend_from_slice(&crc32fast::hash(section).to_le_bytes());
@@ -79,14 +87,23 @@ impl Checkpoint {
                     .to_string(),
             ));
         }
+        if version == 2 {
+            return Err(TrainError::run(
+                path,
+                "this checkpoint was written by an earlier supcon-train (format 2, whose \
+                 configuration had another layout), so resuming it would not continue the same \
+                 run: start a new run"
+                    .to_string(),
+            ));
+        }
         if version != VERSION {
             return Err(corrupt(&format!(
                 "format version {version}, expected {VERSION}"
             )));
         }
         let mut rest = &bytes[12..];
-        let mut sections = Vec::with_capacity(3);
-        for name in ["training state", "model", "optimiser state"] {
+        let mut sections = Vec::with_capacity(4);
+        for name in ["training state", "model", "optimiser state", "task state"] {
             if rest.len() < 8 {
                 return Err(corrupt("truncated"));
             }
@@ -114,6 +131,7 @@ impl Checkpoint {
             state,
             model: Bytes::from_bytes_vec(sections[1].to_vec()),
             optimizer: Bytes::from_bytes_vec(sections[2].to_vec()),
+            task: sections[3].to_vec(),
         })
     }
 }
@@ -128,10 +146,11 @@ mod tests {
                 epoch: 3,
                 history: Vec::new(),
                 seconds: 1.5,
-                config: RunConfig::resolve(Default::default()).unwrap(),
+                config: RunConfig::new(),
             },
             model: Bytes::from_bytes_vec(vec![1, 2, 3]),
             optimizer: Bytes::from_bytes_vec(vec![4, 5]),
+            task: vec![6, 7, 8],
         }
     }
 
@@ -144,6 +163,7 @@ mod tests {
         assert_eq!(back.state.epoch, 3);
         assert_eq!(&back.model[..], &[1, 2, 3]);
         assert_eq!(&back.optimizer[..], &[4, 5]);
+        assert_eq!(back.task, [6, 7, 8]);
         // No temporary file is left behind.
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 1);
@@ -153,7 +173,11 @@ mod tests {
         let error = Checkpoint::load(&path).err().unwrap().to_string();
         assert!(error.contains("truncated"), "{error}");
         // A flipped byte anywhere in a section is caught by its checksum.
-        for (offset, section) in [(20, "training state"), (bytes.len() - 5, "optimiser")] {
+        for (offset, section) in [
+            (20, "training state"),
+            (bytes.len() - 20, "optimiser"),
+            (bytes.len() - 5, "task state"),
+        ] {
             let mut flipped = bytes.clone();
             flipped[offset] ^= 0x10;
             std::fs::write(&path, &flipped).unwrap();

@@ -1,10 +1,13 @@
-//! The command line: `supcon-train [COMMAND] [OPTIONS]`.
+//! The command line: `supcon-train [COMMAND] [OPTIONS]`. Each command accepts only the options
+//! it uses, and `--help` shows each option's default, read from the configuration's defaults.
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::error::ErrorKind;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use supcon_train::config::Options;
+use supcon_train::device::DeviceChoice;
 use supcon_train::runs::Split;
 
 /// Supervised contrastive learning (SupCon) and SimCLR on Burn: pre-train, evaluate, compare.
@@ -22,7 +25,7 @@ pub struct Cli {
     /// What to do (default: the demo).
     #[command(subcommand)]
     pub command: Option<Command>,
-    /// Options of the demo (over its recipe).
+    /// Options of the demo (over its recipe, `recipes/demo.toml`).
     #[command(flatten)]
     pub options: Options,
     /// Print only the final result.
@@ -36,7 +39,8 @@ pub enum Command {
     /// SupCon or SimCLR pre-training (`--method`), then linear evaluation.
     #[command(allow_negative_numbers = true)]
     Pretrain {
-        /// Continue the interrupted run in this folder (its saved configuration is used).
+        /// Continue the interrupted run in this folder (its saved configuration is used; only
+        /// --device, --linear_epochs, --linear_learning_rate and --knn_k may be given).
         #[arg(long)]
         resume: Option<PathBuf>,
         #[command(flatten)]
@@ -49,28 +53,35 @@ pub enum Command {
         #[arg(long)]
         encoder: PathBuf,
         #[command(flatten)]
-        options: Options,
+        device: DeviceOption,
+        /// Epochs of the linear classifier (on the frozen encoder; default: the run's setting).
+        #[arg(long = "linear_epochs", alias = "linear-epochs")]
+        linear_epochs: Option<usize>,
+        /// Learning rate of the linear classifier (default: the run's setting).
+        #[arg(long = "linear_learning_rate", alias = "linear-learning-rate")]
+        linear_learning_rate: Option<f64>,
     },
     /// The cross-entropy baseline.
     #[command(allow_negative_numbers = true)]
     Ce {
-        /// Continue the interrupted run in this folder.
+        /// Continue the interrupted run in this folder (its saved configuration is used).
         #[arg(long)]
         resume: Option<PathBuf>,
         #[command(flatten)]
         options: Options,
     },
     /// kNN accuracy of a pre-trained encoder on the validation and test splits.
-    #[command(allow_negative_numbers = true)]
     Knn {
         /// The pre-training run folder.
         #[arg(long)]
         encoder: PathBuf,
         #[command(flatten)]
-        options: Options,
+        device: DeviceOption,
+        /// Neighbours that vote (default: the run's setting).
+        #[arg(long = "knn_k", alias = "knn-k")]
+        knn_k: Option<usize>,
     },
     /// Encoder embeddings and labels of a split as `.npy` files.
-    #[command(allow_negative_numbers = true)]
     Embed {
         /// The pre-training run folder.
         #[arg(long)]
@@ -82,6 +93,89 @@ pub enum Command {
         #[arg(long)]
         output: Option<PathBuf>,
         #[command(flatten)]
-        options: Options,
+        device: DeviceOption,
     },
+}
+
+/// The device option of the commands that read a run.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DeviceOption {
+    /// Device: flex, ndarray, wgpu, vulkan or cuda (those compiled in; default: the run's).
+    #[arg(long)]
+    pub device: Option<DeviceChoice>,
+}
+
+/// Parses the process's arguments, exiting with status 2 and clap's message on an error (one
+/// line for a value that does not parse: the option and why).
+pub fn parse() -> Cli {
+    let matches = with_defaults(Cli::command())
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m));
+    match matches {
+        Ok(cli) => cli,
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::ValueValidation | ErrorKind::InvalidValue
+            ) =>
+        {
+            let text = e.render().to_string();
+            eprintln!("{}", text.lines().next().unwrap_or("error: invalid value"));
+            std::process::exit(2);
+        }
+        Err(e) => e.exit(),
+    }
+}
+
+/// `command` with each option's default appended to its help, from the configuration's
+/// defaults (`RunConfig::new()`), so that the help cannot disagree with the code. Options whose
+/// help states their default already (the run's setting, a measured value) are left as they are.
+fn with_defaults(command: clap::Command) -> clap::Command {
+    command
+        .mut_args(|arg| {
+            let stated = arg
+                .get_help()
+                .is_some_and(|h| h.to_string().contains("default:"));
+            let default = arg
+                .get_long()
+                .filter(|_| !stated)
+                .and_then(supcon_train::config::layers::default_text);
+            match default {
+                Some(default) => {
+                    let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+                    arg.help(format!("{help} [default: {default}]"))
+                }
+                None => arg,
+            }
+        })
+        .mut_subcommands(with_defaults)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        with_defaults(Cli::command()).debug_assert();
+    }
+
+    #[test]
+    fn help_shows_the_configuration_defaults() {
+        let mut command = with_defaults(Cli::command());
+        let pretrain = command.find_subcommand_mut("pretrain").unwrap();
+        let help = pretrain.render_long_help().to_string();
+        assert!(help.contains("[default: 128]"), "{help}");
+        assert!(help.contains("[default: cosine]"), "{help}");
+        let knn = command.find_subcommand_mut("knn").unwrap();
+        let help = knn.render_long_help().to_string();
+        assert!(
+            help.contains("--knn_k") && help.contains("the run's setting"),
+            "{help}"
+        );
+        assert!(
+            !help.contains("--batch_size"),
+            "knn lists only its options: {help}"
+        );
+    }
 }

@@ -6,8 +6,45 @@ use supcon_data::{ImageDataset, Splits, cifar, folder, idx, stratified_split};
 
 use crate::TrainError;
 
-/// A parsed `--dataset` value.
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl std::str::FromStr for DatasetSpec {
+    type Err = TrainError;
+
+    fn from_str(spec: &str) -> Result<Self, Self::Err> {
+        DatasetSpec::parse(spec)
+    }
+}
+
+impl TryFrom<String> for DatasetSpec {
+    type Error = TrainError;
+
+    fn try_from(spec: String) -> Result<Self, Self::Error> {
+        DatasetSpec::parse(&spec)
+    }
+}
+
+impl From<DatasetSpec> for String {
+    fn from(spec: DatasetSpec) -> String {
+        spec.to_string()
+    }
+}
+
+impl std::fmt::Display for DatasetSpec {
+    /// The `--dataset` text: `mnist`, `idx:DIR`, `cifar10:DIR`, `cifar100:DIR`, `folder:DIR`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (kind, dir) = match self {
+            DatasetSpec::EmbeddedMnist => return f.write_str("mnist"),
+            DatasetSpec::Idx(dir) => ("idx", dir),
+            DatasetSpec::Cifar10(dir) => ("cifar10", dir),
+            DatasetSpec::Cifar100(dir) => ("cifar100", dir),
+            DatasetSpec::Folder(dir) => ("folder", dir),
+        };
+        write!(f, "{kind}:{}", dir.display())
+    }
+}
+
+/// A parsed `--dataset` value; configurations hold it as that text (`idx:DIR`, ...).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum DatasetSpec {
     /// The 10,000 MNIST digits compiled into the binary (`mnist`).
     EmbeddedMnist,
@@ -55,6 +92,28 @@ impl DatasetSpec {
         })
     }
 
+    /// The folder the data is read from (`None` for the embedded MNIST).
+    pub fn dir(&self) -> Option<&Path> {
+        match self {
+            DatasetSpec::EmbeddedMnist => None,
+            DatasetSpec::Idx(dir)
+            | DatasetSpec::Cifar10(dir)
+            | DatasetSpec::Cifar100(dir)
+            | DatasetSpec::Folder(dir) => Some(dir),
+        }
+    }
+
+    /// The same dataset read from `dir` instead.
+    pub fn with_dir(&self, dir: PathBuf) -> DatasetSpec {
+        match self {
+            DatasetSpec::EmbeddedMnist => DatasetSpec::EmbeddedMnist,
+            DatasetSpec::Idx(_) => DatasetSpec::Idx(dir),
+            DatasetSpec::Cifar10(_) => DatasetSpec::Cifar10(dir),
+            DatasetSpec::Cifar100(_) => DatasetSpec::Cifar100(dir),
+            DatasetSpec::Folder(_) => DatasetSpec::Folder(dir),
+        }
+    }
+
     /// Loads the splits: the dataset's own test set, and its training set split (stratified,
     /// `val_fraction` of each class, chosen by `seed`) into train and validation. The
     /// embedded MNIST comes with its own fixed split.
@@ -71,13 +130,8 @@ impl DatasetSpec {
 
     /// The folder (or name) the data comes from, for messages.
     fn source(&self) -> PathBuf {
-        match self {
-            DatasetSpec::EmbeddedMnist => PathBuf::from("mnist"),
-            DatasetSpec::Idx(dir)
-            | DatasetSpec::Cifar10(dir)
-            | DatasetSpec::Cifar100(dir)
-            | DatasetSpec::Folder(dir) => dir.clone(),
-        }
+        self.dir()
+            .map_or_else(|| PathBuf::from("mnist"), Path::to_path_buf)
     }
 
     fn load_unchecked(

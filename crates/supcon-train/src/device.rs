@@ -20,27 +20,39 @@ pub const DEFAULT_DEVICE: &str = if cfg!(feature = "flex") {
     "cuda"
 };
 
-/// A device name checked against the compiled-in backends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A device by name (`flex`, `ndarray`, `wgpu`, `vulkan`, `cuda`); configurations hold the
+/// name. Any known name parses (a configuration may come from another build); whether its
+/// backend is compiled in is checked by [`parse`](Self::parse), [`check`](Self::check) and
+/// before the device is brought up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(into = "String")]
 pub struct DeviceChoice(&'static str);
+
+impl<'de> serde::Deserialize<'de> for DeviceChoice {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
 
 impl DeviceChoice {
     /// Checks `name`: unknown names and backends not compiled in are configuration errors.
     pub fn parse(name: &str) -> Result<DeviceChoice, TrainError> {
-        let Some(&known) = DEVICE_NAMES.iter().find(|n| **n == name) else {
+        name.parse::<DeviceChoice>()?.check()
+    }
+
+    /// This device, if its backend is compiled in; otherwise an error saying how to get it.
+    pub fn check(self) -> Result<DeviceChoice, TrainError> {
+        if !compiled_in().contains(&self.0) {
             return Err(TrainError::Config(format!(
-                "unknown device `{name}`: use one of {}",
-                DEVICE_NAMES.join(", ")
-            )));
-        };
-        if !compiled_in().contains(&known) {
-            return Err(TrainError::Config(format!(
-                "the `{known}` device is not compiled in (this build has: {}); rebuild with \
-                 `--features {known}`",
-                compiled_in().join(", ")
+                "the `{}` device is not compiled in (this build has: {}); rebuild with \
+                 `--features {}`",
+                self.0,
+                compiled_in().join(", "),
+                self.0
             )));
         }
-        Ok(DeviceChoice(known))
+        Ok(self)
     }
 
     /// The name.
@@ -51,6 +63,7 @@ impl DeviceChoice {
     /// The plain (inference) device. Fails only for `wgpu` pinned by [`WGPU_API_VAR`] to a
     /// graphics API this machine cannot bring up, or named wrongly.
     pub fn device(self) -> Result<Device, TrainError> {
+        self.check()?;
         Ok(match self.0 {
             #[cfg(feature = "flex")]
             "flex" => Device::flex(),
@@ -66,6 +79,43 @@ impl DeviceChoice {
             "cuda" => Device::cuda(burn::tensor::DeviceIndex::Default),
             other => unreachable!("`{other}` was checked to be compiled in"),
         })
+    }
+}
+
+impl Default for DeviceChoice {
+    /// [`DEFAULT_DEVICE`].
+    fn default() -> Self {
+        DeviceChoice(DEFAULT_DEVICE)
+    }
+}
+
+impl std::str::FromStr for DeviceChoice {
+    type Err = TrainError;
+
+    /// Any known device name, compiled in or not.
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        DEVICE_NAMES
+            .iter()
+            .find(|n| n.eq_ignore_ascii_case(name))
+            .map(|&known| DeviceChoice(known))
+            .ok_or_else(|| {
+                TrainError::Config(format!(
+                    "unknown device `{name}`: use one of {}",
+                    DEVICE_NAMES.join(", ")
+                ))
+            })
+    }
+}
+
+impl From<DeviceChoice> for String {
+    fn from(device: DeviceChoice) -> String {
+        device.0.to_string()
+    }
+}
+
+impl std::fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
     }
 }
 

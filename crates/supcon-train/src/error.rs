@@ -50,6 +50,16 @@ pub enum TrainError {
         /// The step within the epoch (1-based).
         step: usize,
     },
+    /// The loss of the very first step, before any update, is not finite: no learning rate or
+    /// temperature causes that, the inputs (normalisation) or the initial weights do.
+    #[error(
+        "the loss is {value} at the first step, before any update: the normalised images or the \
+         initial weights are not finite (check --mean and --std); nothing was saved"
+    )]
+    NonFiniteAtStart {
+        /// The loss value.
+        value: f32,
+    },
     /// Training made the weights non-finite while the loss still was.
     #[error(
         "the weights became non-finite (NaN or infinity) during epoch {epoch}: training \

@@ -29,8 +29,9 @@ pub struct FeatureSet {
 
 /// The evaluation transform of a run: the whole image, resized to `size` if given, normalised.
 pub fn evaluation_views(config: &RunConfig) -> ViewPipeline {
-    let views = ViewPipelineConfig::evaluation(config.mean.clone(), config.std.clone())
-        .with_output_size(config.size.map(|s| [s, s]));
+    let data = &config.data;
+    let views = ViewPipelineConfig::evaluation(data.mean.clone(), data.std.clone())
+        .with_output_size(data.size.map(|s| [s, s]));
     ViewPipeline::new(views)
 }
 

@@ -34,13 +34,30 @@ pub trait Task {
     fn name(&self) -> &'static str;
     /// Augmented views per image.
     fn views(&self) -> usize;
-    /// The loss of a batch: `views` is `[V * B, C, H, W]` view by view, `labels` `[B]`.
-    fn loss(
-        &self,
-        model: &Self::Model,
+    /// The loss value of a batch and the gradients of the model's parameters: `views` is
+    /// `[V * B, C, H, W]` view by view, `labels` `[B]`, both on the autodiff device. Returns the
+    /// model (a task may update its running statistics). When the value is not finite the
+    /// gradients are not used. [`backward`] does this for a loss tensor.
+    fn gradients(
+        &mut self,
+        model: Self::Model,
         views: Tensor<4>,
         labels: Tensor<1, Int>,
-    ) -> Result<Tensor<1>, TrainError>;
+    ) -> Result<(Self::Model, f32, GradientsParams), TrainError>;
+    /// Called after each optimiser step with the updated model (a momentum encoder's update,
+    /// a queue's).
+    fn after_step(&mut self, _model: &Self::Model) -> Result<(), TrainError> {
+        Ok(())
+    }
+    /// State besides the model and the optimiser that a checkpoint keeps (a momentum encoder,
+    /// a queue); empty for none.
+    fn state(&self) -> Result<Vec<u8>, TrainError> {
+        Ok(Vec::new())
+    }
+    /// Restores what [`state`](Self::state) saved; `checkpoint` names the file for messages.
+    fn load_state(&mut self, _bytes: &[u8], _checkpoint: &Path) -> Result<(), TrainError> {
+        Ok(())
+    }
     /// Validation figures at the end of `epoch` (kNN accuracy, classification accuracy);
     /// `history` holds the earlier epochs' metrics.
     fn monitor(
@@ -50,6 +67,16 @@ pub trait Task {
         last: bool,
         history: &[EpochMetrics],
     ) -> Result<(Option<f64>, Option<f64>), TrainError>;
+}
+
+/// The value of `loss` and the gradients of `model`'s parameters it back-propagates.
+pub fn backward<M: Module>(model: M, loss: Tensor<1>) -> (M, f32, GradientsParams) {
+    let value = loss.clone().into_scalar::<f32>();
+    if !value.is_finite() {
+        return (model, value, GradientsParams::new());
+    }
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    (model, value, grads)
 }
 
 /// Everything a training loop needs besides the task and the model.
@@ -111,7 +138,7 @@ impl<'a> Fit<'a> {
             pipeline: ViewPipeline::new(views),
             optimizer,
             schedule,
-            batch_size: c.batch_size,
+            batch_size: c.data.batch_size,
             seed: c.seed,
             save_freq: c.save_freq,
             run_dir: run_dir.to_path_buf(),
@@ -126,7 +153,7 @@ impl<'a> Fit<'a> {
     /// `pretrain` and `cross_entropy` do).
     pub fn run<T: Task>(
         mut self,
-        task: &T,
+        task: &mut T,
         mut model: T::Model,
         resume: bool,
     ) -> Result<Fitted<T::Model>, TrainError> {
@@ -143,6 +170,7 @@ impl<'a> Fit<'a> {
                 .optimizer
                 .load_bytes(checkpoint.optimizer)
                 .map_err(|e| TrainError::run(&checkpoint_path, e))?;
+            task.load_state(&checkpoint.task, &checkpoint_path)?;
             history = checkpoint.state.history;
             seconds = checkpoint.state.seconds;
             first_epoch = checkpoint.state.epoch + 1;
@@ -172,8 +200,13 @@ impl<'a> Fit<'a> {
                 let batch = train.batch(indices, &plain)?;
                 let seed = batch_seed(self.seed, epoch, step);
                 let views = self.pipeline.views(batch.images, task.views(), seed)?;
-                let loss = task.loss(&model, views.autodiff(), batch.labels.autodiff())?;
-                let value = loss.clone().into_scalar::<f32>();
+                let (stepped, value, grads) =
+                    task.gradients(model, views.autodiff(), batch.labels.autodiff())?;
+                model = stepped;
+                if !value.is_finite() && epoch == 1 && step == 0 {
+                    // Nothing was learnt yet: the inputs or the initial model are at fault.
+                    return Err(TrainError::NonFiniteAtStart { value });
+                }
                 if !value.is_finite() {
                     return Err(TrainError::Diverged {
                         value,
@@ -181,8 +214,8 @@ impl<'a> Fit<'a> {
                         step: step + 1,
                     });
                 }
-                let grads = GradientsParams::from_grads(loss.backward(), &model);
                 model = self.optimizer.step(lr, model, grads);
+                task.after_step(&model)?;
                 loss_sum += value as f64;
                 let rate = ((step + 1) * self.batch_size) as f64 / started.elapsed().as_secs_f64();
                 self.progress
@@ -218,7 +251,8 @@ impl<'a> Fit<'a> {
                     seconds,
                     config: self.config.clone(),
                 };
-                save_checkpoint(&checkpoint_path, state, &model, &self.optimizer)?;
+                let task_state = task.state()?;
+                save_checkpoint(&checkpoint_path, state, &model, &self.optimizer, task_state)?;
             }
         }
         Ok(Fitted {
@@ -231,18 +265,19 @@ impl<'a> Fit<'a> {
 
 /// The optimiser and schedule a configuration describes.
 pub fn optimisation(config: &RunConfig) -> (Optimizer, LearningRateSchedule) {
+    let (optim, schedule) = (&config.optim, &config.schedule);
     let optimizer = Optimizer::new(
-        config.optimizer,
-        config.momentum,
-        config.weight_decay,
-        config.decay_norm_and_bias,
+        optim.optimizer,
+        optim.momentum,
+        optim.weight_decay,
+        optim.decay_norm_and_bias,
     );
     let schedule = LearningRateSchedule {
-        base: config.learning_rate,
-        epochs: config.epochs,
-        cosine: config.cosine,
-        decay_epochs: config.lr_decay_epochs.clone(),
-        decay_rate: config.lr_decay_rate,
+        base: optim.learning_rate,
+        epochs: schedule.epochs,
+        kind: schedule.kind,
+        decay_epochs: schedule.lr_decay_epochs.clone(),
+        decay_rate: schedule.lr_decay_rate,
         warm: config.warm_up(),
     };
     (optimizer, schedule)
@@ -281,6 +316,7 @@ fn save_checkpoint<M: Module>(
     state: TrainingState,
     model: &M,
     optimizer: &Optimizer,
+    task: Vec<u8>,
 ) -> Result<(), TrainError> {
     let model = model
         .clone()
@@ -291,64 +327,78 @@ fn save_checkpoint<M: Module>(
         state,
         model,
         optimizer: optimizer.to_bytes()?,
+        task,
     }
     .save(path)
 }
 
 /// Refuses to resume a checkpoint trained under another configuration than `now` (the run's
-/// `config.toml` edited since): only the settings that do not change training may differ.
+/// `config.toml` edited since): only the settings a reopened run may change
+/// ([`REOPEN_SETTINGS`](crate::runs::REOPEN_SETTINGS)) may differ.
 pub fn check_same_run(
     trained: &RunConfig,
     now: &RunConfig,
     checkpoint: &Path,
 ) -> Result<(), TrainError> {
-    let comparable = |c: &RunConfig| RunConfig {
-        device: String::new(),
-        linear_epochs: 0,
-        linear_learning_rate: 1.0,
-        knn_k: 1,
-        ..c.clone()
-    };
-    let (trained, now) = (comparable(trained), comparable(now));
-    if trained == now {
+    let (before, after) = (settings(trained), settings(now));
+    let changed: Vec<String> = before
+        .iter()
+        .filter(|(path, value)| after.get(*path) != Some(value))
+        .map(|(path, value)| {
+            let now = after.get(path).map_or("unset", String::as_str);
+            format!("{path} was {value}, is now {now}")
+        })
+        .chain(
+            after
+                .iter()
+                .filter(|(path, _)| !before.contains_key(*path))
+                .map(|(path, value)| format!("{path} was unset, is now {value}")),
+        )
+        .collect();
+    if changed.is_empty() {
         return Ok(());
     }
-    // The settings as `key = value` lines, by key.
-    let table = |c: &RunConfig| -> std::collections::BTreeMap<String, String> {
-        toml::to_string(c)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.split_once(" = "))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    };
-    let (before, after) = (table(&trained), table(&now));
-    let unset = "unset".to_string();
-    let mut keys: Vec<&String> = before.keys().chain(after.keys()).collect();
-    keys.sort();
-    keys.dedup();
-    let changed: Vec<String> = keys
-        .into_iter()
-        .filter_map(|k| {
-            let (a, b) = (
-                before.get(k).unwrap_or(&unset),
-                after.get(k).unwrap_or(&unset),
-            );
-            (a != b).then(|| format!("{k} was {a}, is now {b}"))
-        })
-        .collect();
     Err(TrainError::run(
         checkpoint,
         format!(
             "was trained under another configuration than the run's config.toml ({}): \
              resuming would not continue the same run; restore config.toml or start a new run",
-            if changed.is_empty() {
-                "its settings differ".to_string()
-            } else {
-                changed.join(", ")
-            }
+            changed.join(", ")
         ),
     ))
+}
+
+/// The settings that decide training, as `path -> value` (TOML text).
+fn settings(config: &RunConfig) -> std::collections::BTreeMap<String, String> {
+    fn flatten(
+        prefix: &str,
+        table: toml::Table,
+        out: &mut std::collections::BTreeMap<String, String>,
+    ) {
+        for (key, value) in table {
+            let path = if prefix.is_empty() {
+                key
+            } else {
+                format!("{prefix}.{key}")
+            };
+            match value {
+                toml::Value::Table(inner) => flatten(&path, inner, out),
+                value => {
+                    out.insert(path, value.to_string());
+                }
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    flatten(
+        "",
+        toml::Table::try_from(config).unwrap_or_default(),
+        &mut out,
+    );
+    for path in crate::runs::REOPEN_SETTINGS {
+        out.remove(path);
+    }
+    out
 }
 
 /// Whether every float parameter of `model` is finite (no NaN, no infinity).

@@ -14,6 +14,7 @@
 //! use supcon_train::progress::Silent;
 //!
 //! let options = Options { epochs: Some(2), ..Options::default() };
+//! // or, as a Burn configuration: RunConfig::new().with_schedule(ScheduleConfig::new().with_epochs(2))
 //! let outcome = supcon_train::runs::start_pretrain(RunConfig::resolve(options)?, &Silent)?;
 //! println!("{:?}", outcome.linear.map(|l| l.test_accuracy));
 //! # Ok::<(), supcon_train::TrainError>(())
@@ -28,8 +29,10 @@ pub mod device;
 mod error;
 pub mod features;
 pub mod fit;
+pub mod grad_cache;
 pub mod linear;
 pub mod metrics;
+pub mod momentum;
 pub mod optim;
 pub mod pretrain;
 pub mod progress;

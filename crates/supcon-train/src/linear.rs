@@ -20,7 +20,7 @@ use crate::TrainError;
 use crate::config::OptimizerKind;
 use crate::features::FeatureSet;
 use crate::optim::Optimizer;
-use crate::schedule::LearningRateSchedule;
+use crate::schedule::{LearningRateSchedule, ScheduleKind};
 
 /// Batch size of the linear stage.
 pub const LINEAR_BATCH: usize = 256;
@@ -64,7 +64,7 @@ pub fn linear_evaluation(
     let schedule = LearningRateSchedule {
         base: learning_rate,
         epochs,
-        cosine: true,
+        kind: ScheduleKind::ReferenceCosine,
         decay_epochs: Vec::new(),
         decay_rate: 0.1,
         warm: false,

@@ -8,8 +8,6 @@ mod memory;
 mod plot;
 mod terminal;
 
-use clap::Parser;
-
 /// See `memory`: mimalloc, keeping freed memory.
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
@@ -18,7 +16,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() {
     #[cfg(feature = "mimalloc")]
     memory::keep_freed_memory();
-    let cli = cli::Cli::parse();
+    let cli = cli::parse();
     let progress = terminal::Terminal::new(cli.quiet);
     let result = app::run(cli.command, cli.options, &progress);
     drop(progress);

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use burn::optim::GradientsParams;
 use burn::prelude::*;
 use supcon_encoder::{Encoder, EncoderConfig};
 use supcon_head::{SupConModel, SupConModelConfig};
@@ -11,14 +12,13 @@ use supcon_loss::{Positives, SupConLoss, SupConLossConfig, by_image};
 use crate::TrainError;
 use crate::config::{Method, RunConfig};
 use crate::features::{FeatureSet, extract, knn_accuracy};
-use crate::fit::{Fit, Task};
+use crate::fit::{Fit, Task, backward, restore_model};
 use crate::linear::{LinearOutcome, linear_evaluation};
 use crate::metrics::EpochMetrics;
+use crate::momentum::{KeyQueue, ema_update};
 use crate::progress::Progress;
 use crate::run::{Prepared, pretrain_view_config};
 
-/// The reference's `base_temperature` (its `SupConLoss` default, which `main_supcon.py` keeps).
-pub const BASE_TEMPERATURE: f64 = 0.07;
 /// Temperature of the kNN monitor's vote weights.
 pub const KNN_TEMPERATURE: f64 = 0.1;
 
@@ -39,12 +39,105 @@ pub struct PretrainOutcome {
     pub classes: Vec<String>,
 }
 
-/// Pre-training as a [`Task`]: all views through the model at once, SupCon or SimCLR loss.
+/// Pre-training as a [`Task`]: all views through the model at once (or in chunks of
+/// `step.chunk` images, with gradient caching), SupCon or SimCLR loss, against the keys of a
+/// momentum encoder and its queue when `step.queue > 0`.
 pub struct ContrastiveTask<'a> {
     prepared: &'a Prepared,
     loss: SupConLoss,
     method: Method,
     views: usize,
+    chunk: usize,
+    momentum: Option<MomentumEncoder>,
+}
+
+/// A key model (the trained model's moving average, in evaluation mode on the plain device),
+/// the queue of its earlier keys, and the keys of the current step waiting to be enqueued.
+struct MomentumEncoder {
+    key: SupConModel,
+    queue: KeyQueue,
+    momentum: f64,
+    pending: Option<(Tensor<2>, Tensor<1, Int>)>,
+}
+
+impl MomentumEncoder {
+    /// The key model's projections of `views` (`[V * B, C, H, W]`, autodiff device), computed
+    /// `chunk` images at a time (all at once for 0).
+    fn keys(&self, views: &Tensor<4>, view_count: usize, chunk: usize) -> Tensor<2> {
+        let plain = views.clone().inner();
+        let rows = plain.dims()[0];
+        let images = rows / view_count;
+        let chunk = if chunk == 0 { images } else { chunk };
+        let parts = crate::grad_cache::chunks(images, chunk);
+        if parts.len() == 1 {
+            return self.key.forward(plain);
+        }
+        let device = plain.device();
+        let mut keys = Vec::with_capacity(parts.len());
+        let mut order = Vec::with_capacity(rows);
+        for (start, end) in parts {
+            let index = crate::grad_cache::chunk_rows(view_count, images, start, end);
+            let chunk_views = plain
+                .clone()
+                .select(0, Tensor::<1, Int>::from_ints(index.as_slice(), &device));
+            keys.push(self.key.forward(chunk_views));
+            order.extend(index);
+        }
+        let mut inverse = vec![0i64; rows];
+        for (position, &row) in order.iter().enumerate() {
+            inverse[row as usize] = position as i64;
+        }
+        Tensor::cat(keys, 0).select(0, Tensor::<1, Int>::from_ints(inverse.as_slice(), &device))
+    }
+}
+
+impl<'a> ContrastiveTask<'a> {
+    /// The task a prepared configuration describes, its key model (if any) a copy of `model`.
+    pub fn new(prepared: &'a Prepared, model: &SupConModel) -> Result<Self, TrainError> {
+        let c = &prepared.config;
+        let momentum = if c.step.queue > 0 {
+            let fresh = supcon_model(c, prepared.channels(), &prepared.device)?;
+            Some(MomentumEncoder {
+                key: ema_update(fresh, model, 0.0).valid(),
+                queue: KeyQueue::new(c.step.queue, c.model.feat_dim, &prepared.device),
+                momentum: c.step.queue_momentum,
+                pending: None,
+            })
+        } else {
+            None
+        };
+        Ok(ContrastiveTask {
+            prepared,
+            loss: SupConLossConfig::new()
+                .with_temperature(c.loss.temp)
+                .with_base_temperature(c.loss.base_temp)
+                .try_init()?,
+            method: c.loss.method,
+            views: c.augment.views,
+            chunk: c.step.chunk,
+            momentum,
+        })
+    }
+
+    /// The loss of the projections `z` (`[V * B, D]`, view-major) of a batch with `labels`.
+    fn loss_of(
+        &self,
+        z: Tensor<2>,
+        labels: Tensor<1, Int>,
+        memory: Option<(Tensor<2>, Tensor<1, Int>)>,
+    ) -> Result<Tensor<1>, TrainError> {
+        let features = by_image(z, self.views);
+        Ok(match (memory, self.method) {
+            (None, Method::SupCon) => self.loss.try_forward(features, Positives::Labels(labels))?,
+            (None, Method::SimClr) => self.loss.try_forward(features, Positives::SameImage)?,
+            (Some((rows, row_labels)), _) => self.loss.try_forward_with_memory(
+                features,
+                Positives::Labels(labels),
+                rows,
+                Some(row_labels),
+            )?,
+        })
+    }
 }
 
 impl Task for ContrastiveTask<'_> {
@@ -61,18 +154,106 @@ impl Task for ContrastiveTask<'_> {
         self.views
     }
 
-    fn loss(
-        &self,
-        model: &SupConModel,
+    fn gradients(
+        &mut self,
+        model: SupConModel,
         views: Tensor<4>,
         labels: Tensor<1, Int>,
-    ) -> Result<Tensor<1>, TrainError> {
-        let features = by_image(model.forward(views), self.views);
-        let positives = match self.method {
-            Method::SupCon => Positives::Labels(labels),
-            Method::SimClr => Positives::SameImage,
+    ) -> Result<(SupConModel, f32, GradientsParams), TrainError> {
+        let images = labels.dims()[0];
+        let device = labels.device();
+        // With a queue, SimCLR's positives are the image's own views and keys: labels are the
+        // images' indices, and the queued keys (labelled -1) are all negatives.
+        let labels = match self.method {
+            Method::SupCon => labels,
+            Method::SimClr => Tensor::arange(0..images as i64, &device),
         };
-        Ok(self.loss.try_forward(features, positives)?)
+        let memory = match &mut self.momentum {
+            Some(encoder) => {
+                let keys = encoder.keys(&views, self.views, self.chunk);
+                let key_labels = labels.clone().inner().repeat_dim(0, self.views);
+                let (rows, row_labels) = if encoder.queue.is_empty() {
+                    (keys.clone(), key_labels.clone())
+                } else {
+                    let (queued, queued_labels) = encoder.queue.contents();
+                    (
+                        Tensor::cat(vec![keys.clone(), queued], 0),
+                        Tensor::cat(vec![key_labels.clone(), queued_labels], 0),
+                    )
+                };
+                let (rows, row_labels) = (rows.autodiff(), row_labels.autodiff());
+                let enqueued_labels = match self.method {
+                    Method::SupCon => key_labels,
+                    Method::SimClr => {
+                        Tensor::full([key_labels.dims()[0]], -1, &key_labels.device())
+                    }
+                };
+                encoder.pending = Some((keys, enqueued_labels));
+                Some((rows, row_labels))
+            }
+            None => None,
+        };
+        let (view_count, chunk) = (self.views, self.chunk);
+        if chunk == 0 || chunk >= images {
+            let loss = self.loss_of(model.forward(views), labels, memory)?;
+            return Ok(backward(model, loss));
+        }
+        let this = &*self;
+        crate::grad_cache::cached_gradients(
+            model,
+            views,
+            view_count,
+            chunk,
+            |m: &SupConModel, x| m.forward(x),
+            |z| this.loss_of(z, labels, memory),
+        )
+    }
+
+    fn after_step(&mut self, model: &SupConModel) -> Result<(), TrainError> {
+        if let Some(encoder) = &mut self.momentum {
+            encoder.key = ema_update(encoder.key.clone(), model, encoder.momentum);
+            if let Some((keys, labels)) = encoder.pending.take() {
+                encoder.queue.push(keys, labels)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn state(&self) -> Result<Vec<u8>, TrainError> {
+        let Some(encoder) = &self.momentum else {
+            return Ok(Vec::new());
+        };
+        let key = encoder
+            .key
+            .clone()
+            .into_record()
+            .into_bytes()
+            .map_err(|e| TrainError::Config(format!("cannot serialise the key model: {e}")))?;
+        let mut bytes = (key.len() as u64).to_le_bytes().to_vec();
+        bytes.extend_from_slice(&key);
+        bytes.extend_from_slice(&encoder.queue.to_bytes()?);
+        Ok(bytes)
+    }
+
+    fn load_state(&mut self, bytes: &[u8], checkpoint: &Path) -> Result<(), TrainError> {
+        let Some(encoder) = &mut self.momentum else {
+            return Ok(());
+        };
+        let bad = || TrainError::run(checkpoint, "its momentum encoder and queue are missing");
+        let len = bytes
+            .get(..8)
+            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
+            .ok_or_else(bad)?;
+        let key_bytes = bytes.get(8..8 + len).ok_or_else(bad)?;
+        encoder.key = restore_model(
+            encoder.key.clone(),
+            burn::tensor::Bytes::from_bytes_vec(key_bytes.to_vec()),
+            checkpoint,
+        )?
+        .valid();
+        encoder.queue =
+            KeyQueue::from_bytes(&bytes[8 + len..], &self.prepared.device).ok_or_else(bad)?;
+        Ok(())
     }
 
     fn monitor(
@@ -83,14 +264,15 @@ impl Task for ContrastiveTask<'_> {
         _history: &[EpochMetrics],
     ) -> Result<(Option<f64>, Option<f64>), TrainError> {
         let c = &self.prepared.config;
-        if c.knn_freq == 0 || !(last || epoch.is_multiple_of(c.knn_freq)) {
+        let every = c.eval.knn_freq;
+        if every == 0 || !(last || epoch.is_multiple_of(every)) {
             return Ok((None, None));
         }
         let encoder = model.valid().encoder;
         let p = self.prepared;
         let train = extract(&encoder, &p.splits.train, c, &p.device)?;
         let validation = extract(&encoder, &p.splits.validation, c, &p.device)?;
-        let accuracy = knn_accuracy(&train, &validation, c.knn_k, KNN_TEMPERATURE)?;
+        let accuracy = knn_accuracy(&train, &validation, c.eval.knn_k, KNN_TEMPERATURE)?;
         Ok((Some(accuracy), None))
     }
 }
@@ -101,10 +283,11 @@ pub fn supcon_model(
     channels: usize,
     device: &Device,
 ) -> Result<SupConModel, TrainError> {
-    let encoder = EncoderConfig::new(config.architecture()?).with_in_channels(channels);
+    let model = &config.model;
+    let encoder = EncoderConfig::new(model.architecture).with_in_channels(channels);
     Ok(SupConModelConfig::new(encoder)
-        .with_head(config.head_kind()?)
-        .with_feat_dim(config.feat_dim)
+        .with_head(model.head)
+        .with_feat_dim(model.feat_dim)
         .init(device))
 }
 
@@ -122,23 +305,18 @@ pub fn pretrain(
     let train_device = prepared.device.clone().autodiff();
     let model = supcon_model(c, prepared.channels(), &train_device)?;
     let views = pretrain_view_config(c, prepared.channels());
-    let task = ContrastiveTask {
-        prepared,
-        loss: SupConLossConfig::new()
-            .with_temperature(c.temp)
-            .with_base_temperature(BASE_TEMPERATURE)
-            .try_init()?,
-        method: c.method,
-        views: c.views,
-    };
+    let mut task = ContrastiveTask::new(prepared, &model)?;
     let fitted =
-        Fit::new(prepared, views, run_dir, progress, stop_after)?.run(&task, model, resume)?;
-    let finished = fitted.history.last().is_some_and(|m| m.epoch == c.epochs);
+        Fit::new(prepared, views, run_dir, progress, stop_after)?.run(&mut task, model, resume)?;
+    let finished = fitted
+        .history
+        .last()
+        .is_some_and(|m| m.epoch == c.schedule.epochs);
     let (mut linear, mut test_features) = (None, None);
     if finished {
         // The frozen features serve both the linear evaluation and the embedding map.
         let [train, validation, test] = split_features(prepared, &fitted.model.valid().encoder)?;
-        if c.linear_epochs > 0 {
+        if c.eval.linear_epochs > 0 {
             let features = [train, validation, test];
             let outcome = evaluate_linear(prepared, &features, progress)?;
             crate::report::save_linear(run_dir, &outcome)?;
@@ -188,8 +366,8 @@ pub fn evaluate_linear(
         train,
         validation,
         test,
-        c.linear_epochs,
-        c.linear_learning_rate,
+        c.eval.linear_epochs,
+        c.eval.linear_learning_rate,
         c.seed,
         &prepared.device,
     )?;
@@ -197,7 +375,7 @@ pub fn evaluate_linear(
         "linear evaluation: best validation {:.2}% at epoch {}/{}, test {:.2}% ({:.1} s)",
         100.0 * outcome.val_accuracy,
         outcome.best_epoch,
-        c.linear_epochs,
+        c.eval.linear_epochs,
         100.0 * outcome.test_accuracy,
         started.elapsed().as_secs_f64()
     ));

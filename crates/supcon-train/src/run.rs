@@ -9,8 +9,7 @@ use supcon_data::Splits;
 
 use crate::TrainError;
 use crate::config::RunConfig;
-use crate::dataset::{DatasetSpec, channel_statistics};
-use crate::device::DeviceChoice;
+use crate::dataset::channel_statistics;
 use crate::progress::Progress;
 
 /// File name of the configuration saved in a run folder.
@@ -29,24 +28,27 @@ pub struct Prepared {
 impl Prepared {
     /// Loads the data named by `config` and fills in what depends on it.
     pub fn new(mut config: RunConfig, progress: &dyn Progress) -> Result<Prepared, TrainError> {
-        let device = DeviceChoice::parse(&config.device)?.device()?;
+        config.validate()?;
+        let device = config.device.device()?;
         device.seed(config.seed);
-        let spec = DatasetSpec::parse(&config.dataset)?;
-        let splits = spec.load(config.val_fraction, config.seed, config.size.unwrap_or(32))?;
+        let data = &mut config.data;
+        let splits = data
+            .dataset
+            .load(data.val_fraction, config.seed, data.size.unwrap_or(32))?;
         let channels = splits.train.image_shape()[0];
-        if config.mean.is_empty() {
+        if data.mean.is_empty() {
             let (mean, std) = channel_statistics(&splits.train);
-            config.mean = mean;
-            config.std = std;
-        } else if config.mean.len() != channels {
+            data.mean = mean;
+            data.std = std;
+        } else if data.mean.len() != channels {
             return Err(TrainError::Config(format!(
                 "mean/std have {} values but the images have {channels} channels",
-                config.mean.len()
+                data.mean.len()
             )));
         }
         progress.message(&format!(
             "data {}: {} train, {} validation, {} test images of {:?}, {} classes",
-            config.dataset,
+            config.data.dataset,
             splits.train.len(),
             splits.validation.len(),
             splits.test.len(),
@@ -72,12 +74,12 @@ impl Prepared {
 /// probability 0.2 for colour images, normalisation with `mean` / `std`.
 pub fn pretrain_view_config(c: &RunConfig, channels: usize) -> ViewPipelineConfig {
     let colour = channels == 3;
-    let jitter = (c.jitter > 0.0).then(|| {
+    let jitter = (c.augment.jitter > 0.0).then(|| {
         ColorJitterConfig::new()
-            .with_brightness(c.jitter)
-            .with_contrast(c.jitter)
-            .with_saturation(if colour { c.jitter } else { 0.0 })
-            .with_hue(if colour { c.jitter / 4.0 } else { 0.0 })
+            .with_brightness(c.augment.jitter)
+            .with_contrast(c.augment.jitter)
+            .with_saturation(if colour { c.augment.jitter } else { 0.0 })
+            .with_hue(if colour { c.augment.jitter / 4.0 } else { 0.0 })
     });
     crop_view_config(c)
         .with_color_jitter(jitter)
@@ -86,10 +88,30 @@ pub fn pretrain_view_config(c: &RunConfig, channels: usize) -> ViewPipelineConfi
 
 /// The augmentation of the cross-entropy baseline: random resized crop, flip, normalisation.
 pub fn crop_view_config(c: &RunConfig) -> ViewPipelineConfig {
-    ViewPipelineConfig::cross_entropy(c.mean.clone(), c.std.clone())
-        .with_crop(Some(CropConfig::new().with_scale([c.crop_min_scale, 1.0])))
-        .with_flip_probability(c.flip)
-        .with_output_size(c.size.map(|s| [s, s]))
+    ViewPipelineConfig::cross_entropy(c.data.mean.clone(), c.data.std.clone())
+        .with_crop(Some(
+            CropConfig::new().with_scale([c.augment.crop_min_scale, 1.0]),
+        ))
+        .with_flip_probability(c.augment.flip)
+        .with_output_size(c.data.size.map(|s| [s, s]))
+}
+
+/// Checks, without creating anything, that the run `config` describes can be created: its
+/// `out` folder ([`check_out_dir`]) and, for a chosen `name`, that no such folder exists.
+pub fn check_new_run(config: &RunConfig) -> Result<(), TrainError> {
+    check_out_dir(&config.out)?;
+    match &config.name {
+        Some(name) if config.out.join(name).exists() => Err(name_taken(&config.out.join(name))),
+        _ => Ok(()),
+    }
+}
+
+fn name_taken(dir: &Path) -> TrainError {
+    TrainError::Config(format!(
+        "{} already exists: choose another --name, or continue that run with --resume {}",
+        dir.display(),
+        dir.display()
+    ))
 }
 
 /// Checks, without creating anything, that run folders can be created in `out`: its nearest
@@ -129,9 +151,23 @@ pub fn check_out_dir(out: &Path) -> Result<(), TrainError> {
 /// Creates a fresh run folder `out/<name>-<n>` (the first free `n` from 1) and saves the
 /// configuration in it.
 pub fn create_run_dir(config: &RunConfig, name: &str) -> Result<PathBuf, TrainError> {
-    check_out_dir(&config.out)?;
+    check_new_run(config)?;
     std::fs::create_dir_all(&config.out)
         .map_err(|e| TrainError::run(&config.out, format!("cannot create the folder: {e}")))?;
+    if let Some(chosen) = &config.name {
+        let dir = config.out.join(chosen);
+        return match std::fs::create_dir(&dir) {
+            Ok(()) => {
+                config.save(&dir.join(CONFIG_FILE))?;
+                Ok(dir)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(name_taken(&dir)),
+            Err(e) => Err(TrainError::run(
+                &dir,
+                format!("cannot create the run folder: {e}"),
+            )),
+        };
+    }
     for n in 1.. {
         let dir = config.out.join(format!("{name}-{n}"));
         match std::fs::create_dir(&dir) {

@@ -10,7 +10,7 @@ use supcon_encoder::Encoder;
 use crate::TrainError;
 use crate::atomic::write_atomically;
 use crate::checkpoint::Checkpoint;
-use crate::config::{Method, Options, RunConfig};
+use crate::config::{Layer, Method, Options, RunConfig};
 use crate::features::{FeatureSet, extract, knn_accuracy};
 use crate::fit::{CHECKPOINT_FILE, restore_model};
 use crate::linear::LinearOutcome;
@@ -38,9 +38,8 @@ pub enum Split {
 
 /// The demo's configuration: its recipe under `options` (which win).
 pub fn demo_config(options: Options) -> Result<RunConfig, TrainError> {
-    let recipe: Options =
-        toml::from_str(DEMO_RECIPE).map_err(|e| TrainError::Config(format!("demo recipe: {e}")))?;
-    RunConfig::resolve(options.with_config_file()?.or(recipe))
+    let recipe = Layer::from_toml(DEMO_RECIPE, "the demo recipe", Path::new(""))?;
+    RunConfig::resolve_over(&[recipe], options)
 }
 
 /// Pre-trains a new run for `config`.
@@ -49,14 +48,14 @@ pub fn start_pretrain(
     progress: &dyn Progress,
 ) -> Result<PretrainOutcome, TrainError> {
     config.validate_pretraining()?;
-    crate::run::check_out_dir(&config.out)?;
+    crate::run::check_new_run(&config)?;
     let prepared = Prepared::new(config, progress)?;
     let c = &prepared.config;
-    let method = match c.method {
+    let method = match c.loss.method {
         Method::SupCon => "supcon",
         Method::SimClr => "simclr",
     };
-    let run_dir = create_run_dir(c, &format!("{method}-{}", c.model))?;
+    let run_dir = create_run_dir(c, &format!("{method}-{}", c.model.architecture))?;
     progress.message(&format!("run folder {}", run_dir.display()));
     pretrain(&prepared, &run_dir, false, progress, None)
 }
@@ -71,43 +70,41 @@ pub fn resume_pretrain(
     pretrain(&prepared, run, true, progress, None)
 }
 
-/// The run's saved configuration, with the few options that may change between sessions
-/// (`device`, `linear_epochs`, `linear_learning_rate`, `knn_k`) taken from `options`.
+/// The settings a reopened run may change: they do not change what was trained.
+pub const REOPEN_SETTINGS: [&str; 4] = [
+    "device",
+    "eval.linear_epochs",
+    "eval.linear_learning_rate",
+    "eval.knn_k",
+];
+
+/// The run's saved configuration, with the few settings that may change between sessions
+/// ([`REOPEN_SETTINGS`]) taken from `options` (and its `--config` file).
 pub fn reopen(
     run: &Path,
     options: &Options,
     progress: &dyn Progress,
 ) -> Result<Prepared, TrainError> {
-    let mut config = load_run_config(run)?;
-    let options = options.clone().with_config_file()?;
-    let fixed = Options {
-        config: None,
-        device: None,
-        linear_epochs: None,
-        linear_learning_rate: None,
-        knn_k: None,
-        ..options.clone()
-    };
-    if fixed != Options::default() {
-        return Err(TrainError::Config(format!(
-            "{} has its configuration in {}; only --device, --linear_epochs, \
-             --linear_learning_rate and --knn_k may be given with it",
-            run.display(),
-            crate::run::CONFIG_FILE
-        )));
+    let saved = load_run_config(run)?;
+    let mut layers = Vec::new();
+    if let Some(path) = &options.config {
+        layers.push(Layer::from_file(path)?);
     }
-    if let Some(device) = options.device {
-        config.device = device;
+    layers.push(Layer::from_options(options)?);
+    for layer in &layers {
+        if let Some(path) = layer
+            .paths()
+            .find(|p| !REOPEN_SETTINGS.contains(&p.as_str()))
+        {
+            return Err(TrainError::Config(format!(
+                "{} has its configuration in {}, so `{path}` cannot be given with it; only \
+                 --device, --linear_epochs, --linear_learning_rate and --knn_k can",
+                run.display(),
+                crate::run::CONFIG_FILE
+            )));
+        }
     }
-    if let Some(epochs) = options.linear_epochs {
-        config.linear_epochs = epochs;
-    }
-    if let Some(rate) = options.linear_learning_rate {
-        config.linear_learning_rate = rate;
-    }
-    if let Some(k) = options.knn_k {
-        config.knn_k = k;
-    }
+    let config = crate::config::layers::build(&saved, &layers)?;
     config.validate()?;
     if !run.join(CHECKPOINT_FILE).is_file() {
         return Err(TrainError::run(
@@ -155,8 +152,9 @@ pub fn knn(
     let s = &prepared.splits;
     let features = |data| extract(&encoder, data, c, &prepared.device);
     let train: FeatureSet = features(&s.train)?;
-    let val = knn_accuracy(&train, &features(&s.validation)?, c.knn_k, KNN_TEMPERATURE)?;
-    let test = knn_accuracy(&train, &features(&s.test)?, c.knn_k, KNN_TEMPERATURE)?;
+    let k = c.eval.knn_k;
+    let val = knn_accuracy(&train, &features(&s.validation)?, k, KNN_TEMPERATURE)?;
+    let test = knn_accuracy(&train, &features(&s.test)?, k, KNN_TEMPERATURE)?;
     Ok((val, test))
 }
 

@@ -1,16 +1,37 @@
-//! Learning-rate schedules exactly as the reference's `util.py`: step decay or cosine per epoch,
-//! and a linear warm-up per iteration over the first epochs. [`ScheduledRate`] runs one as a
-//! Burn [`LrScheduler`], for any Burn loop and burn-train's `Learner`.
+//! Learning-rate schedules: the default per-iteration warm-up and cosine (as solo-learn and
+//! lightly run it), and the reference's `util.py` schedules exactly (step decay or cosine per
+//! epoch, with its optional linear warm-up per iteration over the first epochs).
+//! [`ScheduledRate`] runs one as a Burn [`LrScheduler`], for any Burn loop and burn-train's
+//! `Learner`.
 
 use std::f64::consts::PI;
 
 use burn::optim::LearningRate;
 use burn::optim::lr_scheduler::{LrScheduler, LrSchedulerRecord};
+use serde::{Deserialize, Serialize};
 
-/// Epochs of warm-up (the reference's `warm_epochs`).
+/// Epochs of warm-up (the reference's `warm_epochs`; for [`ScheduleKind::Cosine`], at most a
+/// tenth of the run).
 pub const WARM_EPOCHS: usize = 10;
-/// Rate at the start of warm-up (the reference's `warmup_from`).
+/// Rate at the start of the reference's warm-up (its `warmup_from`).
 pub const WARMUP_FROM: f64 = 0.01;
+
+/// Which schedule (`--schedule`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
+pub enum ScheduleKind {
+    /// Per iteration: a linear warm-up over [`WARM_EPOCHS`] epochs or a tenth of the run,
+    /// whichever is shorter, then a cosine to `base * decay_rate^3` that reaches it only after
+    /// the last iteration. No epoch runs at the floor, so short runs train at useful rates.
+    Cosine,
+    /// The reference's step decay: the rate times `decay_rate` after each milestone epoch.
+    Step,
+    /// The reference's cosine (`--cosine`): one rate per epoch,
+    /// `floor + (base - floor)(1 + cos(pi epoch / epochs)) / 2`, so the last epoch runs at the
+    /// floor (a whole one-epoch run does).
+    ReferenceCosine,
+}
 
 /// The schedule of one run.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,46 +40,68 @@ pub struct LearningRateSchedule {
     pub base: f64,
     /// Total epochs.
     pub epochs: usize,
-    /// Cosine (else step) decay.
-    pub cosine: bool,
+    /// Which schedule.
+    pub kind: ScheduleKind,
     /// Step milestones.
     pub decay_epochs: Vec<usize>,
-    /// Step factor; cosine floor is `base * rate^3`.
+    /// Step factor; the cosine floor is `base * rate^3`.
     pub decay_rate: f64,
-    /// Linear warm-up from [`WARMUP_FROM`] over [`WARM_EPOCHS`] epochs.
+    /// The reference's linear warm-up from [`WARMUP_FROM`] over [`WARM_EPOCHS`] epochs, for
+    /// [`ScheduleKind::Step`] and [`ScheduleKind::ReferenceCosine`] ([`ScheduleKind::Cosine`]
+    /// always warms up).
     pub warm: bool,
 }
 
 impl LearningRateSchedule {
-    /// `adjust_learning_rate(args, optimizer, epoch)`: the rate for a whole epoch (1-based).
+    /// The floor of the cosine schedules.
+    fn floor(&self) -> f64 {
+        self.base * self.decay_rate.powi(3)
+    }
+
+    /// The reference's `adjust_learning_rate(args, optimizer, epoch)`: the rate of a whole
+    /// epoch (1-based) for [`ScheduleKind::Step`] and [`ScheduleKind::ReferenceCosine`];
+    /// for [`ScheduleKind::Cosine`], which changes every iteration, the rate at the epoch's end.
     pub fn epoch_rate(&self, epoch: usize) -> f64 {
-        if self.cosine {
-            let eta_min = self.base * self.decay_rate.powi(3);
-            eta_min
-                + (self.base - eta_min) * (1.0 + (PI * epoch as f64 / self.epochs as f64).cos())
-                    / 2.0
-        } else {
-            let passed = self.decay_epochs.iter().filter(|&&m| epoch > m).count();
-            self.base * self.decay_rate.powi(passed as i32)
+        match self.kind {
+            ScheduleKind::Step => {
+                let passed = self.decay_epochs.iter().filter(|&&m| epoch > m).count();
+                self.base * self.decay_rate.powi(passed as i32)
+            }
+            ScheduleKind::ReferenceCosine | ScheduleKind::Cosine => {
+                let floor = self.floor();
+                floor
+                    + (self.base - floor) * (1.0 + (PI * epoch as f64 / self.epochs as f64).cos())
+                        / 2.0
+            }
         }
     }
 
-    /// The rate for iteration `batch` (0-based) of `batches` in epoch `epoch` (1-based): the
-    /// epoch's rate, or during warm-up (`warmup_learning_rate`) the line from [`WARMUP_FROM`]
-    /// to the rate the schedule has at epoch [`WARM_EPOCHS`].
+    /// The rate for iteration `batch` (0-based) of `batches` in epoch `epoch` (1-based).
+    ///
+    /// [`ScheduleKind::Cosine`]: with `T` iterations in all and `W` of warm-up, iteration `t`
+    /// runs at `base (t + 1) / W` while `t < W`, then at
+    /// `floor + (base - floor)(1 + cos(pi (t - W) / (T - W))) / 2`.
+    /// The reference's schedules: the epoch's rate, or during warm-up (`warmup_learning_rate`)
+    /// the line from [`WARMUP_FROM`] to the rate the schedule has at epoch [`WARM_EPOCHS`].
     pub fn rate(&self, epoch: usize, batch: usize, batches: usize) -> f64 {
+        let batches = batches.max(1);
+        if self.kind == ScheduleKind::Cosine {
+            let total = self.epochs * batches;
+            let warm = (WARM_EPOCHS * batches).min(total / 10).max(1);
+            let t = (epoch - 1) * batches + batch;
+            if t < warm {
+                return self.base * (t + 1) as f64 / warm as f64;
+            }
+            let floor = self.floor();
+            let progress = (t - warm) as f64 / (total - warm).max(1) as f64;
+            return floor + (self.base - floor) * (1.0 + (PI * progress).cos()) / 2.0;
+        }
         if self.warm && epoch <= WARM_EPOCHS {
-            let target = if self.cosine {
-                let eta_min = self.base * self.decay_rate.powi(3);
-                eta_min
-                    + (self.base - eta_min)
-                        * (1.0 + (PI * WARM_EPOCHS as f64 / self.epochs as f64).cos())
-                        / 2.0
-            } else {
-                self.base
+            let target = match self.kind {
+                ScheduleKind::Step => self.base,
+                _ => self.epoch_rate(WARM_EPOCHS),
             };
-            let progress =
-                (batch + (epoch - 1) * batches) as f64 / (WARM_EPOCHS * batches.max(1)) as f64;
+            let progress = (batch + (epoch - 1) * batches) as f64 / (WARM_EPOCHS * batches) as f64;
             WARMUP_FROM + progress * (target - WARMUP_FROM)
         } else {
             self.epoch_rate(epoch)
@@ -72,10 +115,11 @@ impl LearningRateSchedule {
 ///
 /// ```
 /// use burn::optim::lr_scheduler::LrScheduler;
-/// use supcon_train::schedule::{LearningRateSchedule, ScheduledRate};
+/// use supcon_train::schedule::{LearningRateSchedule, ScheduleKind, ScheduledRate};
 ///
 /// let schedule = LearningRateSchedule {
-///     base: 0.5, epochs: 100, cosine: true, decay_epochs: vec![], decay_rate: 0.1, warm: true,
+///     base: 0.5, epochs: 100, kind: ScheduleKind::Cosine, decay_epochs: vec![], decay_rate: 0.1,
+///     warm: false,
 /// };
 /// let mut scheduler = ScheduledRate::new(schedule.clone(), 50); // 50 iterations an epoch
 /// assert_eq!(scheduler.step(), schedule.rate(1, 0, 50));
@@ -146,7 +190,11 @@ mod tests {
         LearningRateSchedule {
             base: 0.5,
             epochs: 1000,
-            cosine,
+            kind: if cosine {
+                ScheduleKind::ReferenceCosine
+            } else {
+                ScheduleKind::Step
+            },
             decay_epochs: vec![700, 800, 900],
             decay_rate: 0.1,
             warm,
@@ -178,5 +226,50 @@ mod tests {
         let mid = s.rate(5, 50, 100); // 450 of 1000 warm-up iterations
         assert!((mid - (WARMUP_FROM + 0.45 * (target - WARMUP_FROM))).abs() < 1e-12);
         assert_eq!(s.rate(11, 0, 100), s.epoch_rate(11));
+    }
+
+    fn cosine(epochs: usize) -> LearningRateSchedule {
+        LearningRateSchedule {
+            base: 0.5,
+            epochs,
+            kind: ScheduleKind::Cosine,
+            decay_epochs: vec![],
+            decay_rate: 0.1,
+            warm: false,
+        }
+    }
+
+    #[test]
+    fn a_one_epoch_run_trains_at_useful_rates() {
+        let s = cosine(1);
+        let rates: Vec<f64> = (0..100).map(|b| s.rate(1, b, 100)).collect();
+        // Ten warm-up iterations up to the base rate, then a cosine down to the floor.
+        assert!((rates[0] - 0.05).abs() < 1e-12);
+        assert!((rates[9] - 0.5).abs() < 1e-12);
+        assert!((rates[10] - 0.5).abs() < 1e-12);
+        assert!(rates[99] > s.floor() && rates[99] < 0.01);
+        let mean = rates.iter().sum::<f64>() / 100.0;
+        assert!(mean > 0.22, "mean rate {mean}");
+        // The reference's cosine runs this whole epoch at its floor.
+        let reference = LearningRateSchedule {
+            kind: ScheduleKind::ReferenceCosine,
+            ..s
+        };
+        assert!((reference.rate(1, 50, 100) - 0.0005).abs() < 1e-15);
+    }
+
+    #[test]
+    fn no_epoch_of_the_default_schedule_runs_at_the_floor() {
+        let s = cosine(6);
+        let last: Vec<f64> = (0..50).map(|b| s.rate(6, b, 50)).collect();
+        let mean = last.iter().sum::<f64>() / 50.0;
+        assert!(mean > 20.0 * s.floor(), "last epoch's mean rate {mean}");
+        // Warm-up: a tenth of the 300 iterations.
+        assert!((s.rate(1, 29, 50) - 0.5).abs() < 1e-12);
+        assert!(s.rate(1, 28, 50) < 0.5);
+        // Long runs warm up over WARM_EPOCHS epochs.
+        let long = cosine(200);
+        assert!(long.rate(10, 99, 100) > long.rate(10, 98, 100));
+        assert!(long.rate(11, 1, 100) < long.rate(11, 0, 100));
     }
 }

@@ -78,6 +78,47 @@ fn what_cannot_work_is_refused_before_the_run_folder_exists() {
         &["pretrain", "--batch_size", "1"],
         "batch_size 1 cannot pre-train",
     );
+    assert_rejected(
+        &["pretrain", "--queue", "10"],
+        "queue must hold at least a batch's keys (2 views x 128 images = 256)",
+    );
+    assert_rejected(
+        &["pretrain", "--queue", "4096", "--queue_momentum", "1"],
+        "queue_momentum must be in [0, 1)",
+    );
+    assert_rejected(
+        &["pretrain", "--chunk", "48"],
+        "chunk must divide batch_size",
+    );
+    assert_rejected(
+        &["pretrain", "--chunk", "256"],
+        "chunk must divide batch_size",
+    );
+    assert_rejected(
+        &["pretrain", "--name", "../up"],
+        "name must be a folder name",
+    );
+    assert_rejected(&["pretrain", "--schedule", "linear"], "--schedule");
+}
+
+#[test]
+fn a_named_run_folder_is_never_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("runs/mine")).unwrap();
+    let out = supcon_train(&["pretrain", "--name", "mine", "--out", "runs"], dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("already exists: choose another --name"),
+        "{stderr}"
+    );
+    let inside: Vec<_> = std::fs::read_dir(dir.path().join("runs/mine"))
+        .unwrap()
+        .collect();
+    assert!(
+        inside.is_empty(),
+        "nothing written into the existing folder"
+    );
 }
 
 #[test]
@@ -150,7 +191,7 @@ fn a_checkpoint_of_another_architecture_is_refused() {
     let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
     std::fs::write(
         run.join("config.toml"),
-        config.replace("model = \"small\"", "model = \"resnet18\""),
+        config.replace("architecture = \"small\"", "architecture = \"resnet18\""),
     )
     .unwrap();
     let before = std::fs::read(run.join("checkpoint.bin")).unwrap();

@@ -15,7 +15,7 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn tiny_config(data: &std::path::Path, out: &std::path::Path) -> RunConfig {
     RunConfig::resolve(Options {
-        dataset: Some(format!("idx:{}", data.display())),
+        dataset: Some(format!("idx:{}", data.display()).parse().unwrap()),
         out: Some(out.to_path_buf()),
         epochs: Some(3),
         batch_size: Some(32),
@@ -79,14 +79,15 @@ fn same_seed_same_run_and_resume_matches_the_uninterrupted_run() {
 
     // A checkpoint is resumed only under the configuration it was trained with.
     let mut edited = prepared.config.clone();
-    edited.batch_size = 16;
+    edited.data.batch_size = 16;
     let edited = Prepared::new(edited, &Silent).unwrap();
     let error = pretrain(&edited, &split_dir, true, &Silent, None)
         .err()
         .unwrap()
         .to_string();
     assert!(
-        error.contains("another configuration") && error.contains("batch_size was 32, is now 16"),
+        error.contains("another configuration")
+            && error.contains("data.batch_size was 32, is now 16"),
         "{error}"
     );
 }
@@ -97,8 +98,8 @@ fn evaluation_commands_read_a_finished_run() {
     let dir = tempfile::tempdir().unwrap();
     common::write_tiny_idx(&dir.path().join("data"));
     let mut config = tiny_config(&dir.path().join("data"), &dir.path().join("runs"));
-    config.method = Method::SimClr;
-    config.epochs = 1;
+    config.loss.method = Method::SimClr;
+    config.schedule.epochs = 1;
     let outcome = commands::start_pretrain(config, &Silent).unwrap();
     let run = outcome.run_dir;
 
@@ -161,10 +162,10 @@ fn weights_that_diverge_are_never_saved() {
     let mut config = tiny_config(&dir.path().join("data"), &dir.path().join("runs"));
     // One step per epoch at a rate that turns the weights non-finite while the loss of that
     // step (computed before it) is finite.
-    config.batch_size = 256;
-    config.learning_rate = 1e42; // finite as f64; its cosine floor, 1e39, is infinite as f32
-    config.epochs = 1;
-    config.knn_freq = 0;
+    config.data.batch_size = 256;
+    config.optim.learning_rate = 1e42; // finite as f64; its cosine floor, 1e39, is infinite as f32
+    config.schedule.epochs = 1;
+    config.eval.knn_freq = 0;
     let prepared = Prepared::new(config, &Silent).unwrap();
     let run = create_run_dir(&prepared.config, "diverged").unwrap();
     let error = pretrain(&prepared, &run, false, &Silent, None)
@@ -183,4 +184,71 @@ fn weights_that_diverge_are_never_saved() {
         !run.join(CHECKPOINT_FILE).exists(),
         "no checkpoint of NaN weights"
     );
+}
+
+#[test]
+fn a_loss_that_is_not_finite_before_any_update_blames_the_inputs() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    common::write_tiny_idx(&dir.path().join("data"));
+    let mut config = tiny_config(&dir.path().join("data"), &dir.path().join("runs"));
+    // A standard deviation that is positive, but whose reciprocal overflows f32.
+    config.data.mean = vec![0.5];
+    config.data.std = vec![1e-40];
+    let prepared = Prepared::new(config, &Silent).unwrap();
+    let run = create_run_dir(&prepared.config, "inputs").unwrap();
+    let error = pretrain(&prepared, &run, false, &Silent, None)
+        .err()
+        .unwrap();
+    assert!(
+        matches!(error, supcon_train::TrainError::NonFiniteAtStart { .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("--std"), "{error}");
+    assert_eq!(error.exit_code(), 2);
+}
+
+#[test]
+fn a_run_with_a_queue_resumes_exactly_and_chunks_run() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    common::write_tiny_idx(&dir.path().join("data"));
+    let mut config = tiny_config(&dir.path().join("data"), &dir.path().join("runs"));
+    config.step.queue = 160;
+    config.step.queue_momentum = 0.9;
+    config.schedule.epochs = 2;
+    config.eval.linear_epochs = 5;
+
+    let prepared = Prepared::new(config.clone(), &Silent).unwrap();
+    let whole_dir = create_run_dir(&prepared.config, "queue-whole").unwrap();
+    let whole = pretrain(&prepared, &whole_dir, false, &Silent, None).unwrap();
+    // The same seed again (Prepared seeds the device), interrupted after one epoch.
+    let prepared = Prepared::new(config.clone(), &Silent).unwrap();
+    let split_dir = create_run_dir(&prepared.config, "queue-split").unwrap();
+    pretrain(&prepared, &split_dir, false, &Silent, Some(1)).unwrap();
+    let resumed = pretrain(&prepared, &split_dir, true, &Silent, None).unwrap();
+    for (a, b) in whole.history.iter().zip(&resumed.history) {
+        assert_eq!(a.loss, b.loss, "epoch {}", a.epoch);
+    }
+    assert_eq!(
+        whole.linear.unwrap().test_accuracy,
+        resumed.linear.unwrap().test_accuracy
+    );
+    // The queue changes the loss: a run without it differs.
+    let mut plain = config.clone();
+    plain.step.queue = 0;
+    let prepared = Prepared::new(plain, &Silent).unwrap();
+    let plain_dir = create_run_dir(&prepared.config, "plain").unwrap();
+    let plain = pretrain(&prepared, &plain_dir, false, &Silent, Some(1)).unwrap();
+    assert_ne!(plain.history[0].loss, whole.history[0].loss);
+
+    // SimCLR against a queue, and gradient caching in chunks of 8, both train.
+    let mut other = config;
+    other.loss.method = Method::SimClr;
+    other.step.chunk = 8;
+    other.schedule.epochs = 1;
+    let prepared = Prepared::new(other, &Silent).unwrap();
+    let run = create_run_dir(&prepared.config, "simclr-chunked").unwrap();
+    let outcome = pretrain(&prepared, &run, false, &Silent, None).unwrap();
+    assert!(outcome.history[0].loss.is_finite());
 }

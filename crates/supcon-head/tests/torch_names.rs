@@ -1,0 +1,41 @@
+//! Every `torch.save` file opens, whatever the length of its name: PyTorch names the folder
+//! inside its zip archive after the file's stem, and with a 21-character stem the `zip` crate
+//! under burn-store misread the archive ("Invalid Central Directory header"). The files in
+//! `assets/golden/torch_names/` were written by PyTorch (`xtask/python/torch_names.py`), each
+//! holding `{'model': {'x': [n, n + 0.5, -1]}}` for a stem of `n` characters.
+
+use std::path::Path;
+
+use burn::module::Param;
+use burn::prelude::*;
+use supcon_head::weights;
+
+#[derive(Module, Debug)]
+struct Tiny {
+    x: Param<Tensor<1>>,
+}
+
+#[test]
+fn checkpoints_open_under_every_name_length() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/golden/torch_names");
+    let device = Device::flex();
+    let mut lengths = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let n = path.file_stem().unwrap().len();
+        let empty = Tiny {
+            x: Param::from_tensor(Tensor::zeros([3], &device)),
+        };
+        let loaded = weights::load_reference_checkpoint(empty, &path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let x = loaded.x.val().into_data().try_into_vec::<f32>().unwrap();
+        assert_eq!(x, [n as f32, n as f32 + 0.5, -1.0], "{}", path.display());
+        lengths.push(n);
+    }
+    lengths.sort();
+    assert!(
+        lengths.contains(&21),
+        "the length that was misread is covered: {lengths:?}"
+    );
+    assert!(lengths.len() >= 10, "{lengths:?}");
+}

@@ -1,0 +1,153 @@
+//! Gradient caching (Gao et al. 2021, "Scaling Deep Contrastive Learning Batch Size under
+//! Memory Limited Setup"): the gradient of a loss over the embeddings of a large batch, in
+//! memory bounded by a chunk of it. The embeddings are computed chunk by chunk without keeping
+//! the graph; the loss and its gradient with respect to the embeddings are computed on all of
+//! them at once; then each chunk is run again with its graph and back-propagates its slice of
+//! that gradient. The parameter gradient is exactly the whole batch's, with BatchNorm's batch
+//! statistics taken per chunk (as each device's are under data parallelism); running
+//! statistics are updated once per chunk (the first pass's updates are undone).
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::optim::{GradientsAccumulator, GradientsParams};
+use burn::prelude::*;
+
+use crate::TrainError;
+
+/// The chunks of `images` images, at most `chunk` each: `[start, end)` ranges.
+pub fn chunks(images: usize, chunk: usize) -> Vec<(usize, usize)> {
+    let chunk = chunk.max(1);
+    (0..images.div_ceil(chunk))
+        .map(|c| (c * chunk, ((c + 1) * chunk).min(images)))
+        .collect()
+}
+
+/// The rows of images `start..end` in a view-major layout of `views` views of `images` images
+/// (`[V * B, ...]`, view 0 of every image first).
+pub fn chunk_rows(views: usize, images: usize, start: usize, end: usize) -> Vec<i64> {
+    (0..views)
+        .flat_map(|v| (start..end).map(move |i| (v * images + i) as i64))
+        .collect()
+}
+
+/// The loss value, and the gradients of `model`'s parameters, of `loss(forward(model, views))`
+/// computed in chunks of `chunk` images (see the module docs). `views` is `[V * B, C, H, W]`
+/// view-major on the autodiff device; `forward` maps a chunk's rows to their embeddings;
+/// `loss` takes the embeddings of all rows in their original order. Returns the model (its
+/// running statistics restored after the first pass).
+pub fn cached_gradients<M: Module>(
+    model: M,
+    views: Tensor<4>,
+    view_count: usize,
+    chunk: usize,
+    forward: impl Fn(&M, Tensor<4>) -> Tensor<2>,
+    loss: impl FnOnce(Tensor<2>) -> Result<Tensor<1>, TrainError>,
+) -> Result<(M, f32, GradientsParams), TrainError> {
+    let device = views.device();
+    let rows = views.dims()[0];
+    let images = rows / view_count.max(1);
+    let parts = chunks(images, chunk);
+    let index = |start, end| {
+        Tensor::<1, Int>::from_ints(
+            chunk_rows(view_count, images, start, end).as_slice(),
+            &device,
+        )
+    };
+
+    // Pass 1: every chunk's embeddings, without their graphs.
+    let statistics = RunningStatistics::of(&model);
+    let mut embeddings = Vec::with_capacity(parts.len());
+    let mut order = Vec::with_capacity(rows);
+    for &(start, end) in &parts {
+        let chunk_views = views.clone().select(0, index(start, end));
+        embeddings.push(forward(&model, chunk_views).detach());
+        order.extend(chunk_rows(view_count, images, start, end));
+    }
+    let model = statistics.restore(model);
+    // Back to the original row order.
+    let mut inverse = vec![0i64; rows];
+    for (position, &row) in order.iter().enumerate() {
+        inverse[row as usize] = position as i64;
+    }
+    let all = Tensor::cat(embeddings, 0)
+        .select(0, Tensor::<1, Int>::from_ints(inverse.as_slice(), &device))
+        .require_grad();
+
+    // The loss and its gradient with respect to the embeddings.
+    let value = loss(all.clone())?;
+    let scalar = value.clone().into_scalar::<f32>();
+    if !scalar.is_finite() {
+        return Ok((model, scalar, GradientsParams::new()));
+    }
+    let grads = value.backward();
+    let embedding_grad = all
+        .grad(&grads)
+        .ok_or_else(|| TrainError::Config("the loss does not depend on the embeddings".into()))?;
+
+    // Pass 2: each chunk with its graph, back-propagating its slice of that gradient.
+    let mut accumulated = GradientsAccumulator::<M>::new();
+    for &(start, end) in &parts {
+        let chunk_views = views.clone().select(0, index(start, end));
+        let rows_inner = Tensor::<1, Int>::from_ints(
+            chunk_rows(view_count, images, start, end).as_slice(),
+            &embedding_grad.device(),
+        );
+        let slice = embedding_grad.clone().select(0, rows_inner).autodiff();
+        let surrogate = (forward(&model, chunk_views) * slice).sum();
+        let chunk_grads = GradientsParams::from_grads(surrogate.backward(), &model);
+        accumulated.accumulate(&model, chunk_grads);
+    }
+    Ok((model, scalar, accumulated.grads()))
+}
+
+/// The running statistics (tensors that do not require gradients, such as BatchNorm's running
+/// mean and variance) of a model on its autodiff device, to be put back later.
+struct RunningStatistics(Vec<Option<(Tensor<1>, Vec<usize>)>>);
+
+impl RunningStatistics {
+    fn of<M: Module>(model: &M) -> RunningStatistics {
+        struct Collect(Vec<Option<(Tensor<1>, Vec<usize>)>>);
+        impl ModuleVisitor for Collect {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                let value = param.val();
+                if value.is_require_grad() {
+                    self.0.push(None);
+                } else {
+                    let shape = value.shape().to_vec();
+                    let numel = shape.iter().product::<usize>();
+                    self.0.push(Some((value.reshape([numel]), shape)));
+                }
+            }
+        }
+        let mut collect = Collect(Vec::new());
+        model.visit(&mut collect);
+        RunningStatistics(collect.0)
+    }
+
+    fn restore<M: Module>(self, model: M) -> M {
+        struct Restore(std::vec::IntoIter<Option<(Tensor<1>, Vec<usize>)>>);
+        impl ModuleMapper for Restore {
+            fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+                match self.0.next().flatten() {
+                    Some((value, shape)) => param.map(|_| {
+                        let dims: [usize; D] = shape.try_into().expect("same rank");
+                        value.reshape(dims)
+                    }),
+                    None => param,
+                }
+            }
+        }
+        model.map(&mut Restore(self.0.into_iter()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_cover_every_image_once() {
+        assert_eq!(chunks(10, 4), [(0, 4), (4, 8), (8, 10)]);
+        assert_eq!(chunks(8, 8), [(0, 8)]);
+        assert_eq!(chunk_rows(2, 5, 1, 3), [1, 2, 6, 7]);
+    }
+}
