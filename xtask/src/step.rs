@@ -35,7 +35,7 @@ pub struct StepArgs {
 
 /// Runs the steps and prints seconds per image and the peak heap of a step.
 pub fn step(args: &StepArgs) -> Result<(), String> {
-    if args.chunk > 0 && (args.chunk > args.batch || args.batch % args.chunk != 0) {
+    if args.chunk > 0 && (args.chunk > args.batch || !args.batch.is_multiple_of(args.chunk)) {
         return Err(format!(
             "--chunk {} must divide --batch {}",
             args.chunk, args.batch

@@ -8,18 +8,20 @@
 //! must be as accurate as flex; see `loss_on_large_logits_is_as_accurate_as_flex`. Why the
 //! encoders are compared at a batch of 2: see `encoder_matches_flex`.
 //!
-//! Compiled only when a device besides flex is; run it as CI does:
+//! Compiled only when a device besides flex is. `cargo test --workspace` compiles ndarray in and
+//! runs it there; for wgpu on a machine without a GPU:
 //!
 //! ```text
-//! SUPCON_WGPU_API=gl SUPCON_PARITY_DEVICES=ndarray,wgpu \
-//!     cargo test -p supcon-train --features ndarray,wgpu,vulkan --test parity -- --nocapture
+//! SUPCON_WGPU_API=gl SUPCON_PARITY_DEVICES=wgpu CUBECL_AUTOTUNE_LEVEL=minimal \
+//!     cargo test -p supcon-train --features wgpu --test parity -- --nocapture
 //! ```
 //!
 //! (`SUPCON_WGPU_API=gl`: the wgpu device on OpenGL, Mesa's llvmpipe on a machine without a GPU;
-//! `SUPCON_PARITY_DEVICES`: the devices to compare, here all compiled in but `vulkan`, for which
-//! such a machine has no driver.) Every device is tried in every test, also after another one
-//! failed; a panic on one device (a kernel that does not compile, say) is reported with the
-//! others at the end.
+//! `SUPCON_PARITY_DEVICES`: the devices to compare, by default every one compiled in;
+//! `CUBECL_AUTOTUNE_LEVEL=minimal`: autotune tries few
+//! kernels, which on a software GPU takes minutes otherwise.) Every device is tried in every
+//! test, also after another one failed; a panic on one device (a kernel that does not compile,
+//! say) is reported with the others at the end.
 #![cfg(all(
     feature = "flex",
     any(

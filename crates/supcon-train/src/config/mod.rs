@@ -403,7 +403,9 @@ impl RunConfig {
                 step.queue
             ));
         }
-        if step.chunk > data.batch_size || (step.chunk > 0 && data.batch_size % step.chunk != 0) {
+        if step.chunk > data.batch_size
+            || (step.chunk > 0 && !data.batch_size.is_multiple_of(step.chunk))
+        {
             return bad(format!(
                 "chunk must divide batch_size ({}) and be at most it, got {}",
                 data.batch_size, step.chunk
