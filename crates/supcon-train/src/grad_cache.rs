@@ -29,6 +29,38 @@ pub fn chunk_rows(views: usize, images: usize, start: usize, end: usize) -> Vec<
         .collect()
 }
 
+/// `f` applied to the rows of each chunk of `chunk` images of `views` (`[V * B, ...]`,
+/// view-major, `view_count` views), the results (`[rows, D]`) back in the rows' original order.
+pub fn map_chunks(
+    views: &Tensor<4>,
+    view_count: usize,
+    chunk: usize,
+    mut f: impl FnMut(Tensor<4>) -> Tensor<2>,
+) -> Tensor<2> {
+    let device = views.device();
+    let rows = views.dims()[0];
+    let images = rows / view_count.max(1);
+    let parts = chunks(images, chunk);
+    if parts.len() == 1 {
+        return f(views.clone());
+    }
+    let mut outputs = Vec::with_capacity(parts.len());
+    let mut order = Vec::with_capacity(rows);
+    for (start, end) in parts {
+        let index = chunk_rows(view_count, images, start, end);
+        let chunk_views = views
+            .clone()
+            .select(0, Tensor::<1, Int>::from_ints(index.as_slice(), &device));
+        outputs.push(f(chunk_views));
+        order.extend(index);
+    }
+    let mut inverse = vec![0i64; rows];
+    for (position, &row) in order.iter().enumerate() {
+        inverse[row as usize] = position as i64;
+    }
+    Tensor::cat(outputs, 0).select(0, Tensor::<1, Int>::from_ints(inverse.as_slice(), &device))
+}
+
 /// The loss value, and the gradients of `model`'s parameters, of `loss(forward(model, views))`
 /// computed in chunks of `chunk` images (see the module docs). `views` is `[V * B, C, H, W]`
 /// view-major on the autodiff device; `forward` maps a chunk's rows to their embeddings;
@@ -55,22 +87,9 @@ pub fn cached_gradients<M: Module>(
 
     // Pass 1: every chunk's embeddings, without their graphs.
     let statistics = RunningStatistics::of(&model);
-    let mut embeddings = Vec::with_capacity(parts.len());
-    let mut order = Vec::with_capacity(rows);
-    for &(start, end) in &parts {
-        let chunk_views = views.clone().select(0, index(start, end));
-        embeddings.push(forward(&model, chunk_views).detach());
-        order.extend(chunk_rows(view_count, images, start, end));
-    }
+    let all = map_chunks(&views, view_count, chunk, |x| forward(&model, x).detach());
     let model = statistics.restore(model);
-    // Back to the original row order.
-    let mut inverse = vec![0i64; rows];
-    for (position, &row) in order.iter().enumerate() {
-        inverse[row as usize] = position as i64;
-    }
-    let all = Tensor::cat(embeddings, 0)
-        .select(0, Tensor::<1, Int>::from_ints(inverse.as_slice(), &device))
-        .require_grad();
+    let all = all.require_grad();
 
     // The loss and its gradient with respect to the embeddings.
     let value = loss(all.clone())?;

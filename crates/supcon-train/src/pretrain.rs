@@ -65,29 +65,8 @@ impl MomentumEncoder {
     /// `chunk` images at a time (all at once for 0).
     fn keys(&self, views: &Tensor<4>, view_count: usize, chunk: usize) -> Tensor<2> {
         let plain = views.clone().inner();
-        let rows = plain.dims()[0];
-        let images = rows / view_count;
-        let chunk = if chunk == 0 { images } else { chunk };
-        let parts = crate::grad_cache::chunks(images, chunk);
-        if parts.len() == 1 {
-            return self.key.forward(plain);
-        }
-        let device = plain.device();
-        let mut keys = Vec::with_capacity(parts.len());
-        let mut order = Vec::with_capacity(rows);
-        for (start, end) in parts {
-            let index = crate::grad_cache::chunk_rows(view_count, images, start, end);
-            let chunk_views = plain
-                .clone()
-                .select(0, Tensor::<1, Int>::from_ints(index.as_slice(), &device));
-            keys.push(self.key.forward(chunk_views));
-            order.extend(index);
-        }
-        let mut inverse = vec![0i64; rows];
-        for (position, &row) in order.iter().enumerate() {
-            inverse[row as usize] = position as i64;
-        }
-        Tensor::cat(keys, 0).select(0, Tensor::<1, Int>::from_ints(inverse.as_slice(), &device))
+        let chunk = if chunk == 0 { plain.dims()[0] } else { chunk };
+        crate::grad_cache::map_chunks(&plain, view_count, chunk, |x| self.key.forward(x))
     }
 }
 

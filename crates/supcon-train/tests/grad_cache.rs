@@ -9,7 +9,7 @@ use burn::prelude::*;
 use supcon_encoder::{Architecture, EncoderConfig};
 use supcon_head::{SupConModel, SupConModelConfig, l2_normalize};
 use supcon_loss::{Positives, SupConLoss, SupConLossConfig, by_image};
-use supcon_train::grad_cache::{cached_gradients, chunk_rows, chunks};
+use supcon_train::grad_cache::{cached_gradients, map_chunks};
 
 const VIEWS: usize = 2;
 const IMAGES: usize = 8;
@@ -116,21 +116,7 @@ fn with_batchnorm_the_statistics_are_per_chunk() {
     let loss_fn = loss();
     let chunk = 4;
     // The reference: every chunk through the model with its graph, in one loss.
-    let all = views(&device);
-    let mut parts = Vec::new();
-    let mut order = Vec::new();
-    for (start, end) in chunks(IMAGES, chunk) {
-        let rows = chunk_rows(VIEWS, IMAGES, start, end);
-        let index = Tensor::<1, Int>::from_ints(rows.as_slice(), &device);
-        parts.push(model.forward(all.clone().select(0, index)));
-        order.extend(rows);
-    }
-    let mut inverse = vec![0i64; order.len()];
-    for (position, &row) in order.iter().enumerate() {
-        inverse[row as usize] = position as i64;
-    }
-    let z =
-        Tensor::cat(parts, 0).select(0, Tensor::<1, Int>::from_ints(inverse.as_slice(), &device));
+    let z = map_chunks(&views(&device), VIEWS, chunk, |x| model.forward(x));
     let reference = loss_fn.forward(by_image(z, VIEWS), Positives::Labels(labels(&device)));
     let want = GradientsParams::from_grads(reference.backward(), &model);
     let want = gradients(&model, &want);
