@@ -85,9 +85,14 @@ pub fn cached_gradients<M: Module>(
         )
     };
 
-    // Pass 1: every chunk's embeddings, without their graphs.
+    // Pass 1: every chunk's embeddings, without recording graphs: a copy whose parameters do
+    // not require gradients (its layers still train: BatchNorm on batch statistics).
     let statistics = RunningStatistics::of(&model);
-    let all = map_chunks(&views, view_count, chunk, |x| forward(&model, x).detach());
+    let untracked = model.clone().no_grad();
+    let all = map_chunks(&views, view_count, chunk, |x| {
+        forward(&untracked, x).detach()
+    });
+    drop(untracked);
     let model = statistics.restore(model);
     let all = all.require_grad();
 
