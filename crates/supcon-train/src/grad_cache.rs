@@ -74,16 +74,8 @@ pub fn cached_gradients<M: Module>(
     forward: impl Fn(&M, Tensor<4>) -> Tensor<2>,
     loss: impl FnOnce(Tensor<2>) -> Result<Tensor<1>, TrainError>,
 ) -> Result<(M, f32, GradientsParams), TrainError> {
-    let device = views.device();
-    let rows = views.dims()[0];
-    let images = rows / view_count.max(1);
+    let images = views.dims()[0] / view_count.max(1);
     let parts = chunks(images, chunk);
-    let index = |start, end| {
-        Tensor::<1, Int>::from_ints(
-            chunk_rows(view_count, images, start, end).as_slice(),
-            &device,
-        )
-    };
 
     // Pass 1: every chunk's embeddings, without recording graphs: a copy whose parameters do
     // not require gradients (its layers still train: BatchNorm on batch statistics).
@@ -109,13 +101,19 @@ pub fn cached_gradients<M: Module>(
 
     // Pass 2: each chunk with its graph, back-propagating its slice of that gradient.
     let mut accumulated = GradientsAccumulator::<M>::new();
-    for &(start, end) in &parts {
-        let chunk_views = views.clone().select(0, index(start, end));
-        let rows_inner = Tensor::<1, Int>::from_ints(
-            chunk_rows(view_count, images, start, end).as_slice(),
-            &embedding_grad.device(),
+    for (start, end) in parts {
+        let rows = chunk_rows(view_count, images, start, end);
+        let chunk_views = views.clone().select(
+            0,
+            Tensor::<1, Int>::from_ints(rows.as_slice(), &views.device()),
         );
-        let slice = embedding_grad.clone().select(0, rows_inner).autodiff();
+        let slice = embedding_grad
+            .clone()
+            .select(
+                0,
+                Tensor::<1, Int>::from_ints(rows.as_slice(), &embedding_grad.device()),
+            )
+            .autodiff();
         let surrogate = (forward(&model, chunk_views) * slice).sum();
         let chunk_grads = GradientsParams::from_grads(surrogate.backward(), &model);
         accumulated.accumulate(&model, chunk_grads);
