@@ -551,6 +551,8 @@ mod tests {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
         let args = BenchArgs {
             quick: true,
+            // flex only: the test build has ndarray too, whose ResNet step takes minutes.
+            devices: Some(vec!["flex".into()]),
             out: Some(out.clone()),
             ..BenchArgs::default()
         };
