@@ -47,4 +47,4 @@ pub use dataset::{ImageDataset, Splits};
 pub use embedded::{EMBEDDED_MNIST_SEED, embedded_mnist};
 pub use error::DataError;
 pub use item::{ImageBatcher, ImageItem};
-pub use split::{TrainValidation, shuffled_indices, stratified_split};
+pub use split::{TrainValidation, shuffled_indices, stratified_split, stratified_subset};

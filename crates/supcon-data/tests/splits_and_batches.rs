@@ -106,3 +106,46 @@ fn batches_are_floats_in_unit_range_in_the_given_order() {
         Err(DataError::Invalid(_))
     ));
 }
+
+#[test]
+fn stratified_subsets_keep_each_class_share_and_their_exact_size() {
+    // 50 of class 0, 30 of class 1, 20 of class 2, interleaved.
+    let labels: Vec<u32> = (0..100u32)
+        .map(|i| match i % 10 {
+            0..=4 => 0,
+            5..=7 => 1,
+            _ => 2,
+        })
+        .collect();
+    for count in [1, 7, 10, 33, 99, 100] {
+        let subset = supcon_data::stratified_subset(&labels, count, 5).unwrap();
+        assert_eq!(subset.len(), count);
+        assert!(
+            subset.windows(2).all(|w| w[0] < w[1]),
+            "ascending, no repeats"
+        );
+        for (class, size) in [(0u32, 50.0), (1, 30.0), (2, 20.0)] {
+            let got = subset.iter().filter(|&&i| labels[i] == class).count() as f64;
+            let share = count as f64 * size / 100.0;
+            assert!(
+                (got - share).abs() < 1.0,
+                "class {class}: {got} for {share}"
+            );
+        }
+        assert_eq!(
+            supcon_data::stratified_subset(&labels, count, 5).unwrap(),
+            subset
+        );
+    }
+    assert_ne!(
+        supcon_data::stratified_subset(&labels, 10, 5).unwrap(),
+        supcon_data::stratified_subset(&labels, 10, 6).unwrap()
+    );
+    for bad in [0, 101] {
+        let error = supcon_data::stratified_subset(&labels, bad, 5).unwrap_err();
+        assert!(
+            error.to_string().contains("between 1 and the 100"),
+            "{error}"
+        );
+    }
+}

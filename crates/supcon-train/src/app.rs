@@ -9,7 +9,7 @@ use supcon_train::pretrain::PretrainOutcome;
 use supcon_train::progress::Progress;
 use supcon_train::run::{Prepared, create_run_dir};
 use supcon_train::runs::{
-    demo_config, embed, knn, linear, reopen, resume_pretrain, start_pretrain,
+    self as runs, demo_config, embed, knn, linear, resume_pretrain, start_pretrain,
 };
 
 use crate::cli::Command;
@@ -34,7 +34,7 @@ pub fn run(
         }
         Some(Command::Ce { resume, options }) => {
             let (prepared, run_dir, resume) = match resume {
-                Some(run) => (reopen(&run, &options, progress)?, run, true),
+                Some(run) => (runs::resume(&run, &options, progress)?, run, true),
                 None => {
                     let (prepared, dir) = new_ce_run(options, progress)?;
                     (prepared, dir, false)
@@ -66,13 +66,15 @@ pub fn run(
                 linear_learning_rate,
                 ..Options::default()
             };
-            let outcome = linear(&encoder, &options, progress)?;
+            let (outcome, file) = linear(&encoder, &options, progress)?;
             println!(
-                "linear evaluation test accuracy {:.2}% (epoch {} of best validation {:.2}%)",
+                "linear evaluation test accuracy {:.2}% (epoch {} of best validation {:.2}%), saved as {}",
                 100.0 * outcome.test_accuracy,
                 outcome.best_epoch,
-                100.0 * outcome.val_accuracy
+                100.0 * outcome.val_accuracy,
+                file.display()
             );
+            print_summary(&encoder);
             Ok(())
         }
         Some(Command::Knn {
@@ -85,12 +87,15 @@ pub fn run(
                 knn_k,
                 ..Options::default()
             };
-            let (val, test) = knn(&encoder, &options, progress)?;
+            let (outcome, file) = knn(&encoder, &options, progress)?;
             println!(
-                "kNN accuracy: validation {:.2}%, test {:.2}%",
-                100.0 * val,
-                100.0 * test
+                "kNN accuracy (k = {}): validation {:.2}%, test {:.2}%, saved as {}",
+                outcome.k,
+                100.0 * outcome.val_accuracy,
+                100.0 * outcome.test_accuracy,
+                file.display()
             );
+            print_summary(&encoder);
             Ok(())
         }
         Some(Command::Embed {
@@ -143,7 +148,18 @@ fn new_ce_run(
         &format!("ce-{}", prepared.config.model.architecture),
     )?;
     progress.message(&format!("run folder {}", dir.display()));
+    let settings = prepared.config.describe();
+    progress.message(&format!("configuration (config.toml):\n{settings}"));
     Ok((prepared, dir))
+}
+
+/// The run's evaluations so far (its `summary.md`), when there is more than one.
+fn print_summary(run: &std::path::Path) {
+    if let Ok(text) = supcon_train::report::summary(run)
+        && text.lines().filter(|l| l.ends_with('|')).count() > 3
+    {
+        println!("\n{text}");
+    }
 }
 
 fn print_pretrain(outcome: &PretrainOutcome) {

@@ -161,6 +161,18 @@ pub fn cross_entropy(
         val_accuracy,
         test_accuracy,
     };
-    crate::report::save_json(&run_dir.join("ce.json"), &outcome)?;
+    let settings = [
+        ("epochs", c.schedule.epochs.to_string()),
+        ("seed", c.seed.to_string()),
+        ("device", c.device.to_string()),
+    ];
+    crate::report::save_evaluation(
+        run_dir,
+        &crate::report::EvaluationRecord {
+            evaluation: "ce".into(),
+            settings: settings.map(|(k, v)| (k.to_string(), v)).into(),
+            outcome: outcome.clone(),
+        },
+    )?;
     Ok((fitted.history, Some(outcome)))
 }

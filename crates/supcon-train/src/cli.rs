@@ -39,8 +39,10 @@ pub enum Command {
     /// SupCon or SimCLR pre-training (`--method`), then linear evaluation.
     #[command(allow_negative_numbers = true)]
     Pretrain {
-        /// Continue the interrupted run in this folder (its saved configuration is used; only
-        /// --device, --linear_epochs, --linear_learning_rate and --knn_k may be given).
+        /// Continue the interrupted run in this folder with its saved configuration (only
+        /// --device, --linear_epochs, --linear_learning_rate and --knn_k may be given), or
+        /// extend it, finished or not, with --epochs N (more than its epochs; the schedule is
+        /// recomputed over N).
         #[arg(long)]
         resume: Option<PathBuf>,
         #[command(flatten)]
@@ -64,7 +66,8 @@ pub enum Command {
     /// The cross-entropy baseline.
     #[command(allow_negative_numbers = true)]
     Ce {
-        /// Continue the interrupted run in this folder (its saved configuration is used).
+        /// Continue the interrupted run in this folder with its saved configuration, or extend
+        /// it with --epochs N (more than its epochs; the schedule is recomputed over N).
         #[arg(long)]
         resume: Option<PathBuf>,
         #[command(flatten)]

@@ -334,13 +334,18 @@ fn save_checkpoint<M: Module>(
 
 /// Refuses to resume a checkpoint trained under another configuration than `now` (the run's
 /// `config.toml` edited since): only the settings a reopened run may change
-/// ([`REOPEN_SETTINGS`](crate::runs::REOPEN_SETTINGS)) may differ.
+/// ([`REOPEN_SETTINGS`](crate::runs::REOPEN_SETTINGS)) may differ, and the epochs may grow
+/// (an extended run).
 pub fn check_same_run(
     trained: &RunConfig,
     now: &RunConfig,
     checkpoint: &Path,
 ) -> Result<(), TrainError> {
-    let (before, after) = (settings(trained), settings(now));
+    let (mut before, mut after) = (settings(trained), settings(now));
+    if extended(trained, now) {
+        before.remove(crate::runs::EXTEND_SETTING);
+        after.remove(crate::runs::EXTEND_SETTING);
+    }
     let changed: Vec<String> = before
         .iter()
         .filter(|(path, value)| after.get(*path) != Some(value))
@@ -399,6 +404,12 @@ fn settings(config: &RunConfig) -> std::collections::BTreeMap<String, String> {
         out.remove(path);
     }
     out
+}
+
+/// Whether `now` extends `trained` (more epochs, [`EXTEND_SETTING`](crate::runs::EXTEND_SETTING))
+/// rather than changing it.
+fn extended(trained: &RunConfig, now: &RunConfig) -> bool {
+    now.schedule.epochs > trained.schedule.epochs
 }
 
 /// Whether every float parameter of `model` is finite (no NaN, no infinity).

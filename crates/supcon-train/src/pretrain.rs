@@ -298,7 +298,7 @@ pub fn pretrain(
         if c.eval.linear_epochs > 0 {
             let features = [train, validation, test];
             let outcome = evaluate_linear(prepared, &features, progress)?;
-            crate::report::save_linear(run_dir, &outcome)?;
+            crate::report::save_evaluation(run_dir, &linear_record(c, &outcome))?;
             linear = Some(outcome);
             let [_, _, test] = features;
             test_features = Some(test);
@@ -314,6 +314,27 @@ pub fn pretrain(
         test_features,
         classes: prepared.splits.test.classes().to_vec(),
     })
+}
+
+/// A linear evaluation as saved in the run folder, with the settings that decided it.
+pub fn linear_record(
+    config: &RunConfig,
+    outcome: &LinearOutcome,
+) -> crate::report::EvaluationRecord<LinearOutcome> {
+    let settings = [
+        ("linear_epochs", config.eval.linear_epochs.to_string()),
+        (
+            "linear_learning_rate",
+            config.eval.linear_learning_rate.to_string(),
+        ),
+        ("seed", config.seed.to_string()),
+        ("device", config.device.to_string()),
+    ];
+    crate::report::EvaluationRecord {
+        evaluation: "linear".into(),
+        settings: settings.map(|(k, v)| (k.to_string(), v)).into(),
+        outcome: outcome.clone(),
+    }
 }
 
 /// Features of the three splits under `encoder` (evaluation mode).

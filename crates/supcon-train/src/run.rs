@@ -32,9 +32,17 @@ impl Prepared {
         let device = config.device.device()?;
         device.seed(config.seed);
         let data = &mut config.data;
-        let splits = data
-            .dataset
-            .load(data.val_fraction, config.seed, data.size.unwrap_or(32))?;
+        let mut splits =
+            data.dataset
+                .load(data.val_fraction, config.seed, data.size.unwrap_or(32))?;
+        if let Some(count) = data.limited(splits.train.len())? {
+            let subset = supcon_data::stratified_subset(splits.train.labels(), count, config.seed)?;
+            progress.message(&format!(
+                "limit: training on {count} of the {} training images (class-stratified)",
+                splits.train.len()
+            ));
+            splits.train = splits.train.subset(&subset)?;
+        }
         let channels = splits.train.image_shape()[0];
         if data.mean.is_empty() {
             let (mean, std) = channel_statistics(&splits.train);

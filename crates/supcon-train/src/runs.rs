@@ -15,10 +15,11 @@ use crate::features::{FeatureSet, extract, knn_accuracy};
 use crate::fit::{CHECKPOINT_FILE, restore_model};
 use crate::linear::LinearOutcome;
 use crate::pretrain::{
-    KNN_TEMPERATURE, PretrainOutcome, evaluate_linear, pretrain, split_features, supcon_model,
+    KNN_TEMPERATURE, PretrainOutcome, evaluate_linear, linear_record, pretrain, split_features,
+    supcon_model,
 };
 use crate::progress::Progress;
-use crate::report::{npy, save_linear};
+use crate::report::{EvaluationRecord, npy, save_evaluation};
 use crate::run::{Prepared, create_run_dir, load_run_config};
 
 /// The demo's recipe (`recipes/demo.toml`).
@@ -57,16 +58,17 @@ pub fn start_pretrain(
     };
     let run_dir = create_run_dir(c, &format!("{method}-{}", c.model.architecture))?;
     progress.message(&format!("run folder {}", run_dir.display()));
+    progress.message(&format!("configuration (config.toml):\n{}", c.describe()));
     pretrain(&prepared, &run_dir, false, progress, None)
 }
 
-/// Continues the pre-training run in `run`.
+/// Continues the pre-training run in `run` (see [`resume`]).
 pub fn resume_pretrain(
     run: &Path,
     options: &Options,
     progress: &dyn Progress,
 ) -> Result<PretrainOutcome, TrainError> {
-    let prepared = reopen(run, options, progress)?;
+    let prepared = resume(run, options, progress)?;
     pretrain(&prepared, run, true, progress, None)
 }
 
@@ -78,11 +80,80 @@ pub const REOPEN_SETTINGS: [&str; 4] = [
     "eval.knn_k",
 ];
 
+/// The setting that extends a run when resuming it: more epochs than it was planned for.
+pub const EXTEND_SETTING: &str = "schedule.epochs";
+
+/// Reopens the interrupted training run in `run` (pre-training or cross-entropy) to continue
+/// it. `--epochs N` with more epochs than the run's extends it, finished or not: the
+/// learning-rate schedule is recomputed over the new total from the next epoch on, and
+/// `config.toml` is updated. A finished run without `--epochs` is refused: it has nothing to
+/// resume (evaluate it with `linear`, `knn` or `embed`).
+pub fn resume(
+    run: &Path,
+    options: &Options,
+    progress: &dyn Progress,
+) -> Result<Prepared, TrainError> {
+    let saved = load_run_config(run)?;
+    let checkpoint = run.join(CHECKPOINT_FILE);
+    if !checkpoint.is_file() {
+        return Err(TrainError::run(
+            run,
+            format!("no {CHECKPOINT_FILE} in the run folder"),
+        ));
+    }
+    let done = Checkpoint::load(&checkpoint)?.state.epoch;
+    let planned = saved.schedule.epochs;
+    let prepared = reopen_allowing(run, options, &[EXTEND_SETTING], progress)?;
+    let total = prepared.config.schedule.epochs;
+    if total < planned {
+        return Err(TrainError::Config(format!(
+            "--epochs {total} is fewer than the {planned} epochs {} was planned for: resuming \
+             can extend a run, not shorten it",
+            run.display()
+        )));
+    }
+    if total == planned && done >= planned {
+        return Err(TrainError::run(
+            run,
+            format!(
+                "the run is finished ({done} of {planned} epochs): nothing to resume; train it \
+                 longer with --resume {} --epochs N (N > {planned}), or evaluate it with \
+                 `supcon-train linear --encoder {}`",
+                run.display(),
+                run.display()
+            ),
+        ));
+    }
+    if total > planned {
+        progress.message(&format!(
+            "extending {} from {planned} to {total} epochs ({done} done): the learning-rate \
+             schedule is recomputed over {total} epochs, so epochs {}..={total} follow it (the \
+             first {done} followed the {planned}-epoch schedule)",
+            run.display(),
+            done + 1
+        ));
+        let mut updated = saved;
+        updated.schedule.epochs = total;
+        updated.save(&run.join(crate::run::CONFIG_FILE))?;
+    }
+    Ok(prepared)
+}
+
 /// The run's saved configuration, with the few settings that may change between sessions
 /// ([`REOPEN_SETTINGS`]) taken from `options` (and its `--config` file).
 pub fn reopen(
     run: &Path,
     options: &Options,
+    progress: &dyn Progress,
+) -> Result<Prepared, TrainError> {
+    reopen_allowing(run, options, &[], progress)
+}
+
+/// [`reopen`], with the settings of `extra` allowed too.
+fn reopen_allowing(
+    run: &Path,
+    options: &Options,
+    extra: &[&str],
     progress: &dyn Progress,
 ) -> Result<Prepared, TrainError> {
     let saved = load_run_config(run)?;
@@ -94,11 +165,16 @@ pub fn reopen(
     for layer in &layers {
         if let Some(path) = layer
             .paths()
-            .find(|p| !REOPEN_SETTINGS.contains(&p.as_str()))
+            .find(|p| !REOPEN_SETTINGS.contains(&p.as_str()) && !extra.contains(&p.as_str()))
         {
+            let also = if extra.contains(&EXTEND_SETTING) {
+                ", --linear_learning_rate, --knn_k and --epochs (to extend it)"
+            } else {
+                ", --linear_learning_rate and --knn_k"
+            };
             return Err(TrainError::Config(format!(
                 "{} has its configuration in {}, so `{path}` cannot be given with it; only \
-                 --device, --linear_epochs, --linear_learning_rate and --knn_k can",
+                 --device, --linear_epochs{also} can",
                 run.display(),
                 crate::run::CONFIG_FILE
             )));
@@ -125,37 +201,65 @@ pub fn load_encoder(run: &Path, prepared: &Prepared) -> Result<Encoder, TrainErr
         .encoder)
 }
 
-/// Linear evaluation of the encoder of `run`; the result is saved there as `linear.json`.
+/// Linear evaluation of the encoder of `run`, saved there in the next free `linear*.json`
+/// ([`next_result_file`](crate::report::next_result_file)); returns it and the file.
 pub fn linear(
     run: &Path,
     options: &Options,
     progress: &dyn Progress,
-) -> Result<LinearOutcome, TrainError> {
+) -> Result<(LinearOutcome, PathBuf), TrainError> {
     let prepared = reopen(run, options, progress)?;
     let _lock = crate::run::RunLock::acquire(run)?;
     let encoder = load_encoder(run, &prepared)?;
     let features = split_features(&prepared, &encoder)?;
     let outcome = evaluate_linear(&prepared, &features, progress)?;
-    save_linear(run, &outcome)?;
-    Ok(outcome)
+    let file = save_evaluation(run, &linear_record(&prepared.config, &outcome))?;
+    Ok((outcome, file))
 }
 
-/// kNN accuracy (training split as reference) on the validation and test splits.
+/// The result of a kNN evaluation.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct KnnOutcome {
+    /// Neighbours that voted.
+    pub k: usize,
+    /// Accuracy on the validation split.
+    pub val_accuracy: f64,
+    /// Accuracy on the test split.
+    pub test_accuracy: f64,
+}
+
+/// kNN accuracy (training split as reference) on the validation and test splits, saved in the
+/// run's next free `knn*.json`; returns it and the file.
 pub fn knn(
     run: &Path,
     options: &Options,
     progress: &dyn Progress,
-) -> Result<(f64, f64), TrainError> {
+) -> Result<(KnnOutcome, PathBuf), TrainError> {
     let prepared = reopen(run, options, progress)?;
+    let _lock = crate::run::RunLock::acquire(run)?;
     let encoder = load_encoder(run, &prepared)?;
     let c = &prepared.config;
     let s = &prepared.splits;
     let features = |data| extract(&encoder, data, c, &prepared.device);
     let train: FeatureSet = features(&s.train)?;
     let k = c.eval.knn_k;
-    let val = knn_accuracy(&train, &features(&s.validation)?, k, KNN_TEMPERATURE)?;
-    let test = knn_accuracy(&train, &features(&s.test)?, k, KNN_TEMPERATURE)?;
-    Ok((val, test))
+    let outcome = KnnOutcome {
+        k,
+        val_accuracy: knn_accuracy(&train, &features(&s.validation)?, k, KNN_TEMPERATURE)?,
+        test_accuracy: knn_accuracy(&train, &features(&s.test)?, k, KNN_TEMPERATURE)?,
+    };
+    let settings = [
+        ("knn_k", k.to_string()),
+        ("temperature", KNN_TEMPERATURE.to_string()),
+        ("device", c.device.to_string()),
+    ];
+    let record = EvaluationRecord {
+        evaluation: "knn".into(),
+        settings: settings.map(|(k, v)| (k.to_string(), v)).into(),
+        outcome: outcome.clone(),
+    };
+    let file = save_evaluation(run, &record)?;
+    Ok((outcome, file))
 }
 
 /// Writes `<split>-embeddings.npy` (`[N, width]` f32) and `<split>-labels.npy` (`[N]` i64).

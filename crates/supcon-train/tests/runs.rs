@@ -107,10 +107,22 @@ fn evaluation_commands_read_a_finished_run() {
         linear_epochs: Some(3),
         ..Options::default()
     };
-    let linear = commands::linear(&run, &options, &Silent).unwrap();
+    let (linear, file) = commands::linear(&run, &options, &Silent).unwrap();
     assert_eq!(linear.val_curve.len(), 3);
-    let (val, test) = commands::knn(&run, &Options::default(), &Silent).unwrap();
+    // The pre-training's own evaluation stays; this one is the second.
+    assert_eq!(file, run.join("linear-2.json"));
+    assert!(run.join("linear.json").is_file());
+    let (knn, file) = commands::knn(&run, &Options::default(), &Silent).unwrap();
+    assert_eq!(file, run.join("knn.json"));
+    let (val, test) = (knn.val_accuracy, knn.test_accuracy);
     assert!((0.0..=1.0).contains(&val) && (0.0..=1.0).contains(&test));
+    let (_, file) = commands::knn(&run, &Options::default(), &Silent).unwrap();
+    assert_eq!(file, run.join("knn-2.json"));
+    let summary = std::fs::read_to_string(run.join("summary.md")).unwrap();
+    for name in ["linear.json", "linear-2.json", "knn.json", "knn-2.json"] {
+        assert!(summary.contains(&format!("| {name} |")), "{summary}");
+    }
+    assert!(summary.contains("linear_epochs 3"), "{summary}");
 
     let out = dir.path().join("embeddings");
     let written =
@@ -251,4 +263,84 @@ fn a_run_with_a_queue_resumes_exactly_and_chunks_run() {
     let run = create_run_dir(&prepared.config, "simclr-chunked").unwrap();
     let outcome = pretrain(&prepared, &run, false, &Silent, None).unwrap();
     assert!(outcome.history[0].loss.is_finite());
+}
+
+#[test]
+fn a_finished_run_says_so_and_extends_with_more_epochs() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    common::write_tiny_idx(&dir.path().join("data"));
+    let mut config = tiny_config(&dir.path().join("data"), &dir.path().join("runs"));
+    config.schedule.epochs = 1;
+    config.eval.linear_epochs = 2;
+    let first = commands::start_pretrain(config, &Silent).unwrap();
+    let run = first.run_dir;
+
+    let again = commands::resume_pretrain(&run, &Options::default(), &Silent);
+    let error = again.err().unwrap().to_string();
+    assert!(
+        error.contains("finished (1 of 1 epochs)") && error.contains("--epochs N"),
+        "{error}"
+    );
+    let fewer = Options {
+        epochs: Some(0),
+        ..Options::default()
+    };
+    assert!(commands::resume_pretrain(&run, &fewer, &Silent).is_err());
+
+    let more = Options {
+        epochs: Some(2),
+        ..Options::default()
+    };
+    let extended = commands::resume_pretrain(&run, &more, &Silent).unwrap();
+    assert_eq!(extended.history.len(), 2);
+    assert_eq!(extended.history[0].loss, first.history[0].loss);
+    // The second epoch runs on the two-epoch schedule: its last step's rate is that schedule's.
+    let c = supcon_train::run::load_run_config(&run).unwrap();
+    assert_eq!(c.schedule.epochs, 2, "config.toml records the new total");
+    let (_, schedule) = supcon_train::fit::optimisation(&c);
+    let steps = 96usize.div_ceil(32); // 96 training images (a quarter of 128 held out)
+    assert_eq!(
+        extended.history[1].learning_rate,
+        schedule.rate(2, steps - 1, steps)
+    );
+    assert!(extended.linear.is_some());
+    assert!(run.join("linear.json").is_file() && run.join("linear-2.json").is_file());
+    let error = commands::resume_pretrain(&run, &Options::default(), &Silent)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("finished (2 of 2 epochs)"), "{error}");
+}
+
+#[test]
+fn limit_trains_on_a_stratified_subset() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_tiny_idx(&dir.path().join("data"));
+    let config = tiny_config(&dir.path().join("data"), &dir.path().join("runs"));
+    let full = Prepared::new(config.clone(), &Silent).unwrap();
+    let available = full.splits.train.len();
+    for (limit, expected) in [(8.0, 8), (0.5, available / 2)] {
+        let mut limited = config.clone();
+        limited.data.limit = Some(limit);
+        let prepared = Prepared::new(limited, &Silent).unwrap();
+        let train = &prepared.splits.train;
+        assert_eq!(train.len(), expected, "limit {limit}");
+        let per_class = |c| train.labels().iter().filter(|&&l| l == c).count();
+        let counts: Vec<usize> = (0..4).map(per_class).collect();
+        assert!(
+            counts.iter().max().unwrap() - counts.iter().min().unwrap() <= 1,
+            "{counts:?}"
+        );
+        assert_eq!(
+            prepared.splits.validation.len(),
+            full.splits.validation.len()
+        );
+    }
+    for bad in [2.5, 0.0, -1.0, 1e9] {
+        let mut limited = config.clone();
+        limited.data.limit = Some(bad);
+        let error = Prepared::new(limited, &Silent).err().unwrap().to_string();
+        assert!(error.contains("limit"), "{bad}: {error}");
+    }
 }

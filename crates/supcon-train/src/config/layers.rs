@@ -146,6 +146,7 @@ pub fn build(base: &RunConfig, layers: &[Layer]) -> Result<RunConfig, TrainError
 pub fn default_text(flag: &str) -> Option<String> {
     match flag {
         "size" => return Some("the images' own size".into()),
+        "limit" => return Some("all the training images".into()),
         "name" => return Some("<method>-<model>-<n>, the first free n".into()),
         "mean" | "std" => return Some("measured on the training split".into()),
         "cosine" => return Some("false (the schedule is `cosine`)".into()),
@@ -170,6 +171,7 @@ fn schema() -> Table {
     let mut full = RunConfig::new();
     // The optional settings, which a default configuration leaves out.
     full.data.size = Some(1);
+    full.data.limit = Some(1.0);
     full.name = Some(String::new());
     Table::try_from(&full).expect("the configuration serialises")
 }

@@ -89,6 +89,37 @@ pub struct DataConfig {
     /// Fraction of the training set held out for validation (model selection, kNN monitor).
     #[config(default = 0.125)]
     pub val_fraction: f64,
+    /// Train on a class-stratified subset of the training split (after validation is held
+    /// out): a count of images (a whole number, at least 1) or a fraction in `(0, 1)`; `None`:
+    /// all of it.
+    pub limit: Option<f64>,
+}
+
+impl DataConfig {
+    /// The number of training images [`limit`](Self::limit) keeps of `available`, `None` for
+    /// all; an error for a count above `available` or a value that is neither a count nor a
+    /// fraction.
+    pub fn limited(&self, available: usize) -> Result<Option<usize>, TrainError> {
+        let Some(limit) = self.limit else {
+            return Ok(None);
+        };
+        let count = if limit > 0.0 && limit < 1.0 {
+            ((limit * available as f64).round() as usize).max(1)
+        } else if limit >= 1.0 && limit.fract() == 0.0 && limit.is_finite() {
+            limit as usize
+        } else {
+            return Err(TrainError::Config(format!(
+                "limit must be a count of images (a whole number, at least 1) or a fraction \
+                 between 0 and 1, got {limit}"
+            )));
+        };
+        if count > available {
+            return Err(TrainError::Config(format!(
+                "limit {count} is more than the {available} training images"
+            )));
+        }
+        Ok(Some(count))
+    }
 }
 
 /// The network: encoder and projection head.
@@ -417,6 +448,7 @@ impl RunConfig {
         if data.size == Some(0) {
             return bad("size must be positive".into());
         }
+        data.limited(usize::MAX)?;
         if self.save_freq == 0 {
             return bad("save_freq must be positive".into());
         }
@@ -475,6 +507,33 @@ impl RunConfig {
         let text = toml::to_string_pretty(self)
             .map_err(|e| TrainError::Config(format!("cannot serialise the configuration: {e}")))?;
         crate::atomic::write_atomically(path, text.as_bytes())
+    }
+
+    /// The settings as a run prints them before training: one line per section, `key = value`
+    /// as in `config.toml`, and a note for each default that depends on the dataset.
+    pub fn describe(&self) -> String {
+        let table = toml::Table::try_from(self).unwrap_or_default();
+        let mut top = Vec::new();
+        let mut lines = Vec::new();
+        for (key, value) in &table {
+            match value {
+                toml::Value::Table(section) => {
+                    let settings: Vec<String> =
+                        section.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+                    lines.push(format!("  [{key}] {}", settings.join(", ")));
+                }
+                other => top.push(format!("{key} = {other}")),
+            }
+        }
+        lines.insert(0, format!("  {}", top.join(", ")));
+        if self.data.dataset == DatasetSpec::EmbeddedMnist && self.augment.flip == 0.0 {
+            lines.push(
+                "  note: flip = 0 is the embedded digits' default (a mirrored digit is another \
+                 symbol or none); --flip overrides it"
+                    .into(),
+            );
+        }
+        lines.join("\n")
     }
 
     /// Reads a configuration saved by [`save`](Self::save) (settings it lacks, as from an

@@ -145,6 +145,10 @@ pub struct Options {
     /// whole batch (0: off); must divide batch_size.
     #[cfg_attr(feature = "cli", arg(long))]
     pub chunk: Option<usize>,
+    /// Train on a class-stratified subset of the training split: a count of images (1000) or a
+    /// fraction (0.1).
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub limit: Option<f64>,
     /// Fraction of the training set held out for validation (model selection, kNN monitor).
     #[cfg_attr(feature = "cli", arg(long = "val_fraction", alias = "val-fraction"))]
     pub val_fraction: Option<f64>,
