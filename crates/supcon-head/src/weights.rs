@@ -21,6 +21,7 @@
 
 use std::path::{Path, PathBuf};
 
+use burn::module::ModuleDisplay;
 use burn::prelude::*;
 use burn::store::{
     ApplyError, ApplyResult, BurnpackStore, KeyRemapper, ModuleSnapshot, ModuleStore,
@@ -116,6 +117,33 @@ pub fn load_reference_checkpoint<M: Module>(
         };
         load_with(model, path, store)
     }
+}
+
+/// The encoder alone, under the reference's `encoder.` prefix.
+#[derive(Module, Debug)]
+struct EncoderPart<E: Module + ModuleDisplay> {
+    encoder: E,
+}
+
+/// Loads only the encoder of a checkpoint of the PyTorch reference into `encoder` (its
+/// `encoder.*` entries; the projection head of `main_supcon.py` or the classifier of
+/// `main_ce.py` is ignored): for evaluating a reference encoder (linear probe, kNN,
+/// embeddings). Files as in [`load_reference_checkpoint`].
+///
+/// ```no_run
+/// use burn::prelude::*;
+/// use supcon_encoder::{Architecture, EncoderConfig};
+/// use supcon_head::weights;
+///
+/// let encoder = EncoderConfig::new(Architecture::ResNet18).init(&Device::flex());
+/// let encoder = weights::load_reference_encoder(encoder, "save/SupCE/last.pth")?;
+/// # Ok::<(), weights::WeightsError>(())
+/// ```
+pub fn load_reference_encoder<E: Module + ModuleDisplay>(
+    encoder: E,
+    path: impl AsRef<Path>,
+) -> Result<E, WeightsError> {
+    Ok(load_reference_checkpoint(EncoderPart { encoder }, path)?.encoder)
 }
 
 /// Saves `model` as safetensors (our own parameter names).

@@ -245,6 +245,22 @@ fn a_real_reference_checkpoint_loads_and_computes_the_same() {
 }
 
 #[test]
+fn the_encoder_alone_loads_from_a_reference_checkpoint() {
+    let device = Device::flex();
+    let ckpt = golden("reference_small_ckpt.pth");
+    let whole = weights::load_reference_checkpoint(small_model(1, &device), &ckpt).unwrap();
+    let encoder = EncoderConfig::new(Architecture::Small)
+        .with_in_channels(1)
+        .init(&device);
+    let encoder = weights::load_reference_encoder(encoder, &ckpt).unwrap();
+    let x = formula_input([2, 1, 28, 28], &device);
+    assert_eq!(to_vec(encoder.forward(x.clone())), to_vec(whole.encode(x)));
+    let resnet = EncoderConfig::new(Architecture::ResNet18).init(&device);
+    let err = weights::load_reference_encoder(resnet, &ckpt).unwrap_err();
+    assert!(matches!(err, WeightsError::Missing { .. }), "{err}");
+}
+
+#[test]
 fn checkpoints_of_other_architectures_are_refused_by_key() {
     let device = Device::flex();
     let ckpt = golden("reference_small_ckpt.pth");

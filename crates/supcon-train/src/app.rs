@@ -57,15 +57,16 @@ pub fn run(
         Some(Command::Linear {
             encoder,
             device,
+            checkpoint,
             linear_epochs,
             linear_learning_rate,
         }) => {
-            let options = Options {
+            let options = checkpoint.over(Options {
                 device: device.device,
                 linear_epochs,
                 linear_learning_rate,
                 ..Options::default()
-            };
+            });
             let (outcome, file) = linear(&encoder, &options, progress)?;
             println!(
                 "linear evaluation test accuracy {:.2}% (epoch {} of best validation {:.2}%), saved as {}",
@@ -74,19 +75,20 @@ pub fn run(
                 100.0 * outcome.val_accuracy,
                 file.display()
             );
-            print_summary(&encoder);
+            print_summary(file.parent().unwrap_or(&encoder));
             Ok(())
         }
         Some(Command::Knn {
             encoder,
             device,
+            checkpoint,
             knn_k,
         }) => {
-            let options = Options {
+            let options = checkpoint.over(Options {
                 device: device.device,
                 knn_k,
                 ..Options::default()
-            };
+            });
             let (outcome, file) = knn(&encoder, &options, progress)?;
             println!(
                 "kNN accuracy (k = {}): validation {:.2}%, test {:.2}%, saved as {}",
@@ -95,7 +97,7 @@ pub fn run(
                 100.0 * outcome.test_accuracy,
                 file.display()
             );
-            print_summary(&encoder);
+            print_summary(file.parent().unwrap_or(&encoder));
             Ok(())
         }
         Some(Command::Embed {
@@ -103,11 +105,12 @@ pub fn run(
             split,
             output,
             device,
+            checkpoint,
         }) => {
-            let options = Options {
+            let options = checkpoint.over(Options {
                 device: device.device,
                 ..Options::default()
-            };
+            });
             let written = embed(&encoder, split, output.as_deref(), &options, progress)?;
             for path in written {
                 println!("wrote {}", path.display());

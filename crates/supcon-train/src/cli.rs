@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use clap::error::ErrorKind;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
+use supcon_encoder::Architecture;
 use supcon_train::config::Options;
+use supcon_train::dataset::DatasetSpec;
 use supcon_train::device::DeviceChoice;
 use supcon_train::runs::Split;
 
@@ -51,15 +53,20 @@ pub enum Command {
     /// Linear evaluation of a pre-trained encoder.
     #[command(allow_negative_numbers = true)]
     Linear {
-        /// The pre-training run folder.
+        /// A pre-training run folder, or a checkpoint file of the PyTorch reference (.pth, .pt,
+        /// .safetensors; give --model and the dataset options with it).
         #[arg(long)]
         encoder: PathBuf,
         #[command(flatten)]
         device: DeviceOption,
-        /// Epochs of the linear classifier (on the frozen encoder; default: the run's setting).
+        #[command(flatten)]
+        checkpoint: CheckpointOptions,
+        /// Epochs of the linear classifier (on the frozen encoder; default: the run's setting, or
+        /// pretrain's default for a checkpoint file).
         #[arg(long = "linear_epochs", alias = "linear-epochs")]
         linear_epochs: Option<usize>,
-        /// Learning rate of the linear classifier (default: the run's setting).
+        /// Learning rate of the linear classifier (default: the run's setting, or pretrain's
+        /// default for a checkpoint file).
         #[arg(long = "linear_learning_rate", alias = "linear-learning-rate")]
         linear_learning_rate: Option<f64>,
     },
@@ -75,18 +82,23 @@ pub enum Command {
     },
     /// kNN accuracy of a pre-trained encoder on the validation and test splits.
     Knn {
-        /// The pre-training run folder.
+        /// A pre-training run folder, or a checkpoint file of the PyTorch reference (.pth, .pt,
+        /// .safetensors; give --model and the dataset options with it).
         #[arg(long)]
         encoder: PathBuf,
         #[command(flatten)]
         device: DeviceOption,
-        /// Neighbours that vote (default: the run's setting).
+        #[command(flatten)]
+        checkpoint: CheckpointOptions,
+        /// Neighbours that vote (default: the run's setting, or pretrain's default for a
+        /// checkpoint file).
         #[arg(long = "knn_k", alias = "knn-k")]
         knn_k: Option<usize>,
     },
     /// Encoder embeddings and labels of a split as `.npy` files.
     Embed {
-        /// The pre-training run folder.
+        /// A pre-training run folder, or a checkpoint file of the PyTorch reference (.pth, .pt,
+        /// .safetensors; give --model and the dataset options with it).
         #[arg(long)]
         encoder: PathBuf,
         /// Which split.
@@ -97,6 +109,8 @@ pub enum Command {
         output: Option<PathBuf>,
         #[command(flatten)]
         device: DeviceOption,
+        #[command(flatten)]
+        checkpoint: CheckpointOptions,
     },
 }
 
@@ -106,6 +120,61 @@ pub struct DeviceOption {
     /// Device: flex, ndarray, wgpu, vulkan or cuda (those compiled in; default: the run's).
     #[arg(long)]
     pub device: Option<DeviceChoice>,
+}
+
+/// The data and architecture of an encoder given as a checkpoint file (a run folder has its
+/// own, and refuses these).
+#[derive(Debug, Clone, Default, clap::Args)]
+#[command(next_help_heading = "With a checkpoint file")]
+pub struct CheckpointOptions {
+    /// Encoder the checkpoint holds: resnet18, resnet34, resnet50, resnet101 or small (no
+    /// default: required with a checkpoint file).
+    #[arg(long)]
+    pub model: Option<Architecture>,
+    /// mnist (embedded), idx:DIR, cifar10:DIR, cifar100:DIR or folder:DIR.
+    #[arg(long)]
+    pub dataset: Option<DatasetSpec>,
+    /// Side the images are resized to (the checkpoint's training crops).
+    #[arg(long)]
+    pub size: Option<usize>,
+    /// Per-channel normalisation mean the checkpoint was trained with (comma list; the
+    /// reference's CIFAR-10: 0.4914,0.4822,0.4465; default: measured on the training split).
+    #[arg(long, value_delimiter = ',')]
+    pub mean: Option<Vec<f64>>,
+    /// Per-channel standard deviation (the reference's CIFAR-10: 0.2023,0.1994,0.2010; default:
+    /// measured).
+    #[arg(long, value_delimiter = ',')]
+    pub std: Option<Vec<f64>>,
+    /// Fraction of the training set held out for validation.
+    #[arg(long = "val_fraction", alias = "val-fraction")]
+    pub val_fraction: Option<f64>,
+    /// Seed of the split and of the linear classifier.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Folder under which the evaluation folder is created.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Name of the evaluation folder (default: eval-<model>-<n>, the first free n).
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+impl CheckpointOptions {
+    /// `options` with these set.
+    pub fn over(self, options: Options) -> Options {
+        Options {
+            model: self.model,
+            dataset: self.dataset,
+            size: self.size,
+            mean: self.mean,
+            std: self.std,
+            val_fraction: self.val_fraction,
+            seed: self.seed,
+            out: self.out,
+            name: self.name,
+            ..options
+        }
+    }
 }
 
 /// Parses the process's arguments, exiting with status 2 and clap's message on an error (one

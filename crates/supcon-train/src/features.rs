@@ -27,6 +27,28 @@ pub struct FeatureSet {
     pub num_classes: usize,
 }
 
+impl FeatureSet {
+    /// The features (`[N, width]`, row-major) and labels as host vectors.
+    pub fn to_host(&self) -> Result<(Vec<f32>, Vec<i64>), TrainError> {
+        let host = |e: burn::tensor::DataError| {
+            TrainError::Config(format!("cannot read the features back: {e:?}"))
+        };
+        let features = self
+            .features
+            .clone()
+            .into_data()
+            .try_into_vec::<f32>()
+            .map_err(host)?;
+        let labels = self
+            .labels
+            .clone()
+            .into_data()
+            .try_into_vec_as::<i64>()
+            .map_err(host)?;
+        Ok((features, labels))
+    }
+}
+
 /// The evaluation transform of a run: the whole image, resized to `size` if given, normalised.
 pub fn evaluation_views(config: &RunConfig) -> ViewPipeline {
     let data = &config.data;

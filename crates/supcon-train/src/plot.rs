@@ -51,21 +51,9 @@ pub fn plot_run(
     plot_curves(run_dir, history)?;
     let n = test.features.dims()[0].min(MAP_POINTS);
     let d = test.features.dims()[1];
-    let host = |e: burn::tensor::DataError| TrainError::run(run_dir, format!("{e:?}"));
-    let features = test
-        .features
-        .clone()
-        .slice(0..n)
-        .into_data()
-        .try_into_vec::<f32>()
-        .map_err(host)?;
-    let labels = test
-        .labels
-        .clone()
-        .slice(0..n)
-        .into_data()
-        .try_into_vec_as::<i64>()
-        .map_err(host)?;
+    let (mut features, mut labels) = test.to_host()?;
+    features.truncate(n * d);
+    labels.truncate(n);
     let points = principal_plane(&features, n, d);
     let path = run_dir.join(EMBEDDING_FILE);
     let png = draw((720, 640), &path, |root| {

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
-use supcon_encoder::Encoder;
+use supcon_encoder::{Encoder, EncoderConfig};
 
 use crate::TrainError;
 use crate::atomic::write_atomically;
@@ -201,19 +201,100 @@ pub fn load_encoder(run: &Path, prepared: &Prepared) -> Result<Encoder, TrainErr
         .encoder)
 }
 
-/// Linear evaluation of the encoder of `run`, saved there in the next free `linear*.json`
+/// An encoder ready for evaluation: the data and device, and the folder its results go to.
+pub struct OpenedEncoder {
+    /// The configuration, data and device.
+    pub prepared: Prepared,
+    /// The encoder, in evaluation mode.
+    pub encoder: Encoder,
+    /// Where results are saved: the run folder, or the evaluation folder made for a checkpoint
+    /// file.
+    pub dir: PathBuf,
+    /// The checkpoint file, when the encoder came from one rather than a run folder.
+    pub file: Option<PathBuf>,
+}
+
+impl OpenedEncoder {
+    /// `record` with the encoder's checkpoint file added to its settings, if any.
+    fn tagged<T>(&self, mut record: EvaluationRecord<T>) -> EvaluationRecord<T> {
+        if let Some(file) = &self.file {
+            record
+                .settings
+                .insert("encoder".into(), file.display().to_string());
+        }
+        record
+    }
+}
+
+/// Opens the encoder of `source` for evaluation: a run folder (its configuration and checkpoint;
+/// `options` may change only [`REOPEN_SETTINGS`]), or a checkpoint file of the PyTorch
+/// reference (`.pth`, `.pt` or `.safetensors`; only its `encoder.*` entries are read). For a
+/// file, `options` describe the data (the dataset options, as for `pretrain`) and the
+/// architecture (`--model`, required), and a new evaluation folder (`eval-<model>-<n>` under
+/// `--out`, or `--name`) receives the configuration and the results.
+pub fn open_encoder(
+    source: &Path,
+    options: &Options,
+    progress: &dyn Progress,
+) -> Result<OpenedEncoder, TrainError> {
+    if source.is_dir() {
+        let prepared = reopen(source, options, progress)?;
+        let encoder = load_encoder(source, &prepared)?;
+        return Ok(OpenedEncoder {
+            prepared,
+            encoder,
+            dir: source.to_path_buf(),
+            file: None,
+        });
+    }
+    if !source.is_file() {
+        return Err(TrainError::run(
+            source,
+            "no such run folder or checkpoint file",
+        ));
+    }
+    let Some(architecture) = options.model else {
+        return Err(TrainError::Config(format!(
+            "{} is a checkpoint file: give the architecture it was trained with, --model \
+             resnet18|resnet34|resnet50|resnet101|small (and the dataset options)",
+            source.display()
+        )));
+    };
+    let config = RunConfig::resolve(options.clone())?;
+    crate::run::check_new_run(&config)?;
+    let prepared = Prepared::new(config, progress)?;
+    let encoder = EncoderConfig::new(architecture)
+        .with_in_channels(prepared.channels())
+        .init(&prepared.device);
+    let encoder = supcon_head::weights::load_reference_encoder(encoder, source)?.valid();
+    let dir = create_run_dir(&prepared.config, &format!("eval-{architecture}"))?;
+    progress.message(&format!(
+        "evaluation folder {} (for {})",
+        dir.display(),
+        source.display()
+    ));
+    Ok(OpenedEncoder {
+        prepared,
+        encoder,
+        dir,
+        file: Some(source.to_path_buf()),
+    })
+}
+
+/// Linear evaluation of the encoder of `source` (a run folder or a checkpoint file, see
+/// [`open_encoder`]), saved in the next free `linear*.json` of its folder
 /// ([`next_result_file`](crate::report::next_result_file)); returns it and the file.
 pub fn linear(
-    run: &Path,
+    source: &Path,
     options: &Options,
     progress: &dyn Progress,
 ) -> Result<(LinearOutcome, PathBuf), TrainError> {
-    let prepared = reopen(run, options, progress)?;
-    let _lock = crate::run::RunLock::acquire(run)?;
-    let encoder = load_encoder(run, &prepared)?;
-    let features = split_features(&prepared, &encoder)?;
-    let outcome = evaluate_linear(&prepared, &features, progress)?;
-    let file = save_evaluation(run, &linear_record(&prepared.config, &outcome))?;
+    let opened = open_encoder(source, options, progress)?;
+    let _lock = crate::run::RunLock::acquire(&opened.dir)?;
+    let features = split_features(&opened.prepared, &opened.encoder)?;
+    let outcome = evaluate_linear(&opened.prepared, &features, progress)?;
+    let record = opened.tagged(linear_record(&opened.prepared.config, &outcome));
+    let file = save_evaluation(&opened.dir, &record)?;
     Ok((outcome, file))
 }
 
@@ -228,19 +309,22 @@ pub struct KnnOutcome {
     pub test_accuracy: f64,
 }
 
-/// kNN accuracy (training split as reference) on the validation and test splits, saved in the
-/// run's next free `knn*.json`; returns it and the file.
+/// kNN accuracy (training split as reference) on the validation and test splits of the encoder
+/// of `source` ([`open_encoder`]), saved in the next free `knn*.json` of its folder; returns it
+/// and the file.
 pub fn knn(
-    run: &Path,
+    source: &Path,
     options: &Options,
     progress: &dyn Progress,
 ) -> Result<(KnnOutcome, PathBuf), TrainError> {
-    let prepared = reopen(run, options, progress)?;
-    let _lock = crate::run::RunLock::acquire(run)?;
-    let encoder = load_encoder(run, &prepared)?;
-    let c = &prepared.config;
-    let s = &prepared.splits;
-    let features = |data| extract(&encoder, data, c, &prepared.device);
+    let opened = open_encoder(source, options, progress)?;
+    let _lock = crate::run::RunLock::acquire(&opened.dir)?;
+    let (c, s, d) = (
+        &opened.prepared.config,
+        &opened.prepared.splits,
+        &opened.prepared.device,
+    );
+    let features = |data| extract(&opened.encoder, data, c, d);
     let train: FeatureSet = features(&s.train)?;
     let k = c.eval.knn_k;
     let outcome = KnnOutcome {
@@ -253,46 +337,36 @@ pub fn knn(
         ("temperature", KNN_TEMPERATURE.to_string()),
         ("device", c.device.to_string()),
     ];
-    let record = EvaluationRecord {
+    let record = opened.tagged(EvaluationRecord {
         evaluation: "knn".into(),
         settings: settings.map(|(k, v)| (k.to_string(), v)).into(),
         outcome: outcome.clone(),
-    };
-    let file = save_evaluation(run, &record)?;
+    });
+    let file = save_evaluation(&opened.dir, &record)?;
     Ok((outcome, file))
 }
 
-/// Writes `<split>-embeddings.npy` (`[N, width]` f32) and `<split>-labels.npy` (`[N]` i64).
+/// Writes `<split>-embeddings.npy` (`[N, width]` f32) and `<split>-labels.npy` (`[N]` i64) of
+/// the encoder of `source` ([`open_encoder`]) into `output` (default: its folder).
 pub fn embed(
-    run: &Path,
+    source: &Path,
     split: Split,
     output: Option<&Path>,
     options: &Options,
     progress: &dyn Progress,
 ) -> Result<Vec<PathBuf>, TrainError> {
-    let prepared = reopen(run, options, progress)?;
-    let encoder = load_encoder(run, &prepared)?;
+    let opened = open_encoder(source, options, progress)?;
+    let prepared = &opened.prepared;
     let (name, data) = match split {
         Split::Train => ("train", &prepared.splits.train),
         Split::Validation => ("validation", &prepared.splits.validation),
         Split::Test => ("test", &prepared.splits.test),
     };
-    let c = &prepared.config;
-    let set = extract(&encoder, data, c, &prepared.device)?;
-    let dir = output.unwrap_or(run);
+    let set = extract(&opened.encoder, data, &prepared.config, &prepared.device)?;
+    let dir = output.unwrap_or(&opened.dir);
     std::fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
+    let (features, labels) = set.to_host()?;
     let [n, width] = set.features.dims();
-    let host = |e: burn::tensor::DataError| TrainError::run(run, format!("{e:?}"));
-    let features = set
-        .features
-        .into_data()
-        .try_into_vec::<f32>()
-        .map_err(host)?;
-    let labels = set
-        .labels
-        .into_data()
-        .try_into_vec_as::<i64>()
-        .map_err(host)?;
     let embeddings_path = dir.join(format!("{name}-embeddings.npy"));
     let labels_path = dir.join(format!("{name}-labels.npy"));
     write_atomically(&embeddings_path, &npy(&[n, width], &features))?;

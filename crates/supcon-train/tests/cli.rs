@@ -241,3 +241,80 @@ fn toml_options_are_overridden_by_the_command_line() {
         "measured normalisation is saved: {saved}"
     );
 }
+
+#[test]
+fn a_reference_checkpoint_file_is_evaluated_in_its_own_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_tiny_idx(&dir.path().join("data"));
+    let dataset = format!("idx:{}", dir.path().join("data").display());
+    // A real `torch.save` checkpoint of the reference's code (a small CNN for grey images).
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../assets/golden/reference_small_ckpt.pth")
+        .display()
+        .to_string();
+    let without_model = supcon_train(
+        &["knn", "--encoder", &file, "--dataset", &dataset],
+        dir.path(),
+    );
+    let stderr = String::from_utf8_lossy(&without_model.stderr);
+    assert_eq!(without_model.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--model"), "{stderr}");
+
+    let args = [
+        "--encoder",
+        &file,
+        "--model",
+        "small",
+        "--dataset",
+        &dataset,
+    ];
+    let args = |command: &'static str, extra: &[&'static str]| {
+        let mut all = vec![command];
+        all.extend_from_slice(&args);
+        all.extend_from_slice(&["--out", "evals", "--quiet"]);
+        all.extend_from_slice(extra);
+        all
+    };
+    let knn = supcon_train(&args("knn", &["--knn_k", "5"]), dir.path());
+    assert!(
+        knn.status.success(),
+        "{}",
+        String::from_utf8_lossy(&knn.stderr)
+    );
+    let linear = supcon_train(&args("linear", &["--linear_epochs", "2"]), dir.path());
+    assert!(
+        linear.status.success(),
+        "{}",
+        String::from_utf8_lossy(&linear.stderr)
+    );
+    let read = |path: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join(path)).unwrap()).unwrap()
+    };
+    let knn = read("evals/eval-small-1/knn.json");
+    assert_eq!(knn["settings"]["knn_k"], "5");
+    assert!(
+        knn["settings"]["encoder"]
+            .as_str()
+            .unwrap()
+            .ends_with("reference_small_ckpt.pth")
+    );
+    let accuracy = knn["test_accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&accuracy), "{knn}");
+    let linear = read("evals/eval-small-2/linear.json");
+    assert_eq!(linear["val_curve"].as_array().unwrap().len(), 2);
+
+    // A run folder has its own data: the dataset options are refused with it.
+    let refused = supcon_train(
+        &[
+            "knn",
+            "--encoder",
+            "evals/eval-small-1",
+            "--dataset",
+            &dataset,
+        ],
+        dir.path(),
+    );
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("cannot be given with it"), "{stderr}");
+}
