@@ -53,17 +53,91 @@ pub fn load_image_folder(
         );
     }
 
+    let paths: Vec<PathBuf> = files.iter().map(|(p, _)| p.clone()).collect();
+    let pixels = decode_all(&paths, size, channels)?;
+    let labels = files.iter().map(|(_, l)| *l).collect();
+    ImageDataset::new(pixels, labels, [channels, size, size], classes, root)
+}
+
+/// Unlabelled images for inference: each of `inputs` is an image file (PNG or JPEG) or a folder,
+/// whose image files are taken, in sorted order, with those of its sub-folders. Every image is
+/// resized to `size x size` with `channels` 1 (grey) or 3 (RGB) as in [`load_image_folder`].
+/// Returns the images (all labelled 0, one class `unlabelled`) and their files, in row order.
+pub fn load_images(
+    inputs: &[PathBuf],
+    size: usize,
+    channels: usize,
+) -> Result<(ImageDataset, Vec<PathBuf>), DataError> {
+    if channels != 1 && channels != 3 {
+        return Err(DataError::Invalid(format!(
+            "channels must be 1 or 3, got {channels}"
+        )));
+    }
+    if size == 0 {
+        return Err(DataError::Invalid("image size must be positive".into()));
+    }
+    let mut files = Vec::new();
+    for input in inputs {
+        if input.is_dir() {
+            let before = files.len();
+            collect_images(input, &mut files)?;
+            if files.len() == before {
+                return Err(DataError::Invalid(format!(
+                    "{}: no PNG or JPEG images in the folder",
+                    input.display()
+                )));
+            }
+        } else if input.is_file() {
+            files.push(input.clone());
+        } else {
+            return Err(DataError::NotFound {
+                path: input.clone(),
+            });
+        }
+    }
+    if files.is_empty() {
+        return Err(DataError::Invalid("no images given".into()));
+    }
+    let pixels = decode_all(&files, size, channels)?;
+    let labels = vec![0; files.len()];
+    let source = inputs.first().map_or(Path::new("."), PathBuf::as_path);
+    let images = ImageDataset::new(
+        pixels,
+        labels,
+        [channels, size, size],
+        vec!["unlabelled".into()],
+        source,
+    )?;
+    Ok((images, files))
+}
+
+/// The image files under `dir` and its sub-folders, each folder's in sorted order.
+fn collect_images(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), DataError> {
+    let mut entries = list(dir)?;
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            collect_images(&path, out)?;
+        } else if path.is_file() && is_image(&path) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Decodes and resizes `files` over all cores into planar `[N, C, size, size]` bytes.
+fn decode_all(files: &[PathBuf], size: usize, channels: usize) -> Result<Vec<u8>, DataError> {
     let per_image = channels * size * size;
     let mut pixels = vec![0u8; files.len() * per_image];
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = files.len().div_ceil(workers);
+    let chunk = files.len().div_ceil(workers).max(1);
     std::thread::scope(|scope| {
         let jobs: Vec<_> = files
             .chunks(chunk)
             .zip(pixels.chunks_mut(chunk * per_image))
             .map(|(names, out)| {
                 scope.spawn(move || -> Result<(), DataError> {
-                    for ((path, _), target) in names.iter().zip(out.chunks_mut(per_image)) {
+                    for (path, target) in names.iter().zip(out.chunks_mut(per_image)) {
                         decode_into(path, size, channels, target)?;
                     }
                     Ok(())
@@ -73,8 +147,7 @@ pub fn load_image_folder(
         jobs.into_iter()
             .try_for_each(|job| job.join().expect("decoder thread panicked"))
     })?;
-    let labels = files.iter().map(|(_, l)| *l).collect();
-    ImageDataset::new(pixels, labels, [channels, size, size], classes, root)
+    Ok(pixels)
 }
 
 fn list(dir: &Path) -> Result<Vec<PathBuf>, DataError> {

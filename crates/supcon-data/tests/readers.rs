@@ -290,3 +290,40 @@ fn image_folders_decode_resize_and_report_problems() {
         Err(DataError::Invalid(_))
     ));
 }
+
+#[test]
+fn loose_images_and_folders_load_for_inference_in_a_stated_order() {
+    let root = scratch("loose");
+    std::fs::create_dir_all(root.join("more/deeper")).unwrap();
+    let save = |path: &std::path::Path, value: u8| {
+        image::GrayImage::from_pixel(6, 6, image::Luma([value]))
+            .save(path)
+            .unwrap();
+    };
+    save(&root.join("b.png"), 20);
+    save(&root.join("a.png"), 10);
+    save(&root.join("more/deeper/c.png"), 30);
+    write(&root.join("readme.txt"), b"skipped");
+    let single = root.join("more/deeper/c.png");
+    let (images, files) =
+        supcon_data::folder::load_images(&[root.clone(), single.clone()], 4, 1).unwrap();
+    assert_eq!(
+        files,
+        [
+            root.join("a.png"),
+            root.join("b.png"),
+            root.join("more/deeper/c.png"),
+            single
+        ]
+    );
+    assert_eq!(images.len(), 4);
+    assert_eq!(images.image_shape(), [1, 4, 4]);
+    let firsts: Vec<u8> = (0..4).map(|i| images.image(i).unwrap()[0]).collect();
+    assert_eq!(firsts, [10, 20, 30, 30]);
+
+    let missing = supcon_data::folder::load_images(&[root.join("nope.png")], 4, 1).unwrap_err();
+    assert!(matches!(missing, DataError::NotFound { .. }), "{missing}");
+    std::fs::create_dir_all(root.join("void")).unwrap();
+    let empty = supcon_data::folder::load_images(&[root.join("void")], 4, 1).unwrap_err();
+    assert!(empty.to_string().contains("no PNG or JPEG"), "{empty}");
+}

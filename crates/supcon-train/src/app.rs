@@ -9,7 +9,7 @@ use supcon_train::pretrain::PretrainOutcome;
 use supcon_train::progress::Progress;
 use supcon_train::run::{Prepared, create_run_dir};
 use supcon_train::runs::{
-    self as runs, demo_config, embed, knn, linear, resume_pretrain, start_pretrain,
+    self, EmbedInput, Split, demo_config, embed, knn, linear, resume_pretrain, start_pretrain,
 };
 
 use crate::cli::Command;
@@ -103,6 +103,8 @@ pub fn run(
         Some(Command::Embed {
             encoder,
             split,
+            images,
+            projection,
             output,
             device,
             checkpoint,
@@ -111,10 +113,32 @@ pub fn run(
                 device: device.device,
                 ..Options::default()
             });
-            let written = embed(&encoder, split, output.as_deref(), &options, progress)?;
+            let input = if images.is_empty() {
+                EmbedInput::Split(split.unwrap_or(Split::Test))
+            } else {
+                EmbedInput::Images(images)
+            };
+            let written = embed(
+                &encoder,
+                &input,
+                projection,
+                output.as_deref(),
+                &options,
+                progress,
+            )?;
             for path in written {
                 println!("wrote {}", path.display());
             }
+            Ok(())
+        }
+        Some(Command::Export {
+            run,
+            format,
+            head,
+            output,
+        }) => {
+            let path = runs::export(&run, format, head, output.as_deref())?;
+            println!("wrote {}", path.display());
             Ok(())
         }
     }

@@ -10,7 +10,7 @@ use supcon_encoder::Architecture;
 use supcon_train::config::Options;
 use supcon_train::dataset::DatasetSpec;
 use supcon_train::device::DeviceChoice;
-use supcon_train::runs::Split;
+use supcon_train::runs::{ExportFormat, Split};
 
 /// Supervised contrastive learning (SupCon) and SimCLR on Burn: pre-train, evaluate, compare.
 ///
@@ -95,15 +95,23 @@ pub enum Command {
         #[arg(long = "knn_k", alias = "knn-k")]
         knn_k: Option<usize>,
     },
-    /// Encoder embeddings and labels of a split as `.npy` files.
+    /// Encoder embeddings (and projections on request) of a split, or of image files and
+    /// folders, as `.npy` files.
     Embed {
         /// A pre-training run folder, or a checkpoint file of the PyTorch reference (.pth, .pt,
         /// .safetensors; give --model and the dataset options with it).
         #[arg(long)]
         encoder: PathBuf,
-        /// Which split.
-        #[arg(long, value_enum, default_value = "test")]
-        split: Split,
+        /// Which split (labels are written too; default: test).
+        #[arg(long, value_enum, conflicts_with = "images")]
+        split: Option<Split>,
+        /// Image files (PNG, JPEG) or folders of them (with their sub-folders) instead of a
+        /// split: resized to the run's images, their paths written to images-files.txt.
+        #[arg(long, num_args = 1.., value_name = "PATH")]
+        images: Vec<PathBuf>,
+        /// Also write the projection head's outputs (<name>-projections.npy).
+        #[arg(long)]
+        projection: bool,
         /// Output folder (default: the run folder).
         #[arg(long)]
         output: Option<PathBuf>,
@@ -111,6 +119,21 @@ pub enum Command {
         device: DeviceOption,
         #[command(flatten)]
         checkpoint: CheckpointOptions,
+    },
+    /// Write a run's encoder (or, with --head, encoder and projection head) as safetensors or
+    /// burnpack.
+    Export {
+        /// The pre-training run folder.
+        run: PathBuf,
+        /// File format.
+        #[arg(long, value_enum, default_value = "safetensors")]
+        format: ExportFormat,
+        /// Export the projection head too (the whole model).
+        #[arg(long)]
+        head: bool,
+        /// Output file (default: RUN/encoder.safetensors, RUN/model.bpk, ...).
+        #[arg(long)]
+        output: Option<PathBuf>,
     },
 }
 

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 use supcon_encoder::{Encoder, EncoderConfig};
+use supcon_head::{ProjectionHead, SupConModel};
 
 use crate::TrainError;
 use crate::atomic::write_atomically;
@@ -191,14 +192,18 @@ fn reopen_allowing(
     Prepared::new(config, progress)
 }
 
-/// The encoder of the pre-training run in `run`, in evaluation mode on `prepared`'s device.
-pub fn load_encoder(run: &Path, prepared: &Prepared) -> Result<Encoder, TrainError> {
+/// The model (encoder and head) of the pre-training run in `run`, in evaluation mode on
+/// `device`, for images of `channels` channels.
+pub fn load_model(
+    run: &Path,
+    config: &RunConfig,
+    channels: usize,
+    device: &Device,
+) -> Result<SupConModel, TrainError> {
     let path = run.join(CHECKPOINT_FILE);
     let checkpoint = Checkpoint::load(&path)?;
-    let model = supcon_model(&prepared.config, prepared.channels(), &prepared.device)?;
-    Ok(restore_model(model, checkpoint.model, &path)?
-        .valid()
-        .encoder)
+    let model = supcon_model(config, channels, device)?;
+    Ok(restore_model(model, checkpoint.model, &path)?.valid())
 }
 
 /// An encoder ready for evaluation: the data and device, and the folder its results go to.
@@ -207,6 +212,9 @@ pub struct OpenedEncoder {
     pub prepared: Prepared,
     /// The encoder, in evaluation mode.
     pub encoder: Encoder,
+    /// The projection head, in evaluation mode: always for a run folder, for a checkpoint file
+    /// when asked for.
+    pub head: Option<ProjectionHead>,
     /// Where results are saved: the run folder, or the evaluation folder made for a checkpoint
     /// file.
     pub dir: PathBuf,
@@ -232,17 +240,27 @@ impl OpenedEncoder {
 /// file, `options` describe the data (the dataset options, as for `pretrain`) and the
 /// architecture (`--model`, required), and a new evaluation folder (`eval-<model>-<n>` under
 /// `--out`, or `--name`) receives the configuration and the results.
+///
+/// `with_head`: also read a checkpoint file's projection head (`head.*`, of the configuration's
+/// `--head` and `--feat_dim`).
 pub fn open_encoder(
     source: &Path,
     options: &Options,
+    with_head: bool,
     progress: &dyn Progress,
 ) -> Result<OpenedEncoder, TrainError> {
     if source.is_dir() {
         let prepared = reopen(source, options, progress)?;
-        let encoder = load_encoder(source, &prepared)?;
+        let model = load_model(
+            source,
+            &prepared.config,
+            prepared.channels(),
+            &prepared.device,
+        )?;
         return Ok(OpenedEncoder {
             prepared,
-            encoder,
+            encoder: model.encoder,
+            head: Some(model.head),
             dir: source.to_path_buf(),
             file: None,
         });
@@ -263,10 +281,17 @@ pub fn open_encoder(
     let config = RunConfig::resolve(options.clone())?;
     crate::run::check_new_run(&config)?;
     let prepared = Prepared::new(config, progress)?;
-    let encoder = EncoderConfig::new(architecture)
-        .with_in_channels(prepared.channels())
-        .init(&prepared.device);
-    let encoder = supcon_head::weights::load_reference_encoder(encoder, source)?.valid();
+    let (encoder, head) = if with_head {
+        let model = supcon_model(&prepared.config, prepared.channels(), &prepared.device)?;
+        let model = supcon_head::weights::load_reference_checkpoint(model, source)?.valid();
+        (model.encoder, Some(model.head))
+    } else {
+        let encoder = EncoderConfig::new(architecture)
+            .with_in_channels(prepared.channels())
+            .init(&prepared.device);
+        let encoder = supcon_head::weights::load_reference_encoder(encoder, source)?.valid();
+        (encoder, None)
+    };
     let dir = create_run_dir(&prepared.config, &format!("eval-{architecture}"))?;
     progress.message(&format!(
         "evaluation folder {} (for {})",
@@ -276,6 +301,7 @@ pub fn open_encoder(
     Ok(OpenedEncoder {
         prepared,
         encoder,
+        head,
         dir,
         file: Some(source.to_path_buf()),
     })
@@ -289,7 +315,7 @@ pub fn linear(
     options: &Options,
     progress: &dyn Progress,
 ) -> Result<(LinearOutcome, PathBuf), TrainError> {
-    let opened = open_encoder(source, options, progress)?;
+    let opened = open_encoder(source, options, false, progress)?;
     let _lock = crate::run::RunLock::acquire(&opened.dir)?;
     let features = split_features(&opened.prepared, &opened.encoder)?;
     let outcome = evaluate_linear(&opened.prepared, &features, progress)?;
@@ -317,7 +343,7 @@ pub fn knn(
     options: &Options,
     progress: &dyn Progress,
 ) -> Result<(KnnOutcome, PathBuf), TrainError> {
-    let opened = open_encoder(source, options, progress)?;
+    let opened = open_encoder(source, options, false, progress)?;
     let _lock = crate::run::RunLock::acquire(&opened.dir)?;
     let (c, s, d) = (
         &opened.prepared.config,
@@ -346,30 +372,132 @@ pub fn knn(
     Ok((outcome, file))
 }
 
-/// Writes `<split>-embeddings.npy` (`[N, width]` f32) and `<split>-labels.npy` (`[N]` i64) of
-/// the encoder of `source` ([`open_encoder`]) into `output` (default: its folder).
+/// What [`embed`] runs the encoder on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EmbedInput {
+    /// A split of the run's dataset (labels written too).
+    Split(Split),
+    /// Image files and folders (PNG, JPEG; folders with their sub-folders), resized to the
+    /// run's image size; their paths are written in row order.
+    Images(Vec<PathBuf>),
+}
+
+/// Runs the encoder of `source` ([`open_encoder`]) on `input` and writes, into `output` (default:
+/// its folder), `<name>-embeddings.npy` (`[N, width]` f32), with `projection` also
+/// `<name>-projections.npy` (`[N, feat_dim]` f32, the head's L2-normalised output), and
+/// `<name>-labels.npy` (`[N]` i64) for a split or `<name>-files.txt` (one path per line) for
+/// images. `<name>` is the split's name or `images`. Returns the files written.
 pub fn embed(
     source: &Path,
-    split: Split,
+    input: &EmbedInput,
+    projection: bool,
     output: Option<&Path>,
     options: &Options,
     progress: &dyn Progress,
 ) -> Result<Vec<PathBuf>, TrainError> {
-    let opened = open_encoder(source, options, progress)?;
+    let opened = open_encoder(source, options, projection, progress)?;
     let prepared = &opened.prepared;
-    let (name, data) = match split {
-        Split::Train => ("train", &prepared.splits.train),
-        Split::Validation => ("validation", &prepared.splits.validation),
-        Split::Test => ("test", &prepared.splits.test),
+    let loaded;
+    let (name, data, files) = match input {
+        EmbedInput::Split(Split::Train) => ("train", &prepared.splits.train, None),
+        EmbedInput::Split(Split::Validation) => ("validation", &prepared.splits.validation, None),
+        EmbedInput::Split(Split::Test) => ("test", &prepared.splits.test, None),
+        EmbedInput::Images(inputs) => {
+            let [channels, side, _] = prepared.splits.train.image_shape();
+            let side = prepared.config.data.size.unwrap_or(side);
+            let (images, files) = supcon_data::folder::load_images(inputs, side, channels)?;
+            progress.message(&format!(
+                "{} images of {channels}x{side}x{side}",
+                images.len()
+            ));
+            loaded = images;
+            ("images", &loaded, Some(files))
+        }
     };
     let set = extract(&opened.encoder, data, &prepared.config, &prepared.device)?;
     let dir = output.unwrap_or(&opened.dir);
     std::fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
-    let (features, labels) = set.to_host()?;
     let [n, width] = set.features.dims();
-    let embeddings_path = dir.join(format!("{name}-embeddings.npy"));
-    let labels_path = dir.join(format!("{name}-labels.npy"));
-    write_atomically(&embeddings_path, &npy(&[n, width], &features))?;
-    write_atomically(&labels_path, &npy(&[n], &labels))?;
-    Ok(vec![embeddings_path, labels_path])
+    let mut written = Vec::new();
+    let mut write = |file: String, bytes: Vec<u8>| -> Result<(), TrainError> {
+        let path = dir.join(file);
+        write_atomically(&path, &bytes)?;
+        written.push(path);
+        Ok(())
+    };
+    let (features, labels) = set.to_host()?;
+    write(
+        format!("{name}-embeddings.npy"),
+        npy(&[n, width], &features),
+    )?;
+    if projection {
+        let head = opened.head.as_ref().ok_or_else(|| {
+            TrainError::Config("this encoder has no projection head to run".into())
+        })?;
+        let z = head.forward(set.features.clone());
+        let dim = z.dims()[1];
+        let z = z
+            .into_data()
+            .try_into_vec::<f32>()
+            .map_err(|e| TrainError::Config(format!("cannot read the projections: {e:?}")))?;
+        write(format!("{name}-projections.npy"), npy(&[n, dim], &z))?;
+    }
+    match files {
+        None => write(format!("{name}-labels.npy"), npy(&[n], &labels))?,
+        Some(files) => {
+            let list: String = files.iter().map(|f| format!("{}\n", f.display())).collect();
+            write(format!("{name}-files.txt"), list.into_bytes())?;
+        }
+    }
+    Ok(written)
+}
+
+/// The formats [`export`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+pub enum ExportFormat {
+    /// safetensors (our parameter names; readable from Python).
+    Safetensors,
+    /// Burn's own burnpack.
+    Burnpack,
+}
+
+/// Writes the encoder of the pre-training run in `run` (with `head`, the whole model: encoder and
+/// projection head) in `format` to `output` (default: `RUN/encoder.<ext>` or `RUN/model.<ext>`,
+/// `ext` `safetensors` or `bpk`); returns the file. Load it back with
+/// `supcon_head::weights::load_safetensors` / `load_burnpack` into a model of the run's
+/// configuration (`config.toml`).
+pub fn export(
+    run: &Path,
+    format: ExportFormat,
+    head: bool,
+    output: Option<&Path>,
+) -> Result<PathBuf, TrainError> {
+    let config = load_run_config(run)?;
+    let channels = config.data.mean.len();
+    if channels == 0 {
+        return Err(TrainError::run(
+            run,
+            "its config.toml has no normalisation statistics (a run folder of an older version?)",
+        ));
+    }
+    let device = config.device.device()?;
+    let model = load_model(run, &config, channels, &device)?;
+    let ext = match format {
+        ExportFormat::Safetensors => "safetensors",
+        ExportFormat::Burnpack => "bpk",
+    };
+    let stem = if head { "model" } else { "encoder" };
+    let path = output.map_or_else(|| run.join(format!("{stem}.{ext}")), Path::to_path_buf);
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| TrainError::io(parent, e))?;
+    }
+    use supcon_head::weights::{save_burnpack, save_safetensors};
+    match (format, head) {
+        (ExportFormat::Safetensors, true) => save_safetensors(&model, &path)?,
+        (ExportFormat::Safetensors, false) => save_safetensors(&model.encoder, &path)?,
+        (ExportFormat::Burnpack, true) => save_burnpack(&model, &path)?,
+        (ExportFormat::Burnpack, false) => save_burnpack(&model.encoder, &path)?,
+    }
+    Ok(path)
 }

@@ -8,7 +8,7 @@ use supcon_train::fit::{CHECKPOINT_FILE, METRICS_FILE};
 use supcon_train::pretrain::pretrain;
 use supcon_train::progress::Silent;
 use supcon_train::run::{CONFIG_FILE, Prepared, create_run_dir};
-use supcon_train::runs::{self as commands, Split};
+use supcon_train::runs::{self as commands, EmbedInput, ExportFormat, Split};
 
 /// Burn's generator is per device and process-wide: runs that must be reproducible take turns.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -125,8 +125,15 @@ fn evaluation_commands_read_a_finished_run() {
     assert!(summary.contains("linear_epochs 3"), "{summary}");
 
     let out = dir.path().join("embeddings");
-    let written =
-        commands::embed(&run, Split::Test, Some(&out), &Options::default(), &Silent).unwrap();
+    let written = commands::embed(
+        &run,
+        &EmbedInput::Split(Split::Test),
+        true,
+        Some(&out),
+        &Options::default(),
+        &Silent,
+    )
+    .unwrap();
     let bytes = std::fs::read(&written[0]).unwrap();
     let embeddings = npyz::NpyFile::new(&bytes[..]).unwrap();
     assert_eq!(embeddings.shape(), &[32, 128]);
@@ -138,9 +145,74 @@ fn evaluation_commands_read_a_finished_run() {
             .all(|x| x.is_finite())
     );
     let bytes = std::fs::read(&written[1]).unwrap();
+    let projections = npyz::NpyFile::new(&bytes[..]).unwrap();
+    assert_eq!(projections.shape(), &[32, 128]);
+    let z = projections.into_vec::<f32>().unwrap();
+    let norm = z[..128].iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert!(
+        (norm - 1.0).abs() < 1e-4,
+        "projections are unit vectors: {norm}"
+    );
+    let bytes = std::fs::read(&written[2]).unwrap();
     let labels = npyz::NpyFile::new(&bytes[..]).unwrap();
     assert_eq!(labels.shape(), &[32]);
     assert_eq!(labels.into_vec::<i64>().unwrap()[31], 3);
+
+    // New images, from a folder: the rows follow images-files.txt.
+    let images = dir.path().join("new-images");
+    std::fs::create_dir_all(&images).unwrap();
+    for (name, value) in [("b.png", 40u8), ("a.png", 200u8)] {
+        image::GrayImage::from_pixel(20, 20, image::Luma([value]))
+            .save(images.join(name))
+            .unwrap();
+    }
+    let written = commands::embed(
+        &run,
+        &EmbedInput::Images(vec![images.clone()]),
+        false,
+        Some(&out),
+        &Options::default(),
+        &Silent,
+    )
+    .unwrap();
+    let names: Vec<_> = written.iter().map(|p| p.file_name().unwrap()).collect();
+    assert_eq!(names, ["images-embeddings.npy", "images-files.txt"]);
+    let bytes = std::fs::read(&written[0]).unwrap();
+    assert_eq!(npyz::NpyFile::new(&bytes[..]).unwrap().shape(), &[2, 128]);
+    let files = std::fs::read_to_string(&written[1]).unwrap();
+    let want = format!(
+        "{}\n{}\n",
+        images.join("a.png").display(),
+        images.join("b.png").display()
+    );
+    assert_eq!(files, want);
+
+    // Export: the encoder reloads and computes what the run's encoder computes.
+    let exported = commands::export(&run, ExportFormat::Safetensors, false, None).unwrap();
+    assert_eq!(exported, run.join("encoder.safetensors"));
+    let c = supcon_train::run::load_run_config(&run).unwrap();
+    let device = burn::prelude::Device::flex();
+    let from_run = commands::load_model(&run, &c, 1, &device).unwrap().encoder;
+    let fresh = supcon_train::pretrain::supcon_model(&c, 1, &device)
+        .unwrap()
+        .encoder;
+    let reloaded = supcon_head::weights::load_safetensors(fresh, &exported).unwrap();
+    let x = burn::prelude::Tensor::<4>::ones([2, 1, 12, 12], &device);
+    assert_eq!(
+        reloaded
+            .forward(x.clone())
+            .into_data()
+            .try_into_vec::<f32>()
+            .unwrap(),
+        from_run
+            .forward(x)
+            .into_data()
+            .try_into_vec::<f32>()
+            .unwrap()
+    );
+    let model = commands::export(&run, ExportFormat::Burnpack, true, None).unwrap();
+    assert_eq!(model, run.join("model.bpk"));
+    assert!(model.is_file());
 }
 
 #[test]
