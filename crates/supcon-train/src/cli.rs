@@ -231,9 +231,11 @@ fn with_defaults(command: clap::Command) -> clap::Command {
             let stated = arg
                 .get_help()
                 .is_some_and(|h| h.to_string().contains("default:"));
+            // A switch (`--head` of export, `--quiet`) sets no configuration value.
+            let switch = !arg.get_action().takes_values();
             let default = arg
                 .get_long()
-                .filter(|_| !stated)
+                .filter(|_| !stated && !switch)
                 .and_then(supcon_train::config::layers::default_text);
             match default {
                 Some(default) => {
@@ -271,6 +273,12 @@ mod tests {
         assert!(
             !help.contains("--batch_size"),
             "knn lists only its options: {help}"
+        );
+        let export = command.find_subcommand_mut("export").unwrap();
+        let help = export.render_long_help().to_string();
+        assert!(
+            !help.contains("[default: mlp]"),
+            "export's --head is a switch, not the model's head: {help}"
         );
     }
 }
