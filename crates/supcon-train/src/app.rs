@@ -68,6 +68,7 @@ pub fn run(
                 ..Options::default()
             });
             let (outcome, file) = linear(&encoder, &options, progress)?;
+            confusion_figure(&outcome, &file)?;
             println!(
                 "linear evaluation test accuracy {:.2}% (epoch {} of best validation {:.2}%), saved as {}",
                 100.0 * outcome.test_accuracy,
@@ -154,12 +155,31 @@ fn demo(options: Options, progress: &dyn Progress) -> Result<(), TrainError> {
     Ok(())
 }
 
-/// `curves.png` and, for a finished run, `embedding.png`.
+/// `curves.png` and, for a finished run, `embedding.png` and the linear evaluation's confusion
+/// matrix.
 fn figures(outcome: &PretrainOutcome) -> Result<(), TrainError> {
     match &outcome.test_features {
-        Some(test) => plot::plot_run(&outcome.run_dir, &outcome.history, test, &outcome.classes),
-        None => plot::plot_curves(&outcome.run_dir, &outcome.history),
+        Some(test) => plot::plot_run(&outcome.run_dir, &outcome.history, test, &outcome.classes)?,
+        None => plot::plot_curves(&outcome.run_dir, &outcome.history)?,
     }
+    if let (Some(linear), Some(file)) = (&outcome.linear, &outcome.linear_file) {
+        confusion_figure(linear, file)?;
+    }
+    Ok(())
+}
+
+/// `<result>-confusion.png` beside the linear evaluation's result file.
+fn confusion_figure(
+    outcome: &supcon_train::linear::LinearOutcome,
+    file: &std::path::Path,
+) -> Result<(), TrainError> {
+    let stem = file.file_stem().unwrap_or_default().to_string_lossy();
+    let path = file.with_file_name(format!("{stem}-confusion.png"));
+    let title = format!(
+        "Linear evaluation, test split: {:.2}% correct",
+        100.0 * outcome.test_accuracy
+    );
+    plot::plot_confusion(&path, &outcome.confusion, &outcome.classes, &title)
 }
 
 /// Loads the data of a new cross-entropy run and creates its folder.

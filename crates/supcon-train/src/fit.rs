@@ -175,6 +175,8 @@ impl<'a> Fit<'a> {
             seconds = checkpoint.state.seconds;
             first_epoch = checkpoint.state.epoch + 1;
             write_jsonl(&metrics_path, &history)?;
+            let scalars = crate::tensorboard::history_scalars(task.name(), &history);
+            crate::tensorboard::write_events(&self.run_dir, &scalars)?;
             self.progress.message(&format!(
                 "resuming {} after epoch {}",
                 self.run_dir.display(),
@@ -238,12 +240,15 @@ impl<'a> Fit<'a> {
                 seconds: epoch_seconds,
                 knn_accuracy,
                 val_accuracy,
+                unix_time: crate::metrics::unix_time(),
             };
             self.progress
                 .message(&describe(task.name(), epochs, &metrics));
             history.push(metrics);
             seconds += started.elapsed().as_secs_f64();
             write_jsonl(&metrics_path, &history)?;
+            let scalars = crate::tensorboard::history_scalars(task.name(), &history);
+            crate::tensorboard::write_events(&self.run_dir, &scalars)?;
             if epoch % self.save_freq == 0 || epoch == epochs {
                 let state = TrainingState {
                     epoch,

@@ -7,7 +7,9 @@
 //! `supcon-train` binary (feature `cli`, on by default, with `mimalloc`) adds the command line,
 //! the progress bar and the figures; `default-features = false, features = ["flex"]` gives the
 //! library alone. Every run lives in a folder holding `config.toml` (the resolved
-//! configuration), `checkpoint.bin`, `metrics.jsonl`, and at the end `linear.json` / `ce.json`.
+//! configuration), `checkpoint.bin`, `metrics.jsonl`, the TensorBoard event file
+//! ([`tensorboard::EVENTS_FILE`]), and its evaluations (`linear.json`, `knn.json`, `ce.json`,
+//! numbered when repeated, listed in `summary.md`).
 //!
 //! ```no_run
 //! use supcon_train::config::{Options, RunConfig};
@@ -40,5 +42,6 @@ pub mod report;
 pub mod run;
 pub mod runs;
 pub mod schedule;
+pub mod tensorboard;
 
 pub use error::TrainError;

@@ -36,6 +36,18 @@ pub struct LinearOutcome {
     pub test_accuracy: f64,
     /// Validation accuracy of every epoch.
     pub val_curve: Vec<f64>,
+    /// Class names, indexed by label (empty where the caller did not name them).
+    #[serde(default)]
+    pub classes: Vec<String>,
+    /// Test accuracy of each class (`None` for a class without test images).
+    #[serde(default)]
+    pub per_class_accuracy: Vec<Option<f64>>,
+    /// Test confusion matrix: `confusion[true][predicted]` images.
+    #[serde(default)]
+    pub confusion: Vec<Vec<u64>>,
+    /// Top-5 test accuracy, when there are more than 10 classes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top5_accuracy: Option<f64>,
 }
 
 /// Trains the classifier for `epochs` at base rate `learning_rate` on `train`, selects on
@@ -95,12 +107,85 @@ pub fn linear_evaluation(
         }
     }
     let (best_epoch, val_accuracy, chosen) = best.expect("at least one epoch");
+    let breakdown = ClassBreakdown::of(&chosen, test)?;
     Ok(LinearOutcome {
         best_epoch,
         val_accuracy,
         test_accuracy: accuracy(&chosen, test),
         val_curve,
+        classes: Vec::new(),
+        per_class_accuracy: breakdown.per_class_accuracy(),
+        top5_accuracy: (test.num_classes > 10).then_some(breakdown.top5_accuracy),
+        confusion: breakdown.confusion,
     })
+}
+
+/// A classifier's results on a labelled set, class by class.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassBreakdown {
+    /// `confusion[true][predicted]` samples.
+    pub confusion: Vec<Vec<u64>>,
+    /// Fraction of the samples whose class is among the 5 highest scores (all of them for 5
+    /// classes or fewer).
+    pub top5_accuracy: f64,
+}
+
+impl ClassBreakdown {
+    /// The breakdown of `classifier` on `data`.
+    pub fn of(classifier: &LinearClassifier, data: &FeatureSet) -> Result<Self, TrainError> {
+        let k = data.num_classes;
+        let scores = classifier.forward(data.features.clone());
+        let host = |e: burn::tensor::DataError| {
+            TrainError::Config(format!("cannot read the classifier's scores: {e:?}"))
+        };
+        let scores = scores.into_data().try_into_vec::<f32>().map_err(host)?;
+        let labels = data
+            .labels
+            .clone()
+            .into_data()
+            .try_into_vec_as::<i64>()
+            .map_err(host)?;
+        Ok(Self::from_scores(&scores, &labels, k))
+    }
+
+    /// The breakdown of row-major scores `[N, k]` against `labels` `[N]`; a predicted class is
+    /// the first highest score (as `argmax`).
+    pub fn from_scores(scores: &[f32], labels: &[i64], k: usize) -> Self {
+        let mut confusion = vec![vec![0u64; k]; k];
+        let mut top5 = 0usize;
+        for (row, &label) in scores.chunks_exact(k).zip(labels) {
+            let predicted = row
+                .iter()
+                .enumerate()
+                .fold(0, |best, (i, &s)| if s > row[best] { i } else { best });
+            let label = label as usize;
+            confusion[label][predicted] += 1;
+            // Rank of the true class: classes scoring higher, and equal ones before it.
+            let truth = row[label];
+            let ahead = row
+                .iter()
+                .enumerate()
+                .filter(|&(i, &s)| s > truth || (s == truth && i < label))
+                .count();
+            top5 += usize::from(ahead < 5);
+        }
+        ClassBreakdown {
+            confusion,
+            top5_accuracy: top5 as f64 / labels.len().max(1) as f64,
+        }
+    }
+
+    /// Accuracy of each true class (`None` for a class without samples).
+    pub fn per_class_accuracy(&self) -> Vec<Option<f64>> {
+        self.confusion
+            .iter()
+            .enumerate()
+            .map(|(c, row)| {
+                let total: u64 = row.iter().sum();
+                (total > 0).then(|| row[c] as f64 / total as f64)
+            })
+            .collect()
+    }
 }
 
 /// The three sets with every feature dimension shifted and scaled by the training set's mean and
@@ -137,4 +222,32 @@ pub fn accuracy(classifier: &LinearClassifier, data: &FeatureSet) -> f64 {
         .sum()
         .into_scalar::<i64>();
     correct as f64 / n.max(1) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_breakdown_counts_by_hand() {
+        // Three classes; rows: truth 0 predicted 0, truth 0 predicted 2, truth 1 predicted 1,
+        // truth 1 with a tie between 0 and 1 (argmax takes the first: 0).
+        let scores = [
+            0.9, 0.1, 0.0, //
+            0.2, 0.3, 0.5, //
+            0.1, 0.8, 0.1, //
+            0.5, 0.5, 0.0,
+        ];
+        let b = ClassBreakdown::from_scores(&scores, &[0, 0, 1, 1], 3);
+        assert_eq!(b.confusion, [[1, 0, 1], [1, 1, 0], [0, 0, 0]]);
+        assert_eq!(b.per_class_accuracy(), [Some(0.5), Some(0.5), None]);
+        assert_eq!(b.top5_accuracy, 1.0, "three classes: always in the top 5");
+        // Seven classes: the true class ranks 6th in the first row, 1st in the second.
+        let scores = [
+            0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, //
+            0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.9,
+        ];
+        let b = ClassBreakdown::from_scores(&scores, &[5, 6], 7);
+        assert_eq!(b.top5_accuracy, 0.5);
+    }
 }

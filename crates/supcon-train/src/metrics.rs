@@ -25,6 +25,16 @@ pub struct EpochMetrics {
     /// Classification accuracy on the validation split (cross-entropy and linear stages).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub val_accuracy: Option<f64>,
+    /// When the epoch ended, in seconds since the Unix epoch (0 in runs of earlier versions).
+    #[serde(default)]
+    pub unix_time: f64,
+}
+
+/// Seconds since the Unix epoch, now.
+pub fn unix_time() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// Writes `history` as JSON lines to `path` (atomically: a resumed run rewrites it from its

@@ -9,7 +9,8 @@ use std::sync::Once;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use plotters::style::{FontStyle, register_font};
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use plotters::style::{FontStyle, FontTransform, register_font};
 
 use supcon_train::TrainError;
 use supcon_train::features::FeatureSet;
@@ -99,6 +100,102 @@ pub fn plot_curves(run_dir: &Path, history: &[EpochMetrics]) -> Result<(), Train
         )
     })?;
     supcon_train::atomic::write_atomically(&path, &png)
+}
+
+/// Writes the confusion matrix of a linear evaluation (`confusion[true][predicted]`, classes
+/// named by `classes`) as a heat map to `path`: each row shaded by the fraction of its class's
+/// test images, counts written in the cells for up to 20 classes.
+pub fn plot_confusion(
+    path: &Path,
+    confusion: &[Vec<u64>],
+    classes: &[String],
+    title: &str,
+) -> Result<(), TrainError> {
+    let k = confusion.len();
+    if k == 0 {
+        return Ok(());
+    }
+    let cell = (640 / k).clamp(6, 56) as u32;
+    let side = cell * k as u32;
+    let size = (side + 260, side + 240);
+    let name = |i: usize| classes.get(i).cloned().unwrap_or_else(|| i.to_string());
+    // Room for the longest class name (about 7 pixels a character at this size).
+    let longest = (0..k).map(|i| name(i).chars().count()).max().unwrap_or(1);
+    let label_room = (7 * longest as u32 + 10).min(150);
+    let png = draw(size, path, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, (FONT_NAME, 20))
+            .margin(16)
+            .margin_right(40)
+            .x_label_area_size(label_room + 30)
+            .y_label_area_size(label_room + 40)
+            .build_cartesian_2d((0..k - 1).into_segmented(), (0..k - 1).into_segmented())
+            .map_err(|e| e.to_string())?;
+        // Row r of the matrix is drawn at height k - 1 - r, so the first class is on top.
+        let label = |v: &SegmentValue<usize>, flip: bool| match v {
+            SegmentValue::CenterOf(i) if *i < k => name(if flip { k - 1 - *i } else { *i }),
+            _ => String::new(),
+        };
+        let every = k.div_ceil(25);
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_desc("predicted class")
+            .y_desc("true class")
+            .x_labels(k / every)
+            .y_labels(k / every)
+            .x_label_formatter(&|v| label(v, false))
+            .y_label_formatter(&|v| label(v, true))
+            .x_label_style(
+                (FONT_NAME, 13)
+                    .into_font()
+                    .transform(FontTransform::Rotate90),
+            )
+            .label_style((FONT_NAME, 13))
+            .axis_desc_style((FONT_NAME, 16))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        let cells = confusion.iter().enumerate().flat_map(|(r, row)| {
+            let total = row.iter().sum::<u64>().max(1) as f64;
+            row.iter()
+                .enumerate()
+                .map(move |(c, &n)| (r, c, n, n as f64 / total))
+        });
+        let shade = |f: f64| {
+            let mix = |full: u8| (255.0 - f * (255.0 - f64::from(full))).round() as u8;
+            RGBColor(mix(8), mix(69), mix(148))
+        };
+        chart
+            .draw_series(cells.clone().map(|(r, c, _, f)| {
+                let y = k - 1 - r;
+                Rectangle::new(
+                    [
+                        (SegmentValue::Exact(c), SegmentValue::Exact(y)),
+                        (SegmentValue::Exact(c + 1), SegmentValue::Exact(y + 1)),
+                    ],
+                    shade(f).filled(),
+                )
+            }))
+            .map_err(|e| e.to_string())?;
+        if k <= 20 {
+            chart
+                .draw_series(cells.map(|(r, c, n, f)| {
+                    let colour = if f > 0.5 { WHITE } else { BLACK };
+                    let style = (FONT_NAME, 12)
+                        .into_font()
+                        .color(&colour)
+                        .pos(Pos::new(HPos::Center, VPos::Center));
+                    Text::new(
+                        n.to_string(),
+                        (SegmentValue::CenterOf(c), SegmentValue::CenterOf(k - 1 - r)),
+                        style,
+                    )
+                }))
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    })?;
+    supcon_train::atomic::write_atomically(path, &png)
 }
 
 /// Any error of plotters, as text.
@@ -335,6 +432,22 @@ fn top_eigenvector(matrix: &[f64], d: usize) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn confusion_matrices_draw_for_few_and_many_classes() {
+        let dir = tempfile::tempdir().unwrap();
+        for k in [3usize, 30] {
+            let confusion: Vec<Vec<u64>> = (0..k)
+                .map(|r| (0..k).map(|c| if r == c { 9 } else { 1 }).collect())
+                .collect();
+            let classes: Vec<String> = (0..k).map(|i| format!("class {i}")).collect();
+            let path = dir.path().join(format!("confusion-{k}.png"));
+            plot_confusion(&path, &confusion, &classes, "test").unwrap();
+            let image = image::open(&path).unwrap();
+            let cell = (640 / k).clamp(6, 56) as u32;
+            assert_eq!(image.width(), cell * k as u32 + 260);
+        }
+    }
 
     #[test]
     fn padded_ranges_hold_every_value() {

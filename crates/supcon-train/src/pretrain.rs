@@ -32,6 +32,8 @@ pub struct PretrainOutcome {
     pub seconds: f64,
     /// The linear evaluation, when `linear_epochs > 0`.
     pub linear: Option<LinearOutcome>,
+    /// The file it was saved in (`linear.json`, or `linear-<n>.json` after earlier ones).
+    pub linear_file: Option<PathBuf>,
     /// The frozen encoder's features of the test split, once the run is finished (for an
     /// embedding map, say).
     pub test_features: Option<FeatureSet>,
@@ -291,14 +293,36 @@ pub fn pretrain(
         .history
         .last()
         .is_some_and(|m| m.epoch == c.schedule.epochs);
-    let (mut linear, mut test_features) = (None, None);
+    let (mut linear, mut test_features, mut linear_file) = (None, None, None);
     if finished {
         // The frozen features serve both the linear evaluation and the embedding map.
         let [train, validation, test] = split_features(prepared, &fitted.model.valid().encoder)?;
         if c.eval.linear_epochs > 0 {
             let features = [train, validation, test];
             let outcome = evaluate_linear(prepared, &features, progress)?;
-            crate::report::save_evaluation(run_dir, &linear_record(c, &outcome))?;
+            linear_file = Some(crate::report::save_evaluation(
+                run_dir,
+                &linear_record(c, &outcome),
+            )?);
+            // The event file gains the evaluation, at the last epoch.
+            let mut scalars = crate::tensorboard::history_scalars(task.name(), &fitted.history);
+            let step = c.schedule.epochs as i64;
+            let figures = [
+                ("linear/val_accuracy", Some(outcome.val_accuracy)),
+                ("linear/test_accuracy", Some(outcome.test_accuracy)),
+                ("linear/top5_test_accuracy", outcome.top5_accuracy),
+            ];
+            for (tag, value) in figures {
+                if let Some(value) = value {
+                    scalars.push(crate::tensorboard::Scalar {
+                        tag: tag.into(),
+                        step,
+                        value: value as f32,
+                        wall_time: crate::metrics::unix_time(),
+                    });
+                }
+            }
+            crate::tensorboard::write_events(run_dir, &scalars)?;
             linear = Some(outcome);
             let [_, _, test] = features;
             test_features = Some(test);
@@ -311,6 +335,7 @@ pub fn pretrain(
         history: fitted.history,
         seconds: fitted.seconds,
         linear,
+        linear_file,
         test_features,
         classes: prepared.splits.test.classes().to_vec(),
     })
@@ -362,7 +387,7 @@ pub fn evaluate_linear(
     let c = &prepared.config;
     let started = std::time::Instant::now();
     let [train, validation, test] = features;
-    let outcome = linear_evaluation(
+    let mut outcome = linear_evaluation(
         train,
         validation,
         test,
@@ -371,8 +396,12 @@ pub fn evaluate_linear(
         c.seed,
         &prepared.device,
     )?;
+    outcome.classes = prepared.splits.test.classes().to_vec();
+    let top5 = outcome
+        .top5_accuracy
+        .map_or(String::new(), |a| format!(", top-5 {:.2}%", 100.0 * a));
     progress.message(&format!(
-        "linear evaluation: best validation {:.2}% at epoch {}/{}, test {:.2}% ({:.1} s)",
+        "linear evaluation: best validation {:.2}% at epoch {}/{}, test {:.2}%{top5} ({:.1} s)",
         100.0 * outcome.val_accuracy,
         outcome.best_epoch,
         c.eval.linear_epochs,

@@ -102,6 +102,29 @@ fn evaluation_commands_read_a_finished_run() {
     config.schedule.epochs = 1;
     let outcome = commands::start_pretrain(config, &Silent).unwrap();
     let run = outcome.run_dir;
+    // The TensorBoard event file reads back: the epoch's scalars and the evaluation.
+    let events = run.join(supcon_train::tensorboard::EVENTS_FILE);
+    let scalars = supcon_train::tensorboard::read_events(&events).unwrap();
+    let tags: Vec<&str> = scalars.iter().map(|s| s.tag.as_str()).collect();
+    for tag in [
+        "simclr/loss",
+        "simclr/learning_rate",
+        "simclr/knn_val_accuracy",
+        "linear/test_accuracy",
+    ] {
+        assert!(tags.contains(&tag), "{tag} missing: {tags:?}");
+    }
+    let linear = outcome.linear.unwrap();
+    let loss = scalars.iter().find(|s| s.tag == "simclr/loss").unwrap();
+    assert_eq!((loss.step, loss.value), (1, outcome.history[0].loss as f32));
+    // Per-class results: the 32 test images, 8 of each of the 4 classes.
+    let rows: Vec<u64> = linear.confusion.iter().map(|r| r.iter().sum()).collect();
+    assert_eq!(rows, [8, 8, 8, 8]);
+    let correct: u64 = (0..4).map(|c| linear.confusion[c][c]).sum();
+    assert_eq!(correct as f64 / 32.0, linear.test_accuracy);
+    assert_eq!(linear.per_class_accuracy.len(), 4);
+    assert_eq!(linear.classes.len(), 4);
+    assert_eq!(linear.top5_accuracy, None, "4 classes: no top-5");
 
     let options = Options {
         linear_epochs: Some(3),
