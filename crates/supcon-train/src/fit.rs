@@ -92,17 +92,12 @@ pub struct Fit<'a> {
     pub optimizer: Optimizer,
     /// Learning-rate schedule.
     pub schedule: LearningRateSchedule,
-    /// Images per batch.
-    pub batch_size: usize,
-    /// Seed of the per-epoch shuffles.
-    pub seed: u64,
-    /// Checkpoint period.
-    pub save_freq: usize,
     /// The run folder.
     pub run_dir: PathBuf,
     /// Where progress is reported.
     pub progress: &'a dyn Progress,
-    /// The run's configuration, recorded in each checkpoint and compared on resumption.
+    /// The run's configuration (batch size, seed, checkpoint period), recorded in each
+    /// checkpoint and compared on resumption.
     pub config: RunConfig,
     /// Stop after this many epochs of this session (tests of resumption), `None`: run to the end.
     pub stop_after: Option<usize>,
@@ -138,9 +133,6 @@ impl<'a> Fit<'a> {
             pipeline: ViewPipeline::new(views),
             optimizer,
             schedule,
-            batch_size: c.data.batch_size,
-            seed: c.seed,
-            save_freq: c.save_freq,
             run_dir: run_dir.to_path_buf(),
             progress,
             config: c.clone(),
@@ -184,8 +176,9 @@ impl<'a> Fit<'a> {
             ));
         }
         let epochs = self.schedule.epochs;
+        let (batch_size, seed) = (self.config.data.batch_size, self.config.seed);
         let train = &self.splits.train;
-        let steps = train.len().div_ceil(self.batch_size);
+        let steps = train.len().div_ceil(batch_size);
         // Batches and views are made on the plain device, outside the autodiff graph.
         let plain = self.device.clone().inner();
         for (session_epochs, epoch) in (first_epoch..=epochs).enumerate() {
@@ -193,14 +186,14 @@ impl<'a> Fit<'a> {
                 break;
             }
             let started = Instant::now();
-            let order = shuffled_indices(train.len(), epoch_seed(self.seed, epoch));
+            let order = shuffled_indices(train.len(), epoch_seed(seed, epoch));
             self.progress
                 .epoch_started(task.name(), epoch, epochs, steps);
             let (mut loss_sum, mut lr) = (0.0f64, 0.0);
-            for (step, indices) in order.chunks(self.batch_size).enumerate() {
+            for (step, indices) in order.chunks(batch_size).enumerate() {
                 lr = self.schedule.rate(epoch, step, steps);
                 let batch = train.batch(indices, &plain)?;
-                let seed = batch_seed(self.seed, epoch, step);
+                let seed = batch_seed(seed, epoch, step);
                 let views = self.pipeline.views(batch.images, task.views(), seed)?;
                 let (stepped, value, grads) =
                     task.gradients(model, views.autodiff(), batch.labels.autodiff())?;
@@ -219,7 +212,7 @@ impl<'a> Fit<'a> {
                 model = self.optimizer.step(lr, model, grads);
                 task.after_step(&model)?;
                 loss_sum += value as f64;
-                let rate = ((step + 1) * self.batch_size) as f64 / started.elapsed().as_secs_f64();
+                let rate = ((step + 1) * batch_size) as f64 / started.elapsed().as_secs_f64();
                 self.progress
                     .step_done(loss_sum / (step + 1) as f64, lr, rate);
             }
@@ -249,7 +242,7 @@ impl<'a> Fit<'a> {
             write_jsonl(&metrics_path, &history)?;
             let scalars = crate::tensorboard::history_scalars(task.name(), &history);
             crate::tensorboard::write_events(&self.run_dir, &scalars)?;
-            if epoch % self.save_freq == 0 || epoch == epochs {
+            if epoch % self.config.save_freq == 0 || epoch == epochs {
                 let state = TrainingState {
                     epoch,
                     history: history.clone(),

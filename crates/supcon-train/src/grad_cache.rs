@@ -7,11 +7,12 @@
 //! statistics taken per chunk (as each device's are under data parallelism); running
 //! statistics are updated once per chunk (the first pass's updates are undone).
 
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::module::Module;
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::prelude::*;
 
 use crate::TrainError;
+use crate::params::{flat_tensors, map_tensors};
 
 /// The chunks of `images` images, at most `chunk` each: `[start, end)` ranges.
 pub fn chunks(images: usize, chunk: usize) -> Vec<(usize, usize)> {
@@ -79,13 +80,17 @@ pub fn cached_gradients<M: Module>(
 
     // Pass 1: every chunk's embeddings, without recording graphs: a copy whose parameters do
     // not require gradients (its layers still train: BatchNorm on batch statistics).
-    let statistics = RunningStatistics::of(&model);
+    // The running statistics (tensors that do not require gradients, BatchNorm's), saved
+    // before the first pass updates them and put back after it.
+    let statistics = flat_tensors(&model);
     let untracked = model.clone().no_grad();
     let all = map_chunks(&views, view_count, chunk, |x| {
         forward(&untracked, x).detach()
     });
     drop(untracked);
-    let model = statistics.restore(model);
+    let model = map_tensors(model, statistics, |saved, _| {
+        (!saved.trainable).then_some(saved.value)
+    });
     let all = all.require_grad();
 
     // The loss and its gradient with respect to the embeddings.
@@ -119,47 +124,6 @@ pub fn cached_gradients<M: Module>(
         accumulated.accumulate(&model, chunk_grads);
     }
     Ok((model, scalar, accumulated.grads()))
-}
-
-/// The running statistics (tensors that do not require gradients, such as BatchNorm's running
-/// mean and variance) of a model on its autodiff device, to be put back later.
-struct RunningStatistics(Vec<Option<(Tensor<1>, Vec<usize>)>>);
-
-impl RunningStatistics {
-    fn of<M: Module>(model: &M) -> RunningStatistics {
-        struct Collect(Vec<Option<(Tensor<1>, Vec<usize>)>>);
-        impl ModuleVisitor for Collect {
-            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-                let value = param.val();
-                if value.is_require_grad() {
-                    self.0.push(None);
-                } else {
-                    let shape = value.shape().to_vec();
-                    let numel = shape.iter().product::<usize>();
-                    self.0.push(Some((value.reshape([numel]), shape)));
-                }
-            }
-        }
-        let mut collect = Collect(Vec::new());
-        model.visit(&mut collect);
-        RunningStatistics(collect.0)
-    }
-
-    fn restore<M: Module>(self, model: M) -> M {
-        struct Restore(std::vec::IntoIter<Option<(Tensor<1>, Vec<usize>)>>);
-        impl ModuleMapper for Restore {
-            fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-                match self.0.next().flatten() {
-                    Some((value, shape)) => param.map(|_| {
-                        let dims: [usize; D] = shape.try_into().expect("same rank");
-                        value.reshape(dims)
-                    }),
-                    None => param,
-                }
-            }
-        }
-        model.map(&mut Restore(self.0.into_iter()))
-    }
 }
 
 #[cfg(test)]

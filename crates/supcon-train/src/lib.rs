@@ -36,6 +36,7 @@ pub mod linear;
 pub mod metrics;
 pub mod momentum;
 pub mod optim;
+pub mod params;
 pub mod pretrain;
 pub mod progress;
 pub mod report;

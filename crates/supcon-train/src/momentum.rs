@@ -5,10 +5,11 @@
 //!
 //! [`SupConLoss::forward_with_memory`]: supcon_loss::SupConLoss::forward_with_memory
 
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::module::Module;
 use burn::prelude::*;
 
 use crate::TrainError;
+use crate::params::{flat_tensors, map_tensors};
 
 /// `key ← momentum · key + (1 − momentum) · model`, parameter by parameter; the model's
 /// running statistics (BatchNorm's) are copied, not averaged, so that a key model used in
@@ -16,49 +17,18 @@ use crate::TrainError;
 /// structure (the key model is a copy of the model); `model` may be on another device (the
 /// autodiff one), its values are moved to `key`'s.
 pub fn ema_update<M: Module>(key: M, model: &M, momentum: f64) -> M {
-    struct Collect(Vec<(Tensor<1>, Vec<usize>, bool)>);
-    impl ModuleVisitor for Collect {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let value = param.val();
-            // Running statistics never require gradients; trainable parameters do.
-            let trainable = value.is_require_grad();
-            let value = if value.device().is_autodiff() {
-                value.inner()
-            } else {
-                value
-            };
-            let shape = value.shape().to_vec();
-            let numel = shape.iter().product::<usize>();
-            self.0.push((value.reshape([numel]), shape, trainable));
-        }
-    }
-    struct Average {
-        source: std::vec::IntoIter<(Tensor<1>, Vec<usize>, bool)>,
-        momentum: f64,
-    }
-    impl ModuleMapper for Average {
-        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-            let (value, shape, trainable) = self
-                .source
-                .next()
-                .expect("the key model has the model's structure");
-            param.map(|key| {
-                let dims: [usize; D] = shape.try_into().expect("same rank");
-                let device = key.device();
-                let source = value.to_device(&device).reshape(dims);
-                if trainable {
-                    key.mul_scalar(self.momentum) + source.mul_scalar(1.0 - self.momentum)
-                } else {
-                    source
-                }
-            })
-        }
-    }
-    let mut collect = Collect(Vec::new());
-    model.visit(&mut collect);
-    key.map(&mut Average {
-        source: collect.0.into_iter(),
-        momentum,
+    map_tensors(key, flat_tensors(model), |source, key| {
+        let value = if source.value.device().is_autodiff() {
+            source.value.inner()
+        } else {
+            source.value
+        };
+        let value = value.to_device(&key.device());
+        Some(if source.trainable {
+            key.mul_scalar(momentum) + value.mul_scalar(1.0 - momentum)
+        } else {
+            value
+        })
     })
 }
 
@@ -209,6 +179,7 @@ impl KeyQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::module::Param;
 
     fn rows(values: &[f32], device: &Device) -> Tensor<2> {
         Tensor::<1>::from_floats(values, device).reshape([values.len(), 1])
