@@ -30,23 +30,22 @@ pub struct FeatureSet {
 impl FeatureSet {
     /// The features (`[N, width]`, row-major) and labels as host vectors.
     pub fn to_host(&self) -> Result<(Vec<f32>, Vec<i64>), TrainError> {
-        let host = |e: burn::tensor::DataError| {
-            TrainError::Config(format!("cannot read the features back: {e:?}"))
-        };
-        let features = self
-            .features
-            .clone()
-            .into_data()
-            .try_into_vec::<f32>()
-            .map_err(host)?;
-        let labels = self
-            .labels
-            .clone()
-            .into_data()
-            .try_into_vec_as::<i64>()
-            .map_err(host)?;
-        Ok((features, labels))
+        rows_to_host(self.features.clone(), self.labels.clone())
     }
+}
+
+/// Rows `[N, D]` (row-major) and their labels `[N]` as host vectors: the one way the trainer
+/// reads features, keys or scores back from the device.
+pub fn rows_to_host(
+    rows: Tensor<2>,
+    labels: Tensor<1, Int>,
+) -> Result<(Vec<f32>, Vec<i64>), TrainError> {
+    let host = |e: burn::tensor::DataError| {
+        TrainError::Config(format!("cannot read values back from the device: {e:?}"))
+    };
+    let rows = rows.into_data().try_into_vec::<f32>().map_err(host)?;
+    let labels = labels.into_data().try_into_vec_as::<i64>().map_err(host)?;
+    Ok((rows, labels))
 }
 
 /// The evaluation transform of a run: the whole image, resized to `size` if given, normalised.

@@ -135,16 +135,7 @@ impl ClassBreakdown {
     pub fn of(classifier: &LinearClassifier, data: &FeatureSet) -> Result<Self, TrainError> {
         let k = data.num_classes;
         let scores = classifier.forward(data.features.clone());
-        let host = |e: burn::tensor::DataError| {
-            TrainError::Config(format!("cannot read the classifier's scores: {e:?}"))
-        };
-        let scores = scores.into_data().try_into_vec::<f32>().map_err(host)?;
-        let labels = data
-            .labels
-            .clone()
-            .into_data()
-            .try_into_vec_as::<i64>()
-            .map_err(host)?;
+        let (scores, labels) = crate::features::rows_to_host(scores, data.labels.clone())?;
         Ok(Self::from_scores(&scores, &labels, k))
     }
 

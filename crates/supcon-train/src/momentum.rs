@@ -116,20 +116,8 @@ impl KeyQueue {
     /// The queue as bytes (for a checkpoint): capacity, dimension, length and position
     /// (u64 LE each), then the keys (f32 LE) and labels (i64 LE).
     pub fn to_bytes(&self) -> Result<Vec<u8>, TrainError> {
-        let host = |e: burn::tensor::DataError| TrainError::Config(format!("queue: {e:?}"));
         let dim = self.keys.dims()[1];
-        let keys = self
-            .keys
-            .clone()
-            .into_data()
-            .try_into_vec::<f32>()
-            .map_err(host)?;
-        let labels = self
-            .labels
-            .clone()
-            .into_data()
-            .try_into_vec_as::<i64>()
-            .map_err(host)?;
+        let (keys, labels) = crate::features::rows_to_host(self.keys.clone(), self.labels.clone())?;
         let mut bytes = Vec::with_capacity(32 + 4 * keys.len() + 8 * labels.len());
         for n in [self.capacity, dim, self.len, self.next] {
             bytes.extend_from_slice(&(n as u64).to_le_bytes());
