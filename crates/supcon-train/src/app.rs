@@ -44,6 +44,13 @@ pub fn run(
                 supcon_train::ce::cross_entropy(&prepared, &run_dir, resume, progress, None)?;
             plot::plot_curves(&run_dir, &history)?;
             if let Some(o) = outcome {
+                if let Some(file) = &o.file {
+                    let title = format!(
+                        "Cross-entropy baseline, test split: {:.2}% correct",
+                        100.0 * o.test_accuracy
+                    );
+                    confusion_figure(file, &o.confusion, &o.classes, &title)?;
+                }
                 println!(
                     "cross-entropy test accuracy {:.2}% (epoch {} of best validation {:.2}%), run {}",
                     100.0 * o.test_accuracy,
@@ -68,7 +75,7 @@ pub fn run(
                 ..Options::default()
             });
             let (outcome, file) = linear(&encoder, &options, progress)?;
-            confusion_figure(&outcome, &file)?;
+            linear_confusion(&outcome, &file)?;
             println!(
                 "linear evaluation test accuracy {:.2}% (epoch {} of best validation {:.2}%), saved as {}",
                 100.0 * outcome.test_accuracy,
@@ -163,23 +170,33 @@ fn figures(outcome: &PretrainOutcome) -> Result<(), TrainError> {
         None => plot::plot_curves(&outcome.run_dir, &outcome.history)?,
     }
     if let (Some(linear), Some(file)) = (&outcome.linear, &outcome.linear_file) {
-        confusion_figure(linear, file)?;
+        linear_confusion(linear, file)?;
     }
     Ok(())
 }
 
-/// `<result>-confusion.png` beside the linear evaluation's result file.
-fn confusion_figure(
+/// The confusion matrix of the linear evaluation saved in `file`.
+fn linear_confusion(
     outcome: &supcon_train::linear::LinearOutcome,
     file: &std::path::Path,
 ) -> Result<(), TrainError> {
-    let stem = file.file_stem().unwrap_or_default().to_string_lossy();
-    let path = file.with_file_name(format!("{stem}-confusion.png"));
     let title = format!(
         "Linear evaluation, test split: {:.2}% correct",
         100.0 * outcome.test_accuracy
     );
-    plot::plot_confusion(&path, &outcome.confusion, &outcome.classes, &title)
+    confusion_figure(file, &outcome.confusion, &outcome.classes, &title)
+}
+
+/// `<result>-confusion.png` beside an evaluation's result file.
+fn confusion_figure(
+    file: &std::path::Path,
+    confusion: &[Vec<u64>],
+    classes: &[String],
+    title: &str,
+) -> Result<(), TrainError> {
+    let stem = file.file_stem().unwrap_or_default().to_string_lossy();
+    let path = file.with_file_name(format!("{stem}-confusion.png"));
+    plot::plot_confusion(&path, confusion, classes, title)
 }
 
 /// Loads the data of a new cross-entropy run and creates its folder.

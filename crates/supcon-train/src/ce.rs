@@ -17,6 +17,7 @@ use crate::atomic::write_atomically;
 use crate::config::RunConfig;
 use crate::features::evaluation_views;
 use crate::fit::{Fit, Task, backward, restore_model};
+use crate::linear::ClassBreakdown;
 use crate::metrics::EpochMetrics;
 use crate::progress::Progress;
 use crate::run::{Prepared, crop_view_config};
@@ -33,6 +34,21 @@ pub struct CrossEntropyOutcome {
     pub val_accuracy: f64,
     /// Its test accuracy, measured once.
     pub test_accuracy: f64,
+    /// Class names, indexed by label.
+    #[serde(default)]
+    pub classes: Vec<String>,
+    /// Test accuracy of each class (`None` for a class without test images).
+    #[serde(default)]
+    pub per_class_accuracy: Vec<Option<f64>>,
+    /// Test confusion matrix: `confusion[true][predicted]` images.
+    #[serde(default)]
+    pub confusion: Vec<Vec<u64>>,
+    /// Top-5 test accuracy, when there are more than 10 classes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top5_accuracy: Option<f64>,
+    /// The file the outcome was saved in (`ce.json`, or `ce-<n>.json` after earlier ones).
+    #[serde(skip)]
+    pub file: Option<PathBuf>,
 }
 
 struct CrossEntropyTask<'a> {
@@ -85,6 +101,30 @@ impl Task for CrossEntropyTask<'_> {
         }
         Ok((None, Some(accuracy)))
     }
+}
+
+/// The results of `model` (evaluation mode) on `data`, class by class.
+pub fn classify_by_class(
+    model: &CrossEntropyNet,
+    data: &ImageDataset,
+    config: &RunConfig,
+    device: &Device,
+) -> Result<ClassBreakdown, TrainError> {
+    let views = evaluation_views(config);
+    let indices: Vec<usize> = (0..data.len()).collect();
+    let (mut scores, mut labels) = (Vec::new(), Vec::new());
+    for chunk in indices.chunks(500) {
+        let batch = data.batch(chunk, device)?;
+        let logits = model.forward(views.views(batch.images, 1, 0)?);
+        let (s, l) = crate::features::rows_to_host(logits, batch.labels)?;
+        scores.extend(s);
+        labels.extend(l);
+    }
+    Ok(ClassBreakdown::from_scores(
+        &scores,
+        &labels,
+        data.num_classes(),
+    ))
 }
 
 /// Fraction of `data` that `model` (evaluation mode) classifies correctly.
@@ -150,29 +190,41 @@ pub fn cross_entropy(
         burn::tensor::Bytes::from_bytes_vec(bytes),
         &task.best_path,
     )?;
-    let test_accuracy = classify(&best, &prepared.splits.test, c, &prepared.device)?;
+    let test = &prepared.splits.test;
+    let breakdown = classify_by_class(&best, test, c, &prepared.device)?;
+    let correct: u64 = (0..breakdown.confusion.len())
+        .map(|k| breakdown.confusion[k][k])
+        .sum();
+    let test_accuracy = correct as f64 / test.len().max(1) as f64;
+    let top5_accuracy = (test.num_classes() > 10).then_some(breakdown.top5_accuracy);
+    let top5 = top5_accuracy.map_or(String::new(), |a| format!(", top-5 {:.2}%", 100.0 * a));
     progress.message(&format!(
-        "cross-entropy: best validation {:.2}% at epoch {best_epoch}, test {:.2}%",
+        "cross-entropy: best validation {:.2}% at epoch {best_epoch}, test {:.2}%{top5}",
         100.0 * val_accuracy,
         100.0 * test_accuracy
     ));
-    let outcome = CrossEntropyOutcome {
+    let mut outcome = CrossEntropyOutcome {
         best_epoch,
         val_accuracy,
         test_accuracy,
+        classes: test.classes().to_vec(),
+        per_class_accuracy: breakdown.per_class_accuracy(),
+        confusion: breakdown.confusion,
+        top5_accuracy,
+        file: None,
     };
     let settings = [
         ("epochs", c.schedule.epochs.to_string()),
         ("seed", c.seed.to_string()),
         ("device", c.device.to_string()),
     ];
-    crate::report::save_evaluation(
+    outcome.file = Some(crate::report::save_evaluation(
         run_dir,
         &crate::report::EvaluationRecord {
             evaluation: "ce".into(),
             settings: settings.map(|(k, v)| (k.to_string(), v)).into(),
             outcome: outcome.clone(),
         },
-    )?;
+    )?);
     Ok((fitted.history, Some(outcome)))
 }

@@ -259,6 +259,14 @@ fn cross_entropy_baseline_selects_on_validation() {
         Some(outcome.val_accuracy)
     );
     assert!(run.join("ce.json").is_file() && run.join("best-model.bpk").is_file());
+    assert_eq!(outcome.file, Some(run.join("ce.json")));
+    // The test split class by class: 8 images of each of the 4 classes.
+    let rows: Vec<u64> = outcome.confusion.iter().map(|r| r.iter().sum()).collect();
+    assert_eq!(rows, [8, 8, 8, 8]);
+    let correct: u64 = (0..4).map(|c| outcome.confusion[c][c]).sum();
+    assert_eq!(correct as f64 / 32.0, outcome.test_accuracy);
+    assert_eq!(outcome.classes.len(), 4);
+    assert_eq!(outcome.per_class_accuracy.len(), 4);
 }
 
 #[test]
