@@ -49,7 +49,7 @@ pub fn run(
                         "Cross-entropy baseline, test split: {:.2}% correct",
                         100.0 * o.test_accuracy
                     );
-                    confusion_figure(file, &o.confusion, &o.classes, &title)?;
+                    confusion_figure(file, &o.per_class.confusion, &o.per_class.classes, &title)?;
                 }
                 println!(
                     "cross-entropy test accuracy {:.2}% (epoch {} of best validation {:.2}%), run {}",
@@ -184,7 +184,12 @@ fn linear_confusion(
         "Linear evaluation, test split: {:.2}% correct",
         100.0 * outcome.test_accuracy
     );
-    confusion_figure(file, &outcome.confusion, &outcome.classes, &title)
+    confusion_figure(
+        file,
+        &outcome.per_class.confusion,
+        &outcome.per_class.classes,
+        &title,
+    )
 }
 
 /// `<result>-confusion.png` beside an evaluation's result file.

@@ -17,7 +17,7 @@ use crate::atomic::write_atomically;
 use crate::config::RunConfig;
 use crate::features::evaluation_views;
 use crate::fit::{Fit, Task, backward, restore_model};
-use crate::linear::ClassBreakdown;
+use crate::linear::{ClassBreakdown, PerClassResults};
 use crate::metrics::EpochMetrics;
 use crate::progress::Progress;
 use crate::run::{Prepared, crop_view_config};
@@ -34,18 +34,9 @@ pub struct CrossEntropyOutcome {
     pub val_accuracy: f64,
     /// Its test accuracy, measured once.
     pub test_accuracy: f64,
-    /// Class names, indexed by label.
-    #[serde(default)]
-    pub classes: Vec<String>,
-    /// Test accuracy of each class (`None` for a class without test images).
-    #[serde(default)]
-    pub per_class_accuracy: Vec<Option<f64>>,
-    /// Test confusion matrix: `confusion[true][predicted]` images.
-    #[serde(default)]
-    pub confusion: Vec<Vec<u64>>,
-    /// Top-5 test accuracy, when there are more than 10 classes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub top5_accuracy: Option<f64>,
+    /// The test split class by class.
+    #[serde(flatten)]
+    pub per_class: PerClassResults,
     /// The file the outcome was saved in (`ce.json`, or `ce-<n>.json` after earlier ones).
     #[serde(skip)]
     pub file: Option<PathBuf>,
@@ -192,11 +183,9 @@ pub fn cross_entropy(
     )?;
     let test = &prepared.splits.test;
     let breakdown = classify_by_class(&best, test, c, &prepared.device)?;
-    let correct: u64 = (0..breakdown.confusion.len())
-        .map(|k| breakdown.confusion[k][k])
-        .sum();
-    let test_accuracy = correct as f64 / test.len().max(1) as f64;
-    let top5_accuracy = (test.num_classes() > 10).then_some(breakdown.top5_accuracy);
+    let test_accuracy = breakdown.accuracy();
+    let per_class = breakdown.results(test.classes().to_vec());
+    let top5_accuracy = per_class.top5_accuracy;
     let top5 = top5_accuracy.map_or(String::new(), |a| format!(", top-5 {:.2}%", 100.0 * a));
     progress.message(&format!(
         "cross-entropy: best validation {:.2}% at epoch {best_epoch}, test {:.2}%{top5}",
@@ -207,10 +196,7 @@ pub fn cross_entropy(
         best_epoch,
         val_accuracy,
         test_accuracy,
-        classes: test.classes().to_vec(),
-        per_class_accuracy: breakdown.per_class_accuracy(),
-        confusion: breakdown.confusion,
-        top5_accuracy,
+        per_class,
         file: None,
     };
     let settings = [

@@ -36,18 +36,9 @@ pub struct LinearOutcome {
     pub test_accuracy: f64,
     /// Validation accuracy of every epoch.
     pub val_curve: Vec<f64>,
-    /// Class names, indexed by label (empty where the caller did not name them).
-    #[serde(default)]
-    pub classes: Vec<String>,
-    /// Test accuracy of each class (`None` for a class without test images).
-    #[serde(default)]
-    pub per_class_accuracy: Vec<Option<f64>>,
-    /// Test confusion matrix: `confusion[true][predicted]` images.
-    #[serde(default)]
-    pub confusion: Vec<Vec<u64>>,
-    /// Top-5 test accuracy, when there are more than 10 classes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub top5_accuracy: Option<f64>,
+    /// The test split class by class.
+    #[serde(flatten)]
+    pub per_class: PerClassResults,
 }
 
 /// Trains the classifier for `epochs` at base rate `learning_rate` on `train`, selects on
@@ -113,11 +104,26 @@ pub fn linear_evaluation(
         val_accuracy,
         test_accuracy: accuracy(&chosen, test),
         val_curve,
-        classes: Vec::new(),
-        per_class_accuracy: breakdown.per_class_accuracy(),
-        top5_accuracy: (test.num_classes > 10).then_some(breakdown.top5_accuracy),
-        confusion: breakdown.confusion,
+        per_class: breakdown.results(Vec::new()),
     })
+}
+
+/// A classifier's results on the test split class by class, as an evaluation's JSON holds them
+/// (the linear evaluation's and the cross-entropy baseline's).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PerClassResults {
+    /// Class names, indexed by label (empty where the caller did not name them).
+    #[serde(default)]
+    pub classes: Vec<String>,
+    /// Accuracy of each class (`None` for a class without test images).
+    #[serde(default)]
+    pub per_class_accuracy: Vec<Option<f64>>,
+    /// Confusion matrix: `confusion[true][predicted]` images.
+    #[serde(default)]
+    pub confusion: Vec<Vec<u64>>,
+    /// Top-5 accuracy, when there are more than 10 classes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top5_accuracy: Option<f64>,
 }
 
 /// A classifier's results on a labelled set, class by class.
@@ -164,6 +170,26 @@ impl ClassBreakdown {
             confusion,
             top5_accuracy: top5 as f64 / labels.len().max(1) as f64,
         }
+    }
+
+    /// The results as saved, with the class names `classes`; top-5 only beyond 10 classes.
+    pub fn results(self, classes: Vec<String>) -> PerClassResults {
+        let per_class_accuracy = self.per_class_accuracy();
+        PerClassResults {
+            classes,
+            per_class_accuracy,
+            top5_accuracy: (self.confusion.len() > 10).then_some(self.top5_accuracy),
+            confusion: self.confusion,
+        }
+    }
+
+    /// Fraction of all samples classified correctly (the confusion matrix's trace).
+    pub fn accuracy(&self) -> f64 {
+        let total: u64 = self.confusion.iter().flatten().sum();
+        let correct: u64 = (0..self.confusion.len())
+            .map(|k| self.confusion[k][k])
+            .sum();
+        correct as f64 / total.max(1) as f64
     }
 
     /// Accuracy of each true class (`None` for a class without samples).

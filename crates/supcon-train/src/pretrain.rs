@@ -310,7 +310,7 @@ pub fn pretrain(
             let figures = [
                 ("linear/val_accuracy", Some(outcome.val_accuracy)),
                 ("linear/test_accuracy", Some(outcome.test_accuracy)),
-                ("linear/top5_test_accuracy", outcome.top5_accuracy),
+                ("linear/top5_test_accuracy", outcome.per_class.top5_accuracy),
             ];
             for (tag, value) in figures {
                 if let Some(value) = value {
@@ -396,8 +396,9 @@ pub fn evaluate_linear(
         c.seed,
         &prepared.device,
     )?;
-    outcome.classes = prepared.splits.test.classes().to_vec();
+    outcome.per_class.classes = prepared.splits.test.classes().to_vec();
     let top5 = outcome
+        .per_class
         .top5_accuracy
         .map_or(String::new(), |a| format!(", top-5 {:.2}%", 100.0 * a));
     progress.message(&format!(

@@ -118,13 +118,18 @@ fn evaluation_commands_read_a_finished_run() {
     let loss = scalars.iter().find(|s| s.tag == "simclr/loss").unwrap();
     assert_eq!((loss.step, loss.value), (1, outcome.history[0].loss as f32));
     // Per-class results: the 32 test images, 8 of each of the 4 classes.
-    let rows: Vec<u64> = linear.confusion.iter().map(|r| r.iter().sum()).collect();
+    let rows: Vec<u64> = linear
+        .per_class
+        .confusion
+        .iter()
+        .map(|r| r.iter().sum())
+        .collect();
     assert_eq!(rows, [8, 8, 8, 8]);
-    let correct: u64 = (0..4).map(|c| linear.confusion[c][c]).sum();
+    let correct: u64 = (0..4).map(|c| linear.per_class.confusion[c][c]).sum();
     assert_eq!(correct as f64 / 32.0, linear.test_accuracy);
-    assert_eq!(linear.per_class_accuracy.len(), 4);
-    assert_eq!(linear.classes.len(), 4);
-    assert_eq!(linear.top5_accuracy, None, "4 classes: no top-5");
+    assert_eq!(linear.per_class.per_class_accuracy.len(), 4);
+    assert_eq!(linear.per_class.classes.len(), 4);
+    assert_eq!(linear.per_class.top5_accuracy, None, "4 classes: no top-5");
 
     let options = Options {
         linear_epochs: Some(3),
@@ -261,12 +266,17 @@ fn cross_entropy_baseline_selects_on_validation() {
     assert!(run.join("ce.json").is_file() && run.join("best-model.bpk").is_file());
     assert_eq!(outcome.file, Some(run.join("ce.json")));
     // The test split class by class: 8 images of each of the 4 classes.
-    let rows: Vec<u64> = outcome.confusion.iter().map(|r| r.iter().sum()).collect();
+    let rows: Vec<u64> = outcome
+        .per_class
+        .confusion
+        .iter()
+        .map(|r| r.iter().sum())
+        .collect();
     assert_eq!(rows, [8, 8, 8, 8]);
-    let correct: u64 = (0..4).map(|c| outcome.confusion[c][c]).sum();
+    let correct: u64 = (0..4).map(|c| outcome.per_class.confusion[c][c]).sum();
     assert_eq!(correct as f64 / 32.0, outcome.test_accuracy);
-    assert_eq!(outcome.classes.len(), 4);
-    assert_eq!(outcome.per_class_accuracy.len(), 4);
+    assert_eq!(outcome.per_class.classes.len(), 4);
+    assert_eq!(outcome.per_class.per_class_accuracy.len(), 4);
 }
 
 #[test]
