@@ -125,20 +125,7 @@ pub fn classify(
     config: &RunConfig,
     device: &Device,
 ) -> Result<f64, TrainError> {
-    let views = evaluation_views(config);
-    let indices: Vec<usize> = (0..data.len()).collect();
-    let mut correct = 0i64;
-    for chunk in indices.chunks(500) {
-        let batch = data.batch(chunk, device)?;
-        let logits = model.forward(views.views(batch.images, 1, 0)?);
-        let predicted = logits.argmax(1).reshape([chunk.len()]);
-        correct += predicted
-            .equal(batch.labels)
-            .int()
-            .sum()
-            .into_scalar::<i64>();
-    }
-    Ok(correct as f64 / data.len().max(1) as f64)
+    Ok(classify_by_class(model, data, config, device)?.accuracy())
 }
 
 /// Trains the baseline in `run_dir` (resuming if asked) and tests the best-validation epoch.
