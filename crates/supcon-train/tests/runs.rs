@@ -13,6 +13,17 @@ use supcon_train::runs::{self as commands, EmbedInput, ExportFormat, Split};
 /// Burn's generator is per device and process-wide: runs that must be reproducible take turns.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// Per-class results on the tiny test split (32 images, 8 of each of the 4 classes) that agree
+/// with the overall test accuracy.
+fn assert_tiny_test_split(results: &supcon_train::linear::PerClassResults, accuracy: f64) {
+    let rows: Vec<u64> = results.confusion.iter().map(|r| r.iter().sum()).collect();
+    assert_eq!(rows, [8, 8, 8, 8]);
+    let correct: u64 = (0..4).map(|c| results.confusion[c][c]).sum();
+    assert_eq!(correct as f64 / 32.0, accuracy);
+    assert_eq!(results.per_class_accuracy.len(), 4);
+    assert_eq!(results.classes.len(), 4);
+}
+
 fn tiny_config(data: &std::path::Path, out: &std::path::Path) -> RunConfig {
     RunConfig::resolve(Options {
         dataset: Some(format!("idx:{}", data.display()).parse().unwrap()),
@@ -117,18 +128,7 @@ fn evaluation_commands_read_a_finished_run() {
     let linear = outcome.linear.unwrap();
     let loss = scalars.iter().find(|s| s.tag == "simclr/loss").unwrap();
     assert_eq!((loss.step, loss.value), (1, outcome.history[0].loss as f32));
-    // Per-class results: the 32 test images, 8 of each of the 4 classes.
-    let rows: Vec<u64> = linear
-        .per_class
-        .confusion
-        .iter()
-        .map(|r| r.iter().sum())
-        .collect();
-    assert_eq!(rows, [8, 8, 8, 8]);
-    let correct: u64 = (0..4).map(|c| linear.per_class.confusion[c][c]).sum();
-    assert_eq!(correct as f64 / 32.0, linear.test_accuracy);
-    assert_eq!(linear.per_class.per_class_accuracy.len(), 4);
-    assert_eq!(linear.per_class.classes.len(), 4);
+    assert_tiny_test_split(&linear.per_class, linear.test_accuracy);
     assert_eq!(linear.per_class.top5_accuracy, None, "4 classes: no top-5");
 
     let options = Options {
@@ -265,18 +265,7 @@ fn cross_entropy_baseline_selects_on_validation() {
     );
     assert!(run.join("ce.json").is_file() && run.join("best-model.bpk").is_file());
     assert_eq!(outcome.file, Some(run.join("ce.json")));
-    // The test split class by class: 8 images of each of the 4 classes.
-    let rows: Vec<u64> = outcome
-        .per_class
-        .confusion
-        .iter()
-        .map(|r| r.iter().sum())
-        .collect();
-    assert_eq!(rows, [8, 8, 8, 8]);
-    let correct: u64 = (0..4).map(|c| outcome.per_class.confusion[c][c]).sum();
-    assert_eq!(correct as f64 / 32.0, outcome.test_accuracy);
-    assert_eq!(outcome.per_class.classes.len(), 4);
-    assert_eq!(outcome.per_class.per_class_accuracy.len(), 4);
+    assert_tiny_test_split(&outcome.per_class, outcome.test_accuracy);
 }
 
 #[test]
