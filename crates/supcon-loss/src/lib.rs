@@ -14,6 +14,11 @@
 //! a [`LossError`]). `forward` panics with a clear message on input it cannot use, as Burn's
 //! losses do; `try_forward` returns the [`LossError`] instead.
 //!
+//! Every loss computes in float32 ([`LOSS_DTYPE`]) whatever the device's
+//! float type: on a device configured for f16 or bf16 (Burn's `Device::configure`), the
+//! features are cast up, the value is float32, and the gradient flows back to the features in
+//! their own type. The exponentials and sums over thousands of logits stay exact that way.
+//!
 //! | loss | formula | reference |
 //! | --- | --- | --- |
 //! | [`SupConLoss`] | Eq. 2 (`L_out`) or Eq. 3 (`L_in`) of the paper, three denominator modes | HobbitLong/SupContrast `losses.py`, google-research `supcon/losses.py` |
@@ -63,6 +68,9 @@ mod supcon;
 mod triplet;
 
 pub mod cross_entropy;
+
+/// The float type every loss here computes in, whatever the features' type.
+pub const LOSS_DTYPE: burn::tensor::FloatDType = burn::tensor::FloatDType::F32;
 
 pub use error::LossError;
 pub use layout::by_image;

@@ -103,6 +103,7 @@ impl NPairsLoss {
                 right: vec![batch, 2, dim],
             });
         }
+        let features = features.cast(crate::LOSS_DTYPE);
         let device = features.device();
         let same = positives.to_mask(batch, &device)?;
         let anchor = features.clone().narrow(1, 0, 1).reshape([batch, dim]);
@@ -110,9 +111,9 @@ impl NPairsLoss {
 
         let similarity = anchor.clone().matmul(positive.clone().transpose()); // [B, B]
         let own = Tensor::<2, Bool>::diag_mask([batch, batch], 0, &device).bool_not();
-        let own_similarity = (similarity.clone() * own.clone().float()).sum_dim(1); // a_i.p_i
+        let own_similarity = (similarity.clone() * own.clone().cast(crate::LOSS_DTYPE)).sum_dim(1); // a_i.p_i
         // log(1 + sum_neg exp(s_ij - s_ii)) = logsumexp over {i itself} U N(i) of s_ij, minus s_ii.
-        let negative = same.lower_equal_elem(0.0).float();
+        let negative = same.lower_equal_elem(0.0).cast(crate::LOSS_DTYPE);
         let terms = negative.mask_fill(own, 1.0);
         let log_loss = masked_logsumexp(similarity, terms) - own_similarity;
 

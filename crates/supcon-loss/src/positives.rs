@@ -35,15 +35,15 @@ impl Positives {
                 }
                 let column = labels.clone().reshape([batch, 1]).expand([batch, batch]);
                 let row = labels.clone().reshape([1, batch]).expand([batch, batch]);
-                Ok(column.equal(row).float())
+                Ok(column.equal(row).cast(crate::LOSS_DTYPE))
             }
-            Positives::SameImage => Ok(Tensor::eye(batch, device)),
+            Positives::SameImage => Ok(Tensor::<2>::eye(batch, device).cast(crate::LOSS_DTYPE)),
             Positives::Mask(mask) => {
                 let got = mask.dims();
                 if got != [batch, batch] {
                     return Err(crate::LossError::MaskShape { batch, got });
                 }
-                Ok(mask.clone())
+                Ok(mask.clone().cast(crate::LOSS_DTYPE))
             }
         }
     }

@@ -80,6 +80,11 @@ impl SimClrLoss {
                 right: view_b.dims().to_vec(),
             });
         }
+        // Normalised in float32: squares of f16 features overflow above 256.
+        let (view_a, view_b) = (
+            view_a.cast(crate::LOSS_DTYPE),
+            view_b.cast(crate::LOSS_DTYPE),
+        );
         let features = Tensor::stack::<3>(vec![l2_normalize(view_a), l2_normalize(view_b)], 1);
         self.inner.try_forward(features, Positives::SameImage)
     }

@@ -3,7 +3,7 @@
 use burn::prelude::*;
 
 use crate::masked::{logaddexp, masked_logsumexp};
-use crate::{LossError, Positives};
+use crate::{LOSS_DTYPE, LossError, Positives};
 
 /// Which views serve as anchors.
 #[derive(Config, Debug, Copy, PartialEq, Eq)]
@@ -104,6 +104,9 @@ impl SupConLossConfig {
 /// Numerics: the log-sum-exp subtracts the row maximum over the entries it sums (not over the
 /// anchor's own similarity, which it excludes), so finite inputs give a finite loss and finite
 /// gradients at any temperature, unnormalised features included.
+/// The loss computes in float32 ([`LOSS_DTYPE`](crate::LOSS_DTYPE)) whatever the features'
+/// float type (f16 or bf16 on a device configured for them): its value is float32, the
+/// features' gradient comes back in their own type.
 ///
 /// A Burn [`Module`] without parameters (its settings are constants), so it can be a field of
 /// a model's `#[derive(Module)]` struct. Features come as `[batch, views, dim]`: turn the
@@ -253,6 +256,7 @@ impl SupConLoss {
     ) -> Result<Tensor<1>, LossError> {
         let [batch, views, dim] = features.dims();
         self.check(&features.dims(), &positives)?;
+        let features = features.cast(LOSS_DTYPE);
         let device = features.device();
         let sample_mask = positives.to_mask(batch, &device)?;
 
@@ -266,7 +270,8 @@ impl SupConLoss {
         // The anchors are the first `anchors` rows of `contrast` in both modes, so anchor `r`'s
         // own entry is column `r`.
         let anchor = contrast.clone().narrow(0, 0, anchors);
-        let mut not_self = Tensor::<2, Bool>::diag_mask([anchors, contrasts], 0, &device).float();
+        let mut not_self =
+            Tensor::<2, Bool>::diag_mask([anchors, contrasts], 0, &device).cast(LOSS_DTYPE);
         let mut same = sample_mask.repeat(&[anchor_views, views]);
         if let Some(memory) = memory {
             let memory_same = memory.positives(&positives, anchor_views, batch, dim)?;
@@ -274,7 +279,8 @@ impl SupConLoss {
                 let k = rows.dims()[0];
                 contrast = Tensor::cat(vec![contrast, rows], 0);
                 same = Tensor::cat(vec![same, memory_same], 1);
-                not_self = Tensor::cat(vec![not_self, Tensor::ones([anchors, k], &device)], 1);
+                let ones = Tensor::<2>::ones([anchors, k], &device).cast(LOSS_DTYPE);
+                not_self = Tensor::cat(vec![not_self, ones], 1);
             }
         }
         let logits = anchor
@@ -379,7 +385,7 @@ impl Memory {
         if k == 0 {
             return Ok(None);
         }
-        let rows = self.rows.detach();
+        let rows = self.rows.detach().cast(LOSS_DTYPE);
         let device = rows.device();
         let anchors = anchor_views * batch;
         let same = match positives {
@@ -392,9 +398,11 @@ impl Memory {
                 let anchor_labels = labels.clone().repeat(&[anchor_views]);
                 let column = anchor_labels.reshape([anchors, 1]).expand([anchors, k]);
                 let row = memory_labels.reshape([1, k]).expand([anchors, k]);
-                column.equal(row).float()
+                column.equal(row).cast(LOSS_DTYPE)
             }
-            Positives::SameImage | Positives::Mask(_) => Tensor::zeros([anchors, k], &device),
+            Positives::SameImage | Positives::Mask(_) => {
+                Tensor::<2>::zeros([anchors, k], &device).cast(LOSS_DTYPE)
+            }
         };
         Ok(Some((rows, same)))
     }

@@ -96,14 +96,15 @@ impl TripletLoss {
         let shape = features.dims();
         LossError::check_not_empty(&shape)?;
         let [batch, views, dim] = shape;
+        let features = features.cast(crate::LOSS_DTYPE);
         let device = features.device();
         let same = positives.to_mask(batch, &device)?.repeat(&[views, views]);
         let n = views * batch;
         let x = features.swap_dims(0, 1).reshape([n, dim]);
 
-        let not_self = Tensor::<2, Bool>::diag_mask([n, n], 0, &device).float();
-        let positive = same.clone().greater_elem(0.0).float() * not_self.clone();
-        let negative = same.lower_equal_elem(0.0).float() * not_self;
+        let not_self = Tensor::<2, Bool>::diag_mask([n, n], 0, &device).cast(crate::LOSS_DTYPE);
+        let positive = same.clone().greater_elem(0.0).cast(crate::LOSS_DTYPE) * not_self.clone();
+        let negative = same.lower_equal_elem(0.0).cast(crate::LOSS_DTYPE) * not_self;
 
         let distance = self.distances(x); // [n, n]
         let hinge = distance.clone().reshape([n, n, 1]) - distance.reshape([n, 1, n]);

@@ -190,6 +190,7 @@ pub fn cross_entropy(
         ("epochs", c.schedule.epochs.to_string()),
         ("seed", c.seed.to_string()),
         ("device", c.device.to_string()),
+        ("precision", c.precision.to_string()),
     ];
     outcome.file = Some(crate::report::save_evaluation(
         run_dir,

@@ -1,6 +1,7 @@
 //! Choosing the device (and so the Burn backend) by name at run time, among those compiled in.
 
 use burn::prelude::*;
+use burn::tensor::{DeviceConfig, DeviceError, FloatDType};
 
 use crate::TrainError;
 
@@ -78,6 +79,100 @@ impl DeviceChoice {
             #[cfg(feature = "cuda")]
             "cuda" => Device::cuda(burn::tensor::DeviceIndex::Default),
             other => unreachable!("`{other}` was checked to be compiled in"),
+        })
+    }
+}
+
+impl DeviceChoice {
+    /// The plain device computing in `precision`: [`device`](Self::device), then Burn's
+    /// `Device::configure` with that float type, which must come before the device's first
+    /// tensor. A device that does not support the type (flex has no `flex32`) is a
+    /// configuration error, as is asking a device that already computes in another type in
+    /// this process (a device's float type is set once per process).
+    pub fn device_with(self, precision: Precision) -> Result<Device, TrainError> {
+        let mut device = self.device()?;
+        let wanted = precision.float_dtype();
+        let current = device.settings().float_dtype;
+        if current == wanted {
+            return Ok(device);
+        }
+        device
+            .configure(DeviceConfig::default().float_dtype(wanted))
+            .map_err(|error| match error {
+                DeviceError::UnsupportedDType { .. } => TrainError::Config(format!(
+                    "the {self} device cannot compute in {precision}: {}",
+                    precision.supported_hint()
+                )),
+                DeviceError::AlreadyInitialized { .. } => TrainError::Config(format!(
+                    "the {self} device already computes in {} in this process; a device's \
+                     precision is set once, before its first tensor",
+                    Precision::from_float_dtype(current)
+                        .map_or_else(|| format!("{current:?}"), |p| p.to_string())
+                )),
+            })?;
+        Ok(device)
+    }
+}
+
+/// The float type a run computes in (`--precision`). Burn 0.22 has no autocast: the whole
+/// model (parameters, activations, gradients, optimiser state) is in this type; the losses
+/// compute in float32 whatever it is ([`supcon_loss::LOSS_DTYPE`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// 32-bit floats (the default).
+    #[default]
+    F32,
+    /// IEEE half precision (5 exponent bits: values above 65,504 overflow).
+    F16,
+    /// bfloat16 (float32's range, 8 bits of mantissa).
+    Bf16,
+    /// CubeCL's flex32: float32 storage, half-precision arithmetic where the GPU allows; GPU
+    /// devices only.
+    Flex32,
+}
+
+impl Precision {
+    /// Burn's float type for it.
+    pub fn float_dtype(self) -> FloatDType {
+        match self {
+            Precision::F32 => FloatDType::F32,
+            Precision::F16 => FloatDType::F16,
+            Precision::Bf16 => FloatDType::BF16,
+            Precision::Flex32 => FloatDType::Flex32,
+        }
+    }
+
+    /// The precision of a Burn float type, if it is one of these.
+    pub fn from_float_dtype(dtype: FloatDType) -> Option<Precision> {
+        [
+            Precision::F32,
+            Precision::F16,
+            Precision::Bf16,
+            Precision::Flex32,
+        ]
+        .into_iter()
+        .find(|p| p.float_dtype() == dtype)
+    }
+
+    fn supported_hint(self) -> &'static str {
+        match self {
+            Precision::Flex32 => {
+                "flex32 is for the GPU devices (wgpu, vulkan, cuda); use f16 or bf16"
+            }
+            _ => "use f32 (every device supports it)",
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Precision::F32 => "f32",
+            Precision::F16 => "f16",
+            Precision::Bf16 => "bf16",
+            Precision::Flex32 => "flex32",
         })
     }
 }

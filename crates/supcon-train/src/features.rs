@@ -43,7 +43,7 @@ pub fn rows_to_host(
     let host = |e: burn::tensor::DataError| {
         TrainError::Config(format!("cannot read values back from the device: {e:?}"))
     };
-    let rows = rows.into_data().try_into_vec::<f32>().map_err(host)?;
+    let rows = rows.into_data().try_into_vec_as::<f32>().map_err(host)?;
     let labels = labels.into_data().try_into_vec_as::<i64>().map_err(host)?;
     Ok((rows, labels))
 }

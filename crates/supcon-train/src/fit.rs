@@ -426,7 +426,8 @@ pub fn all_finite<M: Module>(model: &M) -> bool {
     visitor.0
 }
 
-/// Loads a model record (from a checkpoint) into `model`, which must have the same structure.
+/// Loads a model record (from a checkpoint) into `model`, which must have the same structure,
+/// in the float type of `model`'s device (a checkpoint keeps the type it was saved in).
 pub fn restore_model<M: Module>(
     model: M,
     bytes: burn::tensor::Bytes,
@@ -434,10 +435,11 @@ pub fn restore_model<M: Module>(
 ) -> Result<M, TrainError> {
     let record = ModuleRecord::from_bytes(bytes)
         .map_err(|e| TrainError::run(path, format!("unreadable model record: {e}")))?;
-    model.try_load_record(record).map_err(|e| {
+    let model = model.try_load_record(record).map_err(|e| {
         TrainError::run(
             path,
             format!("the checkpoint does not fit this model (another architecture?): {e}"),
         )
-    })
+    })?;
+    Ok(crate::params::to_device_float_type(model))
 }

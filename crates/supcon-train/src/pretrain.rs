@@ -354,6 +354,7 @@ pub fn linear_record(
         ),
         ("seed", config.seed.to_string()),
         ("device", config.device.to_string()),
+        ("precision", config.precision.to_string()),
     ];
     crate::report::EvaluationRecord {
         evaluation: "linear".into(),

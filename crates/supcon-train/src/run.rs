@@ -29,7 +29,7 @@ impl Prepared {
     /// Loads the data named by `config` and fills in what depends on it.
     pub fn new(mut config: RunConfig, progress: &dyn Progress) -> Result<Prepared, TrainError> {
         config.validate()?;
-        let device = config.device.device()?;
+        let device = config.device()?;
         device.seed(config.seed);
         let data = &mut config.data;
         let mut splits =

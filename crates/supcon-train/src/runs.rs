@@ -362,6 +362,7 @@ pub fn knn(
         ("knn_k", k.to_string()),
         ("temperature", KNN_TEMPERATURE.to_string()),
         ("device", c.device.to_string()),
+        ("precision", c.precision.to_string()),
     ];
     let record = opened.tagged(EvaluationRecord {
         evaluation: "knn".into(),
@@ -438,7 +439,7 @@ pub fn embed(
         let dim = z.dims()[1];
         let z = z
             .into_data()
-            .try_into_vec::<f32>()
+            .try_into_vec_as::<f32>()
             .map_err(|e| TrainError::Config(format!("cannot read the projections: {e:?}")))?;
         write(format!("{name}-projections.npy"), npy(&[n, dim], &z))?;
     }
@@ -481,7 +482,7 @@ pub fn export(
             "its config.toml has no normalisation statistics (a run folder of an older version?)",
         ));
     }
-    let device = config.device.device()?;
+    let device = config.device()?;
     let model = load_model(run, &config, channels, &device)?;
     let ext = match format {
         ExportFormat::Safetensors => "safetensors",

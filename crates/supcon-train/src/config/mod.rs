@@ -24,7 +24,7 @@ pub use options::Options;
 
 use crate::TrainError;
 use crate::dataset::DatasetSpec;
-use crate::device::DeviceChoice;
+use crate::device::{DeviceChoice, Precision};
 use crate::schedule::ScheduleKind;
 
 /// The pre-training objective.
@@ -258,6 +258,9 @@ pub struct RunConfig {
     /// Device.
     #[config(default = "DeviceChoice::default()")]
     pub device: DeviceChoice,
+    /// The float type the device computes in (the losses compute in float32 whatever it is).
+    #[config(default = "Precision::F32")]
+    pub precision: Precision,
     /// Folder under which run folders are created.
     #[config(default = "PathBuf::from(\"runs\")")]
     pub out: PathBuf,
@@ -293,6 +296,12 @@ pub struct RunConfig {
 }
 
 impl RunConfig {
+    /// The device this configuration names, computing in its precision (see
+    /// [`DeviceChoice::device_with`]): the one way the commands bring a device up.
+    pub fn device(&self) -> Result<Device, TrainError> {
+        self.device.device_with(self.precision)
+    }
+
     /// The defaults, then `options`' `--config` file if any, then `options`; checked.
     pub fn resolve(options: Options) -> Result<RunConfig, TrainError> {
         RunConfig::resolve_over(&[], options)

@@ -10,7 +10,7 @@ use supcon_head::HeadKind;
 
 use super::{Method, OptimizerKind};
 use crate::dataset::DatasetSpec;
-use crate::device::DeviceChoice;
+use crate::device::{DeviceChoice, Precision};
 use crate::schedule::ScheduleKind;
 
 /// Options as given on the command line: each `Some` overrides one setting (see
@@ -104,6 +104,11 @@ pub struct Options {
     /// Device: flex, ndarray, wgpu, vulkan or cuda (those compiled in).
     #[cfg_attr(feature = "cli", arg(long))]
     pub device: Option<DeviceChoice>,
+    /// Float type of the model, activations and gradients: f32, f16, bf16 or flex32 (GPU
+    /// devices); the losses compute in f32 whatever it is. Burn has no autocast: the whole
+    /// model runs in it.
+    #[cfg_attr(feature = "cli", arg(long, value_enum))]
+    pub precision: Option<Precision>,
     /// Folder under which the run folder is created.
     #[cfg_attr(feature = "cli", arg(long))]
     pub out: Option<PathBuf>,
