@@ -9,7 +9,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use supcon_encoder::Architecture;
 use supcon_train::config::Options;
 use supcon_train::dataset::DatasetSpec;
-use supcon_train::device::DeviceChoice;
+use supcon_train::device::{DeviceChoice, Precision};
 use supcon_train::runs::{ExportFormat, Split};
 
 /// Supervised contrastive learning (SupCon) and SimCLR on Burn: pre-train, evaluate, compare.
@@ -180,6 +180,9 @@ pub struct CheckpointOptions {
     /// Name of the evaluation folder (default: eval-<model>-<n>, the first free n).
     #[arg(long)]
     pub name: Option<String>,
+    /// Float type to evaluate in: f32 (default), f16, bf16, flex32 (GPU devices).
+    #[arg(long, value_enum)]
+    pub precision: Option<Precision>,
 }
 
 impl CheckpointOptions {
@@ -195,6 +198,7 @@ impl CheckpointOptions {
             seed: self.seed,
             out: self.out,
             name: self.name,
+            precision: self.precision,
             ..options
         }
     }
