@@ -20,7 +20,7 @@ use supcon_head::{CrossEntropyNetConfig, SupConModelConfig};
 use supcon_loss::cross_entropy::CrossEntropyLossConfig;
 use supcon_loss::{Positives, SupConLossConfig, by_image};
 use supcon_train::config::{OptimizerKind, RunConfig};
-use supcon_train::device::{DeviceChoice, compiled_in};
+use supcon_train::device::{DeviceChoice, Precision, backend_features, compiled_in};
 use supcon_train::optim::Optimizer;
 
 use crate::alloc;
@@ -384,6 +384,43 @@ fn run_pytorch(
     }
 }
 
+/// The widest SIMD instruction set this processor offers (what Burn flex's kernels and gemm's
+/// can use at run time), and the relevant extensions it has.
+fn simd_level() -> (String, Vec<&'static str>) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut found = Vec::new();
+        macro_rules! probe {
+            ($($name:tt),*) => {
+                $(if std::arch::is_x86_feature_detected!($name) { found.push($name); })*
+            };
+        }
+        probe!(
+            "sse4.2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl"
+        );
+        let level = if found.contains(&"avx512f") {
+            "AVX-512"
+        } else if found.contains(&"avx2") {
+            "AVX2"
+        } else if found.contains(&"avx") {
+            "AVX"
+        } else if found.contains(&"sse4.2") {
+            "SSE4.2"
+        } else {
+            "SSE2"
+        };
+        (level.to_string(), found)
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        ("NEON".to_string(), vec!["neon"])
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        (std::env::consts::ARCH.to_string(), Vec::new())
+    }
+}
+
 fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -466,6 +503,10 @@ pub struct BenchArgs {
     /// Where the JSON results go (default: target/bench/results.json).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Float type of our side: f32 (default), f16, bf16 or flex32 (GPU devices); the losses
+    /// compute in f32 whatever it is. PyTorch's side stays f32.
+    #[arg(long, default_value = "f32")]
+    pub precision: Precision,
 }
 
 /// Runs the bench as `args` say, prints the table, and returns the JSON file's path.
@@ -486,10 +527,11 @@ pub fn bench(root: &Path, args: &BenchArgs) -> Result<PathBuf, String> {
         Some(list) => list,
         None => compiled_in().into_iter().map(str::to_string).collect(),
     };
+    let precision = args.precision;
     let mut devices = Vec::new();
     for name in &names {
         let device = DeviceChoice::parse(name)
-            .and_then(|choice| choice.device())
+            .and_then(|choice| choice.device_with(precision))
             .map_err(|e| e.to_string())?;
         eprintln!("bench: {name} ...");
         devices.push((name.to_string(), run_device(&device, plan)));
@@ -497,6 +539,20 @@ pub fn bench(root: &Path, args: &BenchArgs) -> Result<PathBuf, String> {
     eprintln!("bench: PyTorch ...");
     let pytorch = run_pytorch(root, threads, plan, &demo_config(), &torch_device);
     let table = table(&devices, &pytorch);
+    let (simd, extensions) = simd_level();
+    let build: Vec<Value> = names
+        .iter()
+        .map(|name| json!({ "device": name, "burn_features": backend_features(name) }))
+        .collect();
+    println!(
+        "{} ({simd}, {threads} threads); ours at {precision}, built with {}",
+        cpu_model(),
+        names
+            .iter()
+            .map(|name| format!("{name}: {}", backend_features(name).join("+")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     println!("{table}");
     if let PyTorch::Measured(_, version, device) = &pytorch {
         println!("PyTorch: torch {version} on {device} ({threads} CPU threads).");
@@ -518,7 +574,15 @@ pub fn bench(root: &Path, args: &BenchArgs) -> Result<PathBuf, String> {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
     let results = json!({
-        "machine": { "cpu": cpu_model(), "cores": threads, "os": std::env::consts::OS },
+        "machine": {
+            "cpu": cpu_model(),
+            "simd": simd,
+            "simd_extensions": extensions,
+            "cores": threads,
+            "os": std::env::consts::OS,
+        },
+        "build": build,
+        "precision": precision.to_string(),
         "versions": { "supcon": env!("CARGO_PKG_VERSION"), "burn": "0.22.1", "rustc": rustc, "torch": torch_version },
         "plan": { "warmup": plan.warmup, "repeats": plan.repeats },
         "devices": devices.iter().map(|(name, figures)| json!({
@@ -580,6 +644,14 @@ mod tests {
             figures[1]["peak_bytes"].as_u64().unwrap() > figures[0]["peak_bytes"].as_u64().unwrap()
         );
         assert_eq!(results["pytorch_absent"], "not run (--quick)");
+        assert_eq!(results["precision"], "f32");
+        assert_eq!(results["build"][0]["device"], "flex");
+        assert_eq!(
+            results["build"][0]["burn_features"],
+            json!(["simd", "rayon"])
+        );
+        let simd = results["machine"]["simd"].as_str().unwrap();
+        assert!(!simd.is_empty(), "{results}");
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

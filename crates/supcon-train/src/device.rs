@@ -166,6 +166,27 @@ impl Precision {
     }
 }
 
+impl std::str::FromStr for Precision {
+    type Err = TrainError;
+
+    /// `f32`, `f16`, `bf16` or `flex32` (any case).
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        [
+            Precision::F32,
+            Precision::F16,
+            Precision::Bf16,
+            Precision::Flex32,
+        ]
+        .into_iter()
+        .find(|p| p.to_string().eq_ignore_ascii_case(name))
+        .ok_or_else(|| {
+            TrainError::Config(format!(
+                "unknown precision `{name}`: use f32, f16, bf16 or flex32"
+            ))
+        })
+    }
+}
+
 impl std::fmt::Display for Precision {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -255,6 +276,21 @@ fn wgpu_device() -> Result<Device, TrainError> {
                 "the wgpu device cannot start on {api:?} ({WGPU_API_VAR}={requested}): {e}"
             ))
         })
+}
+
+/// The Burn features this build compiles the device `name`'s backend with, as `supcon-train`'s
+/// cargo features enable them: `simd` and `rayon` for flex, `autotune` and `fusion` for the GPU
+/// backends (each convolution and matmul picks its fastest kernel on first use; element-wise
+/// chains run as one kernel), none for ndarray and for names not compiled in.
+pub fn backend_features(name: &str) -> &'static [&'static str] {
+    if !compiled_in().contains(&name) {
+        return &[];
+    }
+    match name {
+        "flex" => &["simd", "rayon"],
+        "wgpu" | "vulkan" | "cuda" => &["autotune", "fusion"],
+        _ => &[],
+    }
 }
 
 /// The device names this build supports.
