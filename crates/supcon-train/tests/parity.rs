@@ -38,22 +38,16 @@ use std::sync::Mutex;
 
 use burn::optim::GradientsParams;
 use burn::prelude::*;
-use burn::store::ModuleRecord;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use supcon_augment::{CropBox, ViewPipeline, ViewPipelineConfig, ops};
 use supcon_encoder::{Architecture, Encoder, EncoderConfig};
 use supcon_loss::{Positives, SupConLossConfig};
 use supcon_train::config::OptimizerKind;
 use supcon_train::optim::Optimizer;
 
-use parity_support::{TOLERANCE, for_each_device, host_supcon, parameter_values, upload};
-
-/// Random values uniform in `[low, high)`, the same for a seed on every run.
-fn uniform(seed: u64, count: usize, low: f32, high: f32) -> Vec<f32> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    (0..count).map(|_| rng.random_range(low..high)).collect()
-}
+use parity_support::{
+    TOLERANCE, for_each_device, forward_backward, host_supcon, parameter_values, replica, uniform,
+    upload,
+};
 
 /// `[batch, views, dim]` features, each row scaled to `norm`.
 fn features(seed: u64, [batch, views, dim]: [usize; 3], norm: f32) -> Vec<f32> {
@@ -278,70 +272,6 @@ fn every_augmentation_op_matches_flex() {
             report.check(name, op, &got, want, TOLERANCE);
         }
     });
-}
-
-/// An encoder's output, the gradient of `sum(output * weights)` with respect to its input, and
-/// the gradients of its parameters, in training mode (BatchNorm on batch statistics).
-struct Pass {
-    output: Vec<f32>,
-    input_gradient: Vec<f32>,
-    parameter_gradients: Vec<(String, Vec<f32>)>,
-}
-
-impl Pass {
-    /// `(what, values)` of everything compared.
-    fn parts(&self) -> Vec<(String, &[f32])> {
-        let mut parts = vec![
-            ("output".to_string(), &self.output[..]),
-            ("input gradient".to_string(), &self.input_gradient[..]),
-        ];
-        for (path, values) in &self.parameter_gradients {
-            parts.push((format!("gradient of {path}"), &values[..]));
-        }
-        parts
-    }
-}
-
-/// The encoder of `config` on `device` (autodiff) with the weights of `weights`, through a
-/// serialised record, so that its parameters are fresh leaves there (`Module::to_device` would
-/// tie them to the original graph).
-fn replica(config: &EncoderConfig, weights: &Encoder, device: &Device) -> Encoder {
-    let bytes = weights
-        .clone()
-        .into_record()
-        .into_bytes()
-        .expect("the encoder serialises");
-    let record = ModuleRecord::from_bytes(bytes).expect("the record reads back");
-    config
-        .init(device)
-        .try_load_record(record)
-        .expect("the same architecture")
-}
-
-fn forward_backward(
-    config: &EncoderConfig,
-    weights: &Encoder,
-    device: &Device,
-    shape: [usize; 4],
-    input: &[f32],
-) -> Pass {
-    let device = device.clone().autodiff();
-    let encoder = replica(config, weights, &device);
-    let images = upload::<4>(input, shape, &device).require_grad();
-    let output = encoder.forward(images.clone());
-    let weights = upload::<2>(
-        &uniform(5, shape[0] * encoder.width(), -1.0, 1.0),
-        [shape[0], encoder.width()],
-        &device,
-    );
-    let grads = (output.clone() * weights).sum().backward();
-    let input_gradient = parity_support::values(images.grad(&grads).expect("input is tracked"));
-    let grads = GradientsParams::from_grads(grads, &encoder);
-    Pass {
-        output: parity_support::values(output.inner()),
-        input_gradient,
-        parameter_gradients: parity_support::parameter_gradients(&encoder, &grads),
-    }
 }
 
 /// `values`, each moved by a random relative amount of at most 2^-21 (four float32 roundings).

@@ -29,16 +29,12 @@ mod parity_support;
 
 use std::process::Command;
 
-use burn::optim::GradientsParams;
 use burn::prelude::*;
-use burn::store::ModuleRecord;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-use supcon_encoder::{Architecture, Encoder, EncoderConfig};
+use supcon_encoder::{Architecture, EncoderConfig};
 use supcon_loss::{Positives, SupConLossConfig};
 use supcon_train::device::{DeviceChoice, Precision};
 
-use parity_support::{host_supcon, relative_error, upload, values};
+use parity_support::{forward_backward, host_supcon, relative_error, uniform, upload, values};
 
 /// Names the device under test (default: flex).
 const DEVICE_VAR: &str = "SUPCON_PARITY_PRECISION_DEVICE";
@@ -190,7 +186,7 @@ fn precision_child() {
             .parameter_gradients
             .iter()
             .zip(&want.parameter_gradients)
-            .map(|(g, w)| norm_error(g, w))
+            .map(|((_, g), (_, w))| norm_error(g, w))
             .fold(
                 0.0,
                 |worst: f64, e| if e.is_nan() { e } else { worst.max(e) },
@@ -235,12 +231,6 @@ fn norm_error(got: &[f32], want: &[f32]) -> f64 {
     }
 }
 
-/// Random values uniform in `[low, high)`, the same for a seed on every run.
-fn uniform(seed: u64, count: usize, low: f32, high: f32) -> Vec<f32> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    (0..count).map(|_| rng.random_range(low..high)).collect()
-}
-
 /// `[batch, views, dim]` rows of unit length.
 fn unit_rows(seed: u64, [batch, views, dim]: [usize; 3]) -> Vec<f32> {
     let mut values = uniform(seed, batch * views * dim, -1.0, 1.0);
@@ -249,52 +239,4 @@ fn unit_rows(seed: u64, [batch, views, dim]: [usize; 3]) -> Vec<f32> {
         row.iter_mut().for_each(|v| *v /= length);
     }
     values
-}
-
-struct Pass {
-    output: Vec<f32>,
-    input_gradient: Vec<f32>,
-    parameter_gradients: Vec<Vec<f32>>,
-}
-
-/// The encoder of `config` with `weights` on `device` (autodiff), through a serialised record,
-/// its parameters in the device's float type.
-fn forward_backward(
-    config: &EncoderConfig,
-    weights: &Encoder,
-    device: &Device,
-    shape: [usize; 4],
-    input: &[f32],
-) -> Pass {
-    let device = device.clone().autodiff();
-    let bytes = weights
-        .clone()
-        .into_record()
-        .into_bytes()
-        .expect("the encoder serialises");
-    let record = ModuleRecord::from_bytes(bytes).expect("the record reads back");
-    let encoder = config
-        .init(&device)
-        .try_load_record(record)
-        .expect("the same architecture");
-    // The record keeps float32: in the device's type, as the trainer's checkpoints are loaded.
-    let encoder = supcon_train::params::to_device_float_type(encoder);
-    let images = upload::<4>(input, shape, &device).require_grad();
-    let output = encoder.forward(images.clone());
-    let mix = upload::<2>(
-        &uniform(5, shape[0] * encoder.width(), -1.0, 1.0),
-        [shape[0], encoder.width()],
-        &device,
-    );
-    let grads = (output.clone() * mix).sum().backward();
-    let input_gradient = values(images.grad(&grads).expect("input is tracked"));
-    let grads = GradientsParams::from_grads(grads, &encoder);
-    Pass {
-        output: values(output.inner()),
-        input_gradient,
-        parameter_gradients: parity_support::parameter_gradients(&encoder, &grads)
-            .into_iter()
-            .map(|(_, v)| v)
-            .collect(),
-    }
 }

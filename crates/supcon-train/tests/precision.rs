@@ -3,16 +3,9 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Output};
+use common::supcon_train;
 
-fn supcon_train(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_supcon-train"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .unwrap()
-}
+use std::path::Path;
 
 fn succeed(args: &[&str], cwd: &Path) {
     let out = supcon_train(args, cwd);

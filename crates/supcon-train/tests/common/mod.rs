@@ -1,8 +1,10 @@
-//! A tiny learnable dataset in IDX files: 12x12 grey images of 4 classes, each class a bright
-//! square in its own quadrant over seeded noise.
+//! What the trainer's tests share: running the binary, and a tiny learnable dataset in IDX
+//! files (12x12 grey images of 4 classes, each class a bright square in its own quadrant over
+//! seeded noise).
 #![allow(dead_code)] // each test file uses some of these
 
 use std::path::Path;
+use std::process::{Command, Output};
 
 pub const SIDE: usize = 12;
 pub const CLASSES: usize = 4;
@@ -68,4 +70,13 @@ pub fn write_tiny_idx(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
     write_split(dir, "train", 128, 1);
     write_split(dir, "test", 32, 2);
+}
+
+/// Runs the `supcon-train` binary with `args` in `cwd`.
+pub fn supcon_train(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_supcon-train"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap()
 }

@@ -1,11 +1,16 @@
 //! What the parity tests share: the devices to compare, the error measure and its report, module
-//! traversal, and a float64 SupCon loss on the host.
+//! traversal, a float64 SupCon loss on the host, seeded inputs, and an encoder's forward and
+//! backward pass on a device with given weights.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
+use burn::store::ModuleRecord;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use supcon_encoder::{Encoder, EncoderConfig};
 use supcon_train::device::{DeviceChoice, compiled_in};
 
 /// Relative error allowed between a device and flex.
@@ -256,4 +261,76 @@ pub fn host_supcon(
         }
     }
     (vec![loss as f32], gradient)
+}
+
+/// Random values uniform in `[low, high)`, the same for a seed on every run.
+pub fn uniform(seed: u64, count: usize, low: f32, high: f32) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..count).map(|_| rng.random_range(low..high)).collect()
+}
+
+/// An encoder's output, the gradient of `sum(output * weights)` with respect to its input, and
+/// the gradients of its parameters, in training mode (BatchNorm on batch statistics).
+pub struct Pass {
+    pub output: Vec<f32>,
+    pub input_gradient: Vec<f32>,
+    pub parameter_gradients: Vec<(String, Vec<f32>)>,
+}
+
+impl Pass {
+    /// `(what, values)` of everything compared.
+    pub fn parts(&self) -> Vec<(String, &[f32])> {
+        let mut parts = vec![
+            ("output".to_string(), &self.output[..]),
+            ("input gradient".to_string(), &self.input_gradient[..]),
+        ];
+        for (path, values) in &self.parameter_gradients {
+            parts.push((format!("gradient of {path}"), &values[..]));
+        }
+        parts
+    }
+}
+
+/// The encoder of `config` on `device` (autodiff) with the weights of `weights`, through a
+/// serialised record, so that its parameters are fresh leaves there (`Module::to_device` would
+/// tie them to the original graph).
+pub fn replica(config: &EncoderConfig, weights: &Encoder, device: &Device) -> Encoder {
+    let bytes = weights
+        .clone()
+        .into_record()
+        .into_bytes()
+        .expect("the encoder serialises");
+    let record = ModuleRecord::from_bytes(bytes).expect("the record reads back");
+    let encoder = config
+        .init(device)
+        .try_load_record(record)
+        .expect("the same architecture");
+    // A record keeps its float type: the device's, as the trainer loads checkpoints.
+    supcon_train::params::to_device_float_type(encoder)
+}
+
+pub fn forward_backward(
+    config: &EncoderConfig,
+    weights: &Encoder,
+    device: &Device,
+    shape: [usize; 4],
+    input: &[f32],
+) -> Pass {
+    let device = device.clone().autodiff();
+    let encoder = replica(config, weights, &device);
+    let images = upload::<4>(input, shape, &device).require_grad();
+    let output = encoder.forward(images.clone());
+    let weights = upload::<2>(
+        &uniform(5, shape[0] * encoder.width(), -1.0, 1.0),
+        [shape[0], encoder.width()],
+        &device,
+    );
+    let grads = (output.clone() * weights).sum().backward();
+    let input_gradient = values(images.grad(&grads).expect("input is tracked"));
+    let grads = GradientsParams::from_grads(grads, &encoder);
+    Pass {
+        output: values(output.inner()),
+        input_gradient,
+        parameter_gradients: parameter_gradients(&encoder, &grads),
+    }
 }
