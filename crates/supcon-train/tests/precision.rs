@@ -21,8 +21,9 @@ fn read_json(path: &Path) -> serde_json::Value {
 }
 
 /// Pre-training with the queue (f16) and with gradient caching (bf16), its linear evaluation,
-/// a later kNN evaluation of the run, and the cross-entropy baseline: every one finishes, with
-/// accuracies in [0, 1] and the precision in the saved configuration and results.
+/// the run extended by an epoch from its checkpoint, a later kNN evaluation of it, and the
+/// cross-entropy baseline: every one finishes, with accuracies in [0, 1] and the precision in
+/// the saved configuration and results.
 #[test]
 fn reduced_precision_runs_train_and_evaluate() {
     let dir = tempfile::tempdir().unwrap();
@@ -60,8 +61,19 @@ fn reduced_precision_runs_train_and_evaluate() {
         let accuracy = linear["test_accuracy"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&accuracy), "{linear}");
 
-        // The run reopens in its own precision.
+        // The run reopens in its own precision: extended by an epoch (model, optimiser, key
+        // model and queue restored from the checkpoint), then evaluated.
         let run_arg = format!("runs/{name}");
+        succeed(
+            &["pretrain", "--resume", &run_arg, "--epochs", "2", "--quiet"],
+            dir.path(),
+        );
+        let epochs = std::fs::read_to_string(run.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .filter(|line| line.contains("\"epoch\""))
+            .count();
+        assert_eq!(epochs, 2, "two epochs recorded");
         succeed(
             &["knn", "--encoder", &run_arg, "--knn_k", "5", "--quiet"],
             dir.path(),
