@@ -39,15 +39,22 @@ fn idx_images(count: usize, seed: u64) -> (Vec<u8>, Vec<u8>) {
 /// Writes `<prefix>-{images-idx3,labels-idx1}-ubyte` with `count` images into `dir`.
 pub fn write_split(dir: &Path, prefix: &str, count: usize, seed: u64) {
     let (pixels, labels) = idx_images(count, seed);
+    write_idx(dir, prefix, &pixels, &labels, SIDE);
+}
+
+/// Writes `<prefix>-{images-idx3,labels-idx1}-ubyte` into `dir`: grey `side`x`side` images
+/// (`pixels`, one byte each, image after image) and their labels.
+pub fn write_idx(dir: &Path, prefix: &str, pixels: &[u8], labels: &[u8], side: usize) {
+    let count = labels.len();
     let mut images = vec![0, 0, 8, 3];
-    for d in [count, SIDE, SIDE] {
+    for d in [count, side, side] {
         images.extend_from_slice(&(d as u32).to_be_bytes());
     }
-    images.extend_from_slice(&pixels);
+    images.extend_from_slice(pixels);
     std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), images).unwrap();
     let mut label_file = vec![0, 0, 8, 1];
     label_file.extend_from_slice(&(count as u32).to_be_bytes());
-    label_file.extend_from_slice(&labels);
+    label_file.extend_from_slice(labels);
     std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), label_file).unwrap();
 }
 
