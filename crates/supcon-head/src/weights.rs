@@ -21,12 +21,13 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::module::ModuleDisplay;
+use burn::module::{ModuleDisplay, ModuleMapper, Param};
 use burn::prelude::*;
 use burn::store::{
     ApplyError, ApplyResult, BurnpackStore, KeyRemapper, ModuleSnapshot, ModuleStore,
     PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
 };
+use burn::tensor::FloatDType;
 
 /// Why weights could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -212,7 +213,7 @@ where
         .load_from(&mut open())
         .map_err(|e| store_error(path, e))?;
     check(path, result)?;
-    Ok(model)
+    Ok(to_device_float_type(model))
 }
 
 fn exists(path: &Path) -> Result<(), WeightsError> {
@@ -283,4 +284,39 @@ fn check(path: &Path, result: ApplyResult) -> Result<(), WeightsError> {
         });
     }
     Ok(())
+}
+
+/// `module` with every float tensor in `dtype` (parameters stay trainable, running statistics
+/// stay untracked); tensors already in it are left as they are. A record loaded into a module
+/// keeps the record's float type, so float32 weights loaded on a device computing in f16 or
+/// bf16 (Burn's `Device::configure`) need this before the first forward pass; the `load_*`
+/// functions here apply [`to_device_float_type`] themselves.
+pub fn to_float_type<M: Module>(module: M, dtype: FloatDType) -> M {
+    struct Cast(FloatDType);
+    impl ModuleMapper for Cast {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            if FloatDType::from(param.val().dtype()) == self.0 {
+                return param;
+            }
+            let dtype = self.0;
+            param.map(|tensor| {
+                let trainable = tensor.is_require_grad();
+                // Untracked first: the cast is then a fresh leaf, not a node of the old one.
+                let cast = tensor.set_require_grad(false).cast(dtype);
+                cast.set_require_grad(trainable)
+            })
+        }
+    }
+    module.map(&mut Cast(dtype))
+}
+
+/// `module` in the float type its device computes in (see [`to_float_type`]).
+pub fn to_device_float_type<M: Module>(module: M) -> M {
+    match module.devices().first() {
+        Some(device) => {
+            let dtype = device.settings().float_dtype;
+            to_float_type(module, dtype)
+        }
+        None => module,
+    }
 }

@@ -125,3 +125,64 @@ fn a_head_of_another_width_is_refused() {
     let head = ProjectionHeadConfig::new(32).init(&device);
     let _ = supcon_head::SupConModel::new(encoder, head);
 }
+
+/// `weights::to_float_type` casts every float tensor (BatchNorm's running statistics too),
+/// keeps parameters trainable (fresh leaves: a backward pass reaches them) and the values
+/// (rounded to the new type), and leaves a module already in the type as it is.
+#[test]
+fn to_float_type_casts_parameters_and_statistics_keeping_them_trainable() {
+    use burn::module::{ModuleVisitor, Param};
+    use burn::tensor::{DType, FloatDType};
+    use supcon_head::weights::to_float_type;
+
+    struct Types(Vec<(DType, bool)>);
+    impl ModuleVisitor for Types {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let value = param.val();
+            self.0.push((value.dtype(), value.is_require_grad()));
+        }
+    }
+    let types = |model: &supcon_head::SupConModel| {
+        let mut types = Types(Vec::new());
+        model.visit(&mut types);
+        types.0
+    };
+
+    let device = Device::flex().autodiff();
+    let model = SupConModelConfig::new(EncoderConfig::new(Architecture::Small).with_in_channels(1))
+        .init(&device);
+    let before = types(&model);
+    assert!(before.iter().all(|(dtype, _)| *dtype == DType::F32));
+
+    let half = to_float_type(model.clone(), FloatDType::F16);
+    let after = types(&half);
+    assert_eq!(after.len(), before.len());
+    for ((dtype, trainable), (_, was_trainable)) in after.iter().zip(&before) {
+        assert_eq!(*dtype, DType::F16);
+        assert_eq!(trainable, was_trainable, "trainability kept");
+    }
+    assert!(after.iter().any(|(_, trainable)| *trainable));
+    assert!(
+        after.iter().any(|(_, trainable)| !*trainable),
+        "running statistics stay untracked"
+    );
+
+    // A backward pass from an f16 input reaches the cast parameters.
+    let x = Tensor::<4>::ones([2, 1, 28, 28], &device).cast(FloatDType::F16);
+    let grads = half.forward(x).sum().backward();
+    let mut reached = 0;
+    struct Reached<'a>(&'a burn::tensor::Gradients, &'a mut usize);
+    impl ModuleVisitor for Reached<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if param.val().grad(self.0).is_some() {
+                *self.1 += 1;
+            }
+        }
+    }
+    half.visit(&mut Reached(&grads, &mut reached));
+    assert!(reached > 0, "gradients reach the cast parameters");
+
+    // Already f32: the very same parameters.
+    let same = to_float_type(model.clone(), FloatDType::F32);
+    assert_eq!(types(&same), before);
+}

@@ -441,5 +441,5 @@ pub fn restore_model<M: Module>(
             format!("the checkpoint does not fit this model (another architecture?): {e}"),
         )
     })?;
-    Ok(crate::params::to_device_float_type(model))
+    Ok(supcon_head::weights::to_device_float_type(model))
 }

@@ -4,7 +4,6 @@
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::prelude::*;
-use burn::tensor::FloatDType;
 
 /// One float tensor of a module, flattened.
 pub struct FlatTensor {
@@ -77,38 +76,4 @@ pub fn map_tensors<M: Module>(
         sources: sources.into_iter(),
         combine,
     })
-}
-
-/// `module` with every float tensor in `dtype` (parameters stay trainable, running statistics
-/// stay untracked); tensors already in it are left as they are. A record loaded into a module
-/// keeps the record's float type, so a float32 checkpoint loaded on a device computing in f16
-/// (`--precision f16`) needs this before its first forward pass.
-pub fn to_float_type<M: Module>(module: M, dtype: FloatDType) -> M {
-    struct Cast(FloatDType);
-    impl ModuleMapper for Cast {
-        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-            if FloatDType::from(param.val().dtype()) == self.0 {
-                return param;
-            }
-            let dtype = self.0;
-            param.map(|tensor| {
-                let trainable = tensor.is_require_grad();
-                // Untracked first: the cast is then a fresh leaf, not a node of the old one.
-                let cast = tensor.set_require_grad(false).cast(dtype);
-                cast.set_require_grad(trainable)
-            })
-        }
-    }
-    module.map(&mut Cast(dtype))
-}
-
-/// `module` in the float type its device computes in (see [`to_float_type`]).
-pub fn to_device_float_type<M: Module>(module: M) -> M {
-    match module.devices().first() {
-        Some(device) => {
-            let dtype = device.settings().float_dtype;
-            to_float_type(module, dtype)
-        }
-        None => module,
-    }
 }

@@ -283,16 +283,13 @@ pub fn open_encoder(
     let prepared = Prepared::new(config, progress)?;
     let (encoder, head) = if with_head {
         let model = supcon_model(&prepared.config, prepared.channels(), &prepared.device)?;
-        let model = supcon_head::weights::load_reference_checkpoint(model, source)?;
-        let model = crate::params::to_device_float_type(model).valid();
+        let model = supcon_head::weights::load_reference_checkpoint(model, source)?.valid();
         (model.encoder, Some(model.head))
     } else {
         let encoder = EncoderConfig::new(architecture)
             .with_in_channels(prepared.channels())
             .init(&prepared.device);
-        let encoder = supcon_head::weights::load_reference_encoder(encoder, source)?;
-        // The file's float32 in the device's type (`--precision`).
-        let encoder = crate::params::to_device_float_type(encoder).valid();
+        let encoder = supcon_head::weights::load_reference_encoder(encoder, source)?.valid();
         (encoder, None)
     };
     let dir = create_run_dir(&prepared.config, &format!("eval-{architecture}"))?;

@@ -306,7 +306,7 @@ pub fn replica(config: &EncoderConfig, weights: &Encoder, device: &Device) -> En
         .try_load_record(record)
         .expect("the same architecture");
     // A record keeps its float type: the device's, as the trainer loads checkpoints.
-    supcon_train::params::to_device_float_type(encoder)
+    supcon_head::weights::to_device_float_type(encoder)
 }
 
 pub fn forward_backward(
