@@ -126,7 +126,7 @@ pub enum Precision {
     F32,
     /// IEEE half precision (5 exponent bits: values above 65,504 overflow).
     F16,
-    /// bfloat16 (float32's range, 8 bits of mantissa).
+    /// bfloat16 (float32's range, 8 significant bits).
     Bf16,
     /// CubeCL's flex32: float32 storage, half-precision arithmetic where the GPU allows; GPU
     /// devices only.
