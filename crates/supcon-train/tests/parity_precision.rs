@@ -42,10 +42,11 @@ const DEVICE_VAR: &str = "SUPCON_PARITY_PRECISION_DEVICE";
 const CHILD_VAR: &str = "SUPCON_PARITY_PRECISION_CHILD";
 
 /// The error allowed for `what` at `precision`, in units of the type's unit roundoff `u`
-/// (2^-11 for f16, 2^-8 for bf16), about twice what was measured here (2026-11-30, flex):
+/// (2^-11 for f16, 2^-8 for bf16); for outputs and gradients about twice what was measured
+/// here (2026-11-30, flex):
 ///
-/// - the loss sees only its inputs rounded (it computes in float32): 8 `u` (measured 0.01 `u`
-///   at f16, 0.02 `u` at bf16);
+/// - the loss sees only its inputs rounded (it computes in float32): 8 `u`, a bound rather than
+///   a margin (measured 0.01 `u` at f16, 0.02 `u` at bf16);
 /// - an encoder's output accumulates roundings through every layer: 40 `u` (measured 2-16 `u`
 ///   at f16, 2-17 `u` at bf16);
 /// - the small CNN's gradients (input and parameters, norm-wise): 200 `u` at f16 (measured
