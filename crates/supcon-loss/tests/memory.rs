@@ -8,48 +8,6 @@ use burn::prelude::*;
 use common::*;
 use supcon_loss::{LossError, Positives, SupConLossConfig};
 
-/// `L_out` in float64, mean over anchors: anchors are the batch's views (view-major), the
-/// contrast set is the batch's views then the memory's rows; `pos(a, c)` says which contrast
-/// vectors are positives of anchor `a` (self excluded by the caller).
-fn reference(
-    batch: &[Vec<Vec<f64>>],
-    memory: &[Vec<f64>],
-    temperature: f64,
-    base: f64,
-    pos: impl Fn(usize, usize) -> bool,
-) -> f64 {
-    let (b, v) = (batch.len(), batch[0].len());
-    let mut contrast: Vec<&Vec<f64>> = (0..v)
-        .flat_map(|j| batch.iter().map(move |s| &s[j]))
-        .collect();
-    contrast.extend(memory.iter());
-    let dot = |x: &[f64], y: &[f64]| x.iter().zip(y).map(|(a, b)| a * b).sum::<f64>();
-    let mut total = 0.0;
-    for a in 0..b * v {
-        let logits: Vec<f64> = contrast
-            .iter()
-            .map(|c| dot(contrast[a], c) / temperature)
-            .collect();
-        let denominator: f64 = (0..contrast.len())
-            .filter(|&c| c != a)
-            .map(|c| logits[c].exp())
-            .sum();
-        let positives: Vec<usize> = (0..contrast.len())
-            .filter(|&c| c != a && pos(a, c))
-            .collect();
-        if positives.is_empty() {
-            continue;
-        }
-        let mean: f64 = positives
-            .iter()
-            .map(|&p| logits[p] - denominator.ln())
-            .sum::<f64>()
-            / positives.len() as f64;
-        total += -(temperature / base) * mean;
-    }
-    total / (b * v) as f64
-}
-
 fn rows(values: &[Vec<f64>]) -> Tensor<2> {
     let flat: Vec<f32> = values.iter().flatten().map(|&x| x as f32).collect();
     Tensor::from_data(
@@ -101,7 +59,7 @@ fn the_memory_of_extra_samples_is_forward_on_the_whole_batch_restricted_to_its_a
 }
 
 #[test]
-fn value_and_gradient_match_a_float64_reference() {
+fn value_and_gradient_match_a_float64_supcon_reference() {
     for (seed, same_image) in [(21u64, false), (22, true), (23, false)] {
         let mut rng = Lcg(seed);
         let (b, v, d, k) = (4, 2, 3, 6);
@@ -131,7 +89,7 @@ fn value_and_gradient_match_a_float64_reference() {
                 }
             }
         };
-        let want = reference(&batch, &memory, t, base, pos(&batch));
+        let want = supcon_reference(&batch, &memory, t, base, pos(&batch));
         let loss = SupConLossConfig::new()
             .with_temperature(t)
             .with_base_temperature(base)
@@ -173,7 +131,7 @@ fn value_and_gradient_match_a_float64_reference() {
                     plus[i][j][c] += h;
                     let mut minus = batch.clone();
                     minus[i][j][c] -= h;
-                    let f = |x: &[Vec<Vec<f64>>]| reference(x, &memory, t, base, pos(x));
+                    let f = |x: &[Vec<Vec<f64>>]| supcon_reference(x, &memory, t, base, pos(x));
                     numeric.push((f(&plus) - f(&minus)) / (2.0 * h));
                 }
             }

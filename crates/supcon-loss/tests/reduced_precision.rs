@@ -9,6 +9,9 @@ use std::sync::Once;
 
 use burn::prelude::*;
 use burn::tensor::{DType, DeviceConfig, FloatDType};
+mod common;
+
+use common::{Lcg, supcon_reference};
 use supcon_loss::{
     LOSS_DTYPE, NPairsLossConfig, Positives, SimClrLossConfig, SupConLossConfig, TripletLossConfig,
 };
@@ -26,79 +29,42 @@ fn device() -> Device {
     device.autodiff()
 }
 
-/// Deterministic values in [-1, 1).
-fn noise(seed: u64, count: usize) -> Vec<f32> {
-    let mut state = seed;
-    (0..count)
-        .map(|_| {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) as f32
-        })
-        .collect()
-}
-
-/// `[batch, views, dim]` features of row norm `norm`, as an f16 tensor, and the f16 values
+/// `[batch][views][dim]` random vectors of norm `norm`, as an f16 tensor, and the f16 values
 /// read back (the numbers the loss actually gets).
-fn features(seed: u64, [batch, views, dim]: [usize; 3], norm: f32) -> (Tensor<3>, Vec<f64>) {
-    let mut values = noise(seed, batch * views * dim);
-    for row in values.chunks_mut(dim) {
-        let length = row.iter().map(|v| v * v).sum::<f32>().sqrt();
-        row.iter_mut().for_each(|v| *v *= norm / length);
-    }
-    let tensor = Tensor::<3>::from_data(TensorData::new(values, [batch, views, dim]), &device());
+fn features(
+    seed: u64,
+    [batch, views, dim]: [usize; 3],
+    norm: f64,
+) -> (Tensor<3>, Vec<Vec<Vec<f64>>>) {
+    let rows: Vec<Vec<Vec<f64>>> = Lcg(seed)
+        .unit_features(batch, views, dim)
+        .into_iter()
+        .map(|sample| {
+            sample
+                .into_iter()
+                .map(|row| row.into_iter().map(|x| x * norm).collect())
+                .collect()
+        })
+        .collect();
+    let flat: Vec<f32> = rows.iter().flatten().flatten().map(|&x| x as f32).collect();
+    let tensor = Tensor::<3>::from_data(TensorData::new(flat, [batch, views, dim]), &device());
     assert_eq!(tensor.dtype(), DType::F16);
     let host = tensor.clone().into_data().try_into_vec_as::<f64>().unwrap();
+    let host = host
+        .chunks(views * dim)
+        .map(|sample| sample.chunks(dim).map(<[f64]>::to_vec).collect())
+        .collect();
     (tensor, host)
 }
 
-/// The SupCon loss (`L_out`, contrast mode all) in float64, from `[batch][views][dim]` values
-/// flattened; `labels: None` is SimCLR's (only the image's other views are positives).
-fn reference(
-    x: &[f64],
-    [batch, views, dim]: [usize; 3],
-    labels: Option<&[i64]>,
-    temperature: f64,
-    base_temperature: f64,
-) -> f64 {
-    let n = batch * views;
-    // Row r = view-major index: view r / batch of image r % batch.
-    let row = |r: usize| {
-        let (v, b) = (r / batch, r % batch);
-        &x[(b * views + v) * dim..(b * views + v + 1) * dim]
-    };
-    let same = |i: usize, j: usize| match labels {
-        Some(l) => l[i % batch] == l[j % batch],
-        None => i % batch == j % batch,
-    };
-    let mut total = 0.0;
-    for i in 0..n {
-        let logits: Vec<f64> = (0..n)
-            .map(|j| row(i).iter().zip(row(j)).map(|(a, b)| a * b).sum::<f64>() / temperature)
-            .collect();
-        let max = (0..n)
-            .filter(|&j| j != i)
-            .map(|j| logits[j])
-            .fold(f64::MIN, f64::max);
-        let log_denominator = max
-            + (0..n)
-                .filter(|&j| j != i)
-                .map(|j| (logits[j] - max).exp())
-                .sum::<f64>()
-                .ln();
-        let positives: Vec<usize> = (0..n).filter(|&j| j != i && same(i, j)).collect();
-        if positives.is_empty() {
-            continue;
-        }
-        let mean = positives
-            .iter()
-            .map(|&p| logits[p] - log_denominator)
-            .sum::<f64>()
-            / positives.len() as f64;
-        total += -(temperature / base_temperature) * mean;
-    }
-    total / n as f64
+/// The float64 SupCon loss of `x` with `labels` (`None`: SimCLR's positives, the image's own
+/// other views); rows are view-major, so row `r` is image `r % batch`.
+fn reference(x: &[Vec<Vec<f64>>], labels: Option<&[i64]>, temperature: f64, base: f64) -> f64 {
+    let batch = x.len();
+    supcon_reference(x, &[], temperature, base, |a, c| match labels {
+        Some(l) => l[a % batch] == l[c % batch],
+        None => a % batch == c % batch,
+    })
 }
 
 fn labels(values: &[i64]) -> Tensor<1, Int> {
@@ -126,7 +92,7 @@ fn supcon_on_f16_features_computes_in_float32() {
     let value = loss.forward(features.clone(), Positives::Labels(labels(&label_values)));
     let grads = value.backward();
     let got = scalar(value);
-    let want = reference(&host, shape, Some(&label_values), 0.05, 0.07);
+    let want = reference(&host, Some(&label_values), 0.05, 0.07);
     assert!(
         (got - want).abs() <= 1e-5 * want.abs() + 1e-5,
         "got {got}, want {want}"
@@ -140,15 +106,17 @@ fn supcon_on_f16_features_computes_in_float32() {
 
     // The gradient against central differences of the float64 reference, to f16's accuracy.
     let gradient = gradient.into_data().try_into_vec_as::<f64>().unwrap();
+    let [_, views, dim] = shape;
     let h = 1e-4;
-    let numeric: Vec<f64> = (0..host.len())
+    let numeric: Vec<f64> = (0..gradient.len())
         .map(|k| {
+            let (b, v, d) = (k / (views * dim), k / dim % views, k % dim);
             let mut plus = host.clone();
             let mut minus = host.clone();
-            plus[k] += h;
-            minus[k] -= h;
-            (reference(&plus, shape, Some(&label_values), 0.05, 0.07)
-                - reference(&minus, shape, Some(&label_values), 0.05, 0.07))
+            plus[b][v][d] += h;
+            minus[b][v][d] -= h;
+            (reference(&plus, Some(&label_values), 0.05, 0.07)
+                - reference(&minus, Some(&label_values), 0.05, 0.07))
                 / (2.0 * h)
         })
         .collect();
@@ -172,7 +140,7 @@ fn simclr_normalises_f16_features_in_float32() {
     let got = scalar(SimClrLossConfig::new().init().forward(view_a, view_b));
     // The reference on the same directions at unit norm.
     let (_, unit) = self::features(2, shape, 1.0);
-    let want = reference(&unit, shape, None, 0.5, 0.5);
+    let want = reference(&unit, None, 0.5, 0.5);
     assert!(
         (got - want).abs() <= 2e-3 * want.abs(),
         "got {got}, want {want}"

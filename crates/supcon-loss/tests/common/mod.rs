@@ -82,3 +82,52 @@ impl Lcg {
             .collect()
     }
 }
+
+/// `L_out` in float64, mean over anchors: anchors are the batch's views (view-major), the
+/// contrast set is the batch's views then the memory's rows; `pos(a, c)` says which contrast
+/// vectors are positives of anchor `a` (self excluded by the caller).
+pub fn supcon_reference(
+    batch: &[Vec<Vec<f64>>],
+    memory: &[Vec<f64>],
+    temperature: f64,
+    base: f64,
+    pos: impl Fn(usize, usize) -> bool,
+) -> f64 {
+    let (b, v) = (batch.len(), batch[0].len());
+    let mut contrast: Vec<&Vec<f64>> = (0..v)
+        .flat_map(|j| batch.iter().map(move |s| &s[j]))
+        .collect();
+    contrast.extend(memory.iter());
+    let dot = |x: &[f64], y: &[f64]| x.iter().zip(y).map(|(a, b)| a * b).sum::<f64>();
+    let mut total = 0.0;
+    for a in 0..b * v {
+        let logits: Vec<f64> = contrast
+            .iter()
+            .map(|c| dot(contrast[a], c) / temperature)
+            .collect();
+        // log-sum-exp over everything but the anchor, its maximum subtracted first.
+        let max = (0..contrast.len())
+            .filter(|&c| c != a)
+            .map(|c| logits[c])
+            .fold(f64::MIN, f64::max);
+        let log_denominator = max
+            + (0..contrast.len())
+                .filter(|&c| c != a)
+                .map(|c| (logits[c] - max).exp())
+                .sum::<f64>()
+                .ln();
+        let positives: Vec<usize> = (0..contrast.len())
+            .filter(|&c| c != a && pos(a, c))
+            .collect();
+        if positives.is_empty() {
+            continue;
+        }
+        let mean: f64 = positives
+            .iter()
+            .map(|&p| logits[p] - log_denominator)
+            .sum::<f64>()
+            / positives.len() as f64;
+        total += -(temperature / base) * mean;
+    }
+    total / (b * v) as f64
+}
