@@ -81,9 +81,7 @@ impl DeviceChoice {
             other => unreachable!("`{other}` was checked to be compiled in"),
         })
     }
-}
 
-impl DeviceChoice {
     /// The plain device computing in `precision`: [`device`](Self::device), then Burn's
     /// `Device::configure` with that float type, which must come before the device's first
     /// tensor. A device that does not support the type (flex has no `flex32`) is a
@@ -134,6 +132,14 @@ pub enum Precision {
 }
 
 impl Precision {
+    /// Every precision, in the order `--help` lists them.
+    pub const ALL: [Precision; 4] = [
+        Precision::F32,
+        Precision::F16,
+        Precision::Bf16,
+        Precision::Flex32,
+    ];
+
     /// Burn's float type for it.
     pub fn float_dtype(self) -> FloatDType {
         match self {
@@ -146,14 +152,9 @@ impl Precision {
 
     /// The precision of a Burn float type, if it is one of these.
     pub fn from_float_dtype(dtype: FloatDType) -> Option<Precision> {
-        [
-            Precision::F32,
-            Precision::F16,
-            Precision::Bf16,
-            Precision::Flex32,
-        ]
-        .into_iter()
-        .find(|p| p.float_dtype() == dtype)
+        Precision::ALL
+            .into_iter()
+            .find(|p| p.float_dtype() == dtype)
     }
 
     fn supported_hint(self) -> &'static str {
@@ -171,19 +172,14 @@ impl std::str::FromStr for Precision {
 
     /// `f32`, `f16`, `bf16` or `flex32` (any case).
     fn from_str(name: &str) -> Result<Self, Self::Err> {
-        [
-            Precision::F32,
-            Precision::F16,
-            Precision::Bf16,
-            Precision::Flex32,
-        ]
-        .into_iter()
-        .find(|p| p.to_string().eq_ignore_ascii_case(name))
-        .ok_or_else(|| {
-            TrainError::Config(format!(
-                "unknown precision `{name}`: use f32, f16, bf16 or flex32"
-            ))
-        })
+        Precision::ALL
+            .into_iter()
+            .find(|p| p.to_string().eq_ignore_ascii_case(name))
+            .ok_or_else(|| {
+                TrainError::Config(format!(
+                    "unknown precision `{name}`: use f32, f16, bf16 or flex32"
+                ))
+            })
     }
 }
 
