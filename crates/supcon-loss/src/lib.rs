@@ -59,10 +59,12 @@
 //! ```
 
 mod error;
+mod host_rows;
 mod layout;
 mod masked;
 mod npairs;
 mod positives;
+mod row_blocks;
 mod simclr;
 mod supcon;
 mod triplet;

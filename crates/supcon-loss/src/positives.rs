@@ -27,24 +27,35 @@ impl Positives {
         batch: usize,
         device: &Device,
     ) -> Result<Tensor<2>, crate::LossError> {
+        self.check(batch)?;
+        match self {
+            Positives::Labels(labels) => {
+                let column = labels.clone().reshape([batch, 1]).expand([batch, batch]);
+                let row = labels.clone().reshape([1, batch]).expand([batch, batch]);
+                Ok(column.equal(row).cast(crate::LOSS_DTYPE))
+            }
+            Positives::SameImage => Ok(Tensor::<2>::eye(batch, device).cast(crate::LOSS_DTYPE)),
+            Positives::Mask(mask) => Ok(mask.clone().cast(crate::LOSS_DTYPE)),
+        }
+    }
+
+    /// Whether these positives fit a batch of `batch` samples.
+    pub(crate) fn check(&self, batch: usize) -> Result<(), crate::LossError> {
         match self {
             Positives::Labels(labels) => {
                 let [got] = labels.dims();
                 if got != batch {
                     return Err(crate::LossError::LabelsLength { batch, got });
                 }
-                let column = labels.clone().reshape([batch, 1]).expand([batch, batch]);
-                let row = labels.clone().reshape([1, batch]).expand([batch, batch]);
-                Ok(column.equal(row).cast(crate::LOSS_DTYPE))
             }
-            Positives::SameImage => Ok(Tensor::<2>::eye(batch, device).cast(crate::LOSS_DTYPE)),
+            Positives::SameImage => {}
             Positives::Mask(mask) => {
                 let got = mask.dims();
                 if got != [batch, batch] {
                     return Err(crate::LossError::MaskShape { batch, got });
                 }
-                Ok(mask.clone().cast(crate::LOSS_DTYPE))
             }
         }
+        Ok(())
     }
 }

@@ -3,7 +3,7 @@
 use burn::prelude::*;
 
 use crate::masked::{logaddexp, masked_logsumexp};
-use crate::{LOSS_DTYPE, LossError, Positives};
+use crate::{LOSS_DTYPE, LossError, Positives, row_blocks};
 
 /// Which views serve as anchors.
 #[derive(Config, Debug, Copy, PartialEq, Eq)]
@@ -104,6 +104,11 @@ impl SupConLossConfig {
 /// Numerics: the log-sum-exp subtracts the row maximum over the entries it sums (not over the
 /// anchor's own similarity, which it excludes), so finite inputs give a finite loss and finite
 /// gradients at any temperature, unnormalised features included.
+/// The mean ([`forward`](Self::forward), [`forward_with_memory`](Self::forward_with_memory))
+/// of the default formula (`L_out`, [`DenominatorMode::All`]) is computed block of anchors by
+/// block with its gradient written out (memory bounded by a block of about a million logits,
+/// not `[N, N]`; on the CPU backends a vectorised pass over each row); its gradient is then
+/// first-order only. The other formulas and the per-sample loss record the whole computation.
 /// The loss computes in float32 ([`LOSS_DTYPE`](crate::LOSS_DTYPE)) whatever the features'
 /// float type (f16 or bf16 on a device configured for them): its value is float32, the
 /// features' gradient comes back in their own type.
@@ -163,7 +168,7 @@ impl SupConLoss {
         features: Tensor<3>,
         positives: Positives,
     ) -> Result<Tensor<1>, LossError> {
-        Ok(self.try_forward_per_sample(features, positives)?.mean())
+        self.mean(features, positives, None, Default::default())
     }
 
     /// The loss of each sample, shape `[batch]`: the mean over that sample's anchor views (as
@@ -244,11 +249,53 @@ impl SupConLoss {
             rows: memory,
             labels: memory_labels,
         };
-        Ok(self.per_sample(features, positives, Some(memory))?.mean())
+        self.mean(features, positives, Some(memory), Default::default())
+    }
+
+    /// The mean loss over all anchors: row block by row block with the gradient written out
+    /// for the default formula (`L_out`, [`DenominatorMode::All`]), through
+    /// [`per_sample`](Self::per_sample) for the others. `tuning` overrides how the blocks are
+    /// computed (tests).
+    pub(crate) fn mean(
+        &self,
+        features: Tensor<3>,
+        positives: Positives,
+        memory: Option<Memory>,
+        tuning: row_blocks::Tuning,
+    ) -> Result<Tensor<1>, LossError> {
+        if (self.summation, self.denominator) != (SummationLocation::Outside, DenominatorMode::All)
+        {
+            return Ok(self.per_sample(features, positives, memory)?.mean());
+        }
+        self.check(&features.dims(), &positives)?;
+        let [batch, views, dim] = features.dims();
+        positives.check(batch)?;
+        let anchor_views = self.anchor_views(views);
+        let memory = match memory {
+            Some(memory) => memory.checked(&positives, batch, anchor_views, dim)?,
+            None => None,
+        };
+        let setup = row_blocks::Setup {
+            positives: &positives,
+            anchor_views,
+            memory,
+            temperature: self.temperature,
+            base_temperature: self.base_temperature,
+            tuning,
+        };
+        Ok(row_blocks::mean_loss(features.cast(LOSS_DTYPE), setup))
+    }
+
+    /// Anchors per sample of `views` views: every view, or only the first.
+    fn anchor_views(&self, views: usize) -> usize {
+        match self.contrast_mode {
+            ContrastMode::All => views,
+            ContrastMode::One => 1,
+        }
     }
 
     /// The per-sample loss, against the batch's views and the rows of `memory` if given.
-    fn per_sample(
+    pub(crate) fn per_sample(
         &self,
         features: Tensor<3>,
         positives: Positives,
@@ -260,10 +307,7 @@ impl SupConLoss {
         let device = features.device();
         let sample_mask = positives.to_mask(batch, &device)?;
 
-        let anchor_views = match self.contrast_mode {
-            ContrastMode::All => views,
-            ContrastMode::One => 1,
-        };
+        let anchor_views = self.anchor_views(views);
         let (anchors, contrasts) = (anchor_views * batch, views * batch);
         // View-major order, as torch.cat(torch.unbind(features, 1)): [v0 of all samples, v1, ...].
         let mut contrast = features.swap_dims(0, 1).reshape([contrasts, dim]);
@@ -273,15 +317,18 @@ impl SupConLoss {
         let mut not_self =
             Tensor::<2, Bool>::diag_mask([anchors, contrasts], 0, &device).cast(LOSS_DTYPE);
         let mut same = sample_mask.repeat(&[anchor_views, views]);
-        if let Some(memory) = memory {
-            let memory_same = memory.positives(&positives, anchor_views, batch, dim)?;
-            if let Some((rows, memory_same)) = memory_same {
-                let k = rows.dims()[0];
-                contrast = Tensor::cat(vec![contrast, rows], 0);
-                same = Tensor::cat(vec![same, memory_same], 1);
-                let ones = Tensor::<2>::ones([anchors, k], &device).cast(LOSS_DTYPE);
-                not_self = Tensor::cat(vec![not_self, ones], 1);
-            }
+        let memory = match memory {
+            Some(memory) => memory.checked(&positives, batch, anchor_views, dim)?,
+            None => None,
+        };
+        if let Some((rows, memory_labels)) = memory {
+            let k = rows.dims()[0];
+            let memory_same =
+                memory_positives(&positives, memory_labels, anchor_views, batch, k, &device);
+            contrast = Tensor::cat(vec![contrast, rows], 0);
+            same = Tensor::cat(vec![same, memory_same], 1);
+            let ones = Tensor::<2>::ones([anchors, k], &device).cast(LOSS_DTYPE);
+            not_self = Tensor::cat(vec![not_self, ones], 1);
         }
         let logits = anchor
             .matmul(contrast.transpose())
@@ -358,22 +405,26 @@ impl SupConLoss {
     }
 }
 
+/// A memory's rows `[K, dim]` (detached, float32) and, for label positives, their labels `[K]`.
+pub(crate) type CheckedMemory = (Tensor<2>, Option<Tensor<1, Int>>);
+
 /// Extra contrast vectors and, for label positives, their labels.
-struct Memory {
-    rows: Tensor<2>,
-    labels: Option<Tensor<1, Int>>,
+pub(crate) struct Memory {
+    pub(crate) rows: Tensor<2>,
+    pub(crate) labels: Option<Tensor<1, Int>>,
 }
 
 impl Memory {
-    /// The memory's rows (detached) and which are positives of each anchor (`[anchors, K]`,
-    /// anchors view-major as in the loss), after checking them; `None` for an empty memory.
-    fn positives(
+    /// The memory's rows (detached, in [`LOSS_DTYPE`]) and, for [`Positives::Labels`], their
+    /// labels, after checking them against features `[batch, anchor_views.., dim]`; `None` for
+    /// an empty memory.
+    fn checked(
         self,
         positives: &Positives,
-        anchor_views: usize,
         batch: usize,
+        anchor_views: usize,
         dim: usize,
-    ) -> Result<Option<(Tensor<2>, Tensor<2>)>, LossError> {
+    ) -> Result<Option<CheckedMemory>, LossError> {
         let [k, memory_dim] = self.rows.dims();
         if memory_dim != dim && k > 0 {
             return Err(LossError::ShapeMismatch {
@@ -385,26 +436,40 @@ impl Memory {
         if k == 0 {
             return Ok(None);
         }
-        let rows = self.rows.detach().cast(LOSS_DTYPE);
-        let device = rows.device();
-        let anchors = anchor_views * batch;
-        let same = match positives {
-            Positives::Labels(labels) => {
+        let labels = match positives {
+            Positives::Labels(_) => {
                 let memory_labels = self.labels.ok_or(LossError::MemoryLabelsMissing)?;
                 let [got] = memory_labels.dims();
                 if got != k {
                     return Err(LossError::MemoryLabelsLength { memory: k, got });
                 }
-                let anchor_labels = labels.clone().repeat(&[anchor_views]);
-                let column = anchor_labels.reshape([anchors, 1]).expand([anchors, k]);
-                let row = memory_labels.reshape([1, k]).expand([anchors, k]);
-                column.equal(row).cast(LOSS_DTYPE)
+                Some(memory_labels)
             }
-            Positives::SameImage | Positives::Mask(_) => {
-                Tensor::<2>::zeros([anchors, k], &device).cast(LOSS_DTYPE)
-            }
+            Positives::SameImage | Positives::Mask(_) => None,
         };
-        Ok(Some((rows, same)))
+        Ok(Some((self.rows.detach().cast(LOSS_DTYPE), labels)))
+    }
+}
+
+/// Which of the `k` memory rows are positives of each anchor, `[anchors, k]` (anchors
+/// view-major as in the loss): those with the anchor's label; none without labels.
+fn memory_positives(
+    positives: &Positives,
+    memory_labels: Option<Tensor<1, Int>>,
+    anchor_views: usize,
+    batch: usize,
+    k: usize,
+    device: &Device,
+) -> Tensor<2> {
+    let anchors = anchor_views * batch;
+    match (positives, memory_labels) {
+        (Positives::Labels(labels), Some(memory_labels)) => {
+            let anchor_labels = labels.clone().repeat(&[anchor_views]);
+            let column = anchor_labels.reshape([anchors, 1]).expand([anchors, k]);
+            let row = memory_labels.reshape([1, k]).expand([anchors, k]);
+            column.equal(row).cast(LOSS_DTYPE)
+        }
+        _ => Tensor::<2>::zeros([anchors, k], device).cast(LOSS_DTYPE),
     }
 }
 
