@@ -4,6 +4,8 @@
 //!   (see [`bench`](mod@bench)).
 //! - `step`: time and peak memory of SupCon steps at a global batch, whole or with gradient
 //!   caching (see [`step`](mod@step)).
+//! - `ops`: per-operation CPU times of a ResNet-18 training step beside PyTorch's (see
+//!   [`ops`](mod@ops)).
 //! - `golden`: regenerates the reference data the tests compare against, in `assets/golden/`:
 //!   the float64 SupCon cases (`xtask/python/supcon_loss_reference.py`, needs numpy) and
 //!   torchvision's crop-sampler statistics (`xtask/python/crop_stats.py`, needs torch and
@@ -20,6 +22,7 @@ mod bench;
 /// The trainer binary's allocator setting, shared with it.
 #[path = "../../crates/supcon-train/src/memory.rs"]
 mod memory;
+mod ops;
 mod step;
 
 #[global_allocator]
@@ -41,6 +44,9 @@ enum Task {
     Bench(bench::BenchArgs),
     /// Time and peak memory of SupCon steps at a global batch, whole or in gradient-cached chunks.
     Step(step::StepArgs),
+    /// Per-operation CPU times of a ResNet-18 training step (convolutions' forward, input and
+    /// weight gradients, BatchNorm, ReLU), beside PyTorch's on the same shapes.
+    Ops(ops::OpsArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +55,7 @@ fn main() -> ExitCode {
         Task::Golden => golden(),
         Task::Bench(args) => bench::bench(&workspace_root(), &args).map(|_| ()),
         Task::Step(args) => step::step(&args),
+        Task::Ops(args) => ops::ops(&workspace_root(), &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

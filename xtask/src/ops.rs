@@ -1,0 +1,339 @@
+//! `cargo xtask ops`: where the CPU time of a ResNet-18 training step goes, operation by
+//! operation, on the shapes of the reference's CIFAR ResNet-18 (3x3 stem, no max-pool) at a
+//! batch of 3x32x32 images: each convolution's forward pass, input gradient and weight
+//! gradient, and BatchNorm and ReLU (forward and backward), on flex and, when `python3` imports
+//! torch, in PyTorch on the same shapes (`xtask/python/ops.py`, which also prints
+//! `torch.profiler`'s table of a whole training step).
+//!
+//! Our input gradient is Burn's default `conv2d_x_backward` (a transposed convolution, which
+//! flex does not override) and the weight gradient `conv2d_weight_backward`, the operations
+//! Burn's autodiff calls; PyTorch's are `torch.nn.grad.conv2d_input` and `conv2d_weight`.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use burn::nn::BatchNormConfig;
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use burn::tensor::module::{conv_transpose2d, conv2d, conv2d_weight_backward};
+use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
+use serde_json::Value;
+use supcon_encoder::norm::batch_norm;
+
+/// What `cargo xtask ops` runs.
+#[derive(Debug, clap::Args)]
+pub struct OpsArgs {
+    /// Images per batch.
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    /// Timed repetitions of each operation (after one untimed), median reported.
+    #[arg(long, default_value_t = 5)]
+    pub repeats: usize,
+}
+
+/// A convolution of the network: input channels, output channels, input side, kernel, stride,
+/// and how many times the network has it.
+#[derive(Clone, Copy, Debug)]
+pub struct Conv {
+    cin: usize,
+    cout: usize,
+    side: usize,
+    kernel: usize,
+    stride: usize,
+    count: usize,
+}
+
+const fn conv(
+    cin: usize,
+    cout: usize,
+    side: usize,
+    kernel: usize,
+    stride: usize,
+    count: usize,
+) -> Conv {
+    Conv {
+        cin,
+        cout,
+        side,
+        kernel,
+        stride,
+        count,
+    }
+}
+
+/// The 20 convolutions of the CIFAR ResNet-18 (`networks/resnet_big.py`), by distinct shape.
+pub const RESNET18: [Conv; 11] = [
+    conv(3, 64, 32, 3, 1, 1),
+    conv(64, 64, 32, 3, 1, 4),
+    conv(64, 128, 32, 3, 2, 1),
+    conv(128, 128, 16, 3, 1, 3),
+    conv(64, 128, 32, 1, 2, 1),
+    conv(128, 256, 16, 3, 2, 1),
+    conv(256, 256, 8, 3, 1, 3),
+    conv(128, 256, 16, 1, 2, 1),
+    conv(256, 512, 8, 3, 2, 1),
+    conv(512, 512, 4, 3, 1, 3),
+    conv(256, 512, 8, 1, 2, 1),
+];
+
+/// The activations that BatchNorm (after every convolution) and ReLU see: channels, side,
+/// BatchNorms, ReLUs.
+const ACTIVATIONS: [(usize, usize, usize, usize); 4] = [
+    (64, 32, 5, 5),
+    (128, 16, 5, 4),
+    (256, 8, 5, 4),
+    (512, 4, 5, 4),
+];
+
+impl Conv {
+    fn padding(&self) -> usize {
+        self.kernel / 2
+    }
+
+    fn out_side(&self) -> usize {
+        (self.side + 2 * self.padding() - self.kernel) / self.stride + 1
+    }
+
+    fn options(&self) -> ConvOptions<2> {
+        let p = self.padding();
+        ConvOptions::new([self.stride; 2], [p, p], [1, 1], 1)
+    }
+
+    fn label(&self) -> String {
+        format!(
+            "{}->{} {}x{}, {}x{} s{}",
+            self.cin, self.cout, self.side, self.side, self.kernel, self.kernel, self.stride
+        )
+    }
+}
+
+/// Median seconds of `repeats` runs of `work` after one untimed run.
+fn median(device: &Device, repeats: usize, mut work: impl FnMut()) -> f64 {
+    work();
+    let _ = device.sync();
+    let mut runs: Vec<f64> = (0..repeats.max(1))
+        .map(|_| {
+            let start = Instant::now();
+            work();
+            let _ = device.sync();
+            start.elapsed().as_secs_f64()
+        })
+        .collect();
+    runs.sort_by(f64::total_cmp);
+    runs[runs.len() / 2]
+}
+
+/// One row of the table: what, how many times a step has it, our seconds, PyTorch's.
+struct Row {
+    op: &'static str,
+    shape: String,
+    count: usize,
+    ours: f64,
+    torch: Option<f64>,
+}
+
+/// Runs the operations and prints the table.
+pub fn ops(root: &Path, args: &OpsArgs) -> Result<(), String> {
+    let device = Device::flex();
+    device.seed(0);
+    let train = device.clone().autodiff();
+    let batch = args.batch;
+    let random = |shape: [usize; 4], device: &Device| {
+        Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), device)
+    };
+    let torch = pytorch(root, args);
+    let torch_of =
+        |key: &str| -> Option<f64> { torch.as_ref().ok().and_then(|v| v["ops"][key].as_f64()) };
+    let mut rows = Vec::new();
+    for c in RESNET18 {
+        let (side, out) = (c.side, c.out_side());
+        let x = random([batch, c.cin, side, side], &device);
+        let w = random([c.cout, c.cin, c.kernel, c.kernel], &device);
+        let grad = random([batch, c.cout, out, out], &device);
+        let options = c.options();
+        let forward = median(&device, args.repeats, || {
+            let _ = conv2d(x.clone(), w.clone(), None, options.clone()).into_data();
+        });
+        // Burn's conv2d_x_backward: a transposed convolution whose output padding restores
+        // the input's side.
+        let output_padding = side + 2 * c.padding() - ((out - 1) * c.stride + c.kernel);
+        let transpose = ConvTransposeOptions::new(
+            [c.stride; 2],
+            [c.padding(); 2],
+            [output_padding; 2],
+            [1, 1],
+            1,
+        );
+        let input_grad = median(&device, args.repeats, || {
+            let _ = conv_transpose2d(grad.clone(), w.clone(), None, transpose.clone()).into_data();
+        });
+        let weight_grad = median(&device, args.repeats, || {
+            let _ = conv2d_weight_backward(x.clone(), w.clone(), grad.clone(), options.clone())
+                .into_data();
+        });
+        let key = format!("{}_{}_{}_{}_{}", c.cin, c.cout, c.side, c.kernel, c.stride);
+        for (op, ours, torch_key) in [
+            ("conv forward", forward, "forward"),
+            ("conv input gradient", input_grad, "input_grad"),
+            ("conv weight gradient", weight_grad, "weight_grad"),
+        ] {
+            rows.push(Row {
+                op,
+                shape: c.label(),
+                count: c.count,
+                ours,
+                torch: torch_of(&format!("{torch_key}_{key}")),
+            });
+        }
+    }
+    for (channels, side, norms, relus) in ACTIVATIONS {
+        let shape = [batch, channels, side, side];
+        let x = random(shape, &train);
+        let bn = BatchNormConfig::new(channels).init(&train);
+        let norm = median(&device, args.repeats, || {
+            let input = x.clone().require_grad();
+            let y = batch_norm(&bn, input.clone());
+            let grads = y.sum().backward();
+            let _ = input.grad(&grads).map(Tensor::into_data);
+        });
+        let relu = median(&device, args.repeats, || {
+            let input = x.clone().require_grad();
+            let grads = burn::tensor::activation::relu(input.clone())
+                .sum()
+                .backward();
+            let _ = input.grad(&grads).map(Tensor::into_data);
+        });
+        let label = format!("{channels} x {side}x{side}");
+        let key = format!("{channels}_{side}");
+        rows.push(Row {
+            op: "BatchNorm forward + backward",
+            shape: label.clone(),
+            count: norms,
+            ours: norm,
+            torch: torch_of(&format!("bn_{key}")),
+        });
+        rows.push(Row {
+            op: "ReLU forward + backward",
+            shape: label,
+            count: relus,
+            ours: relu,
+            torch: torch_of(&format!("relu_{key}")),
+        });
+    }
+    print_table(&rows, batch);
+    match &torch {
+        Ok(v) => {
+            println!(
+                "\nPyTorch {} ({} threads); torch.profiler, one training step of ResNet-18 + linear, cross-entropy, SGD, batch {batch}:\n",
+                v["torch"].as_str().unwrap_or("?"),
+                v["threads"]
+            );
+            println!(
+                "```text\n{}\n```",
+                v["profile"].as_str().unwrap_or("").trim_end()
+            );
+        }
+        Err(why) => println!("\nPyTorch: {why}"),
+    }
+    Ok(())
+}
+
+fn print_table(rows: &[Row], batch: usize) {
+    println!(
+        "Per operation, batch {batch}, median (ms); `total` is the time times the count in one step:\n"
+    );
+    println!(
+        "| operation | shape | in a step | ours | PyTorch | ours / PyTorch | ours total | PyTorch total |"
+    );
+    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let ms = |s: f64| format!("{:.2}", s * 1e3);
+    for row in rows {
+        let (torch, ratio, torch_total) = match row.torch {
+            Some(t) => (
+                ms(t),
+                format!("{:.2}x", row.ours / t),
+                ms(t * row.count as f64),
+            ),
+            None => ("-".into(), "-".into(), "-".into()),
+        };
+        println!(
+            "| {} | {} | {} | {} | {torch} | {ratio} | {} | {torch_total} |",
+            row.op,
+            row.shape,
+            row.count,
+            ms(row.ours),
+            ms(row.ours * row.count as f64)
+        );
+    }
+    println!("\nBy kind, summed over one step (ms):\n");
+    println!("| operation | ours | PyTorch | ours / PyTorch |");
+    println!("| --- | ---: | ---: | ---: |");
+    let mut kinds: Vec<&str> = Vec::new();
+    for row in rows {
+        if !kinds.contains(&row.op) {
+            kinds.push(row.op);
+        }
+    }
+    let (mut all_ours, mut all_torch, mut complete) = (0.0, 0.0, true);
+    for kind in kinds {
+        let of_kind = rows.iter().filter(|r| r.op == kind);
+        let ours: f64 = of_kind.clone().map(|r| r.ours * r.count as f64).sum();
+        let torch: Option<f64> = of_kind.map(|r| r.torch.map(|t| t * r.count as f64)).sum();
+        all_ours += ours;
+        match torch {
+            Some(t) => {
+                all_torch += t;
+                println!("| {kind} | {} | {} | {:.2}x |", ms(ours), ms(t), ours / t);
+            }
+            None => {
+                complete = false;
+                println!("| {kind} | {} | - | - |", ms(ours));
+            }
+        }
+    }
+    if complete {
+        println!(
+            "| all of the above | {} | {} | {:.2}x |",
+            ms(all_ours),
+            ms(all_torch),
+            all_ours / all_torch
+        );
+    } else {
+        println!("| all of the above | {} | - | - |", ms(all_ours));
+    }
+}
+
+/// PyTorch's side: `xtask/python/ops.py`'s JSON, or why it is absent.
+fn pytorch(root: &Path, args: &OpsArgs) -> Result<Value, String> {
+    let probe = Command::new("python3")
+        .args(["-c", "import torch"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        return Err("not run (python3 cannot import torch)".into());
+    }
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let output = Command::new("python3")
+        .arg(root.join("xtask/python/ops.py"))
+        .args([
+            "--threads".to_string(),
+            threads.to_string(),
+            "--batch".into(),
+            args.batch.to_string(),
+            "--repeats".into(),
+            args.repeats.to_string(),
+        ])
+        .current_dir(root)
+        .output()
+        .map_err(|e| format!("could not run python3: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "xtask/python/ops.py failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        ));
+    }
+    serde_json::from_slice(&output.stdout).map_err(|e| format!("xtask/python/ops.py: {e}"))
+}
