@@ -184,6 +184,23 @@ fn rows(block: &Block<'_>, first: usize, losses: &mut [f64], grad: &mut [f32], g
     }
 }
 
+/// `g <- g + g^T` for a square `[n, n]` row-major matrix, in place, tile by tile.
+pub(crate) fn add_transpose(g: &mut [f32], n: usize) {
+    const TILE: usize = 32;
+    for i0 in (0..n).step_by(TILE) {
+        for j0 in (i0..n).step_by(TILE) {
+            for i in i0..(i0 + TILE).min(n) {
+                let start = if i0 == j0 { i } else { j0 };
+                for j in start..(j0 + TILE).min(n) {
+                    let sum = g[i * n + j] + g[j * n + i];
+                    g[i * n + j] = sum;
+                    g[j * n + i] = sum;
+                }
+            }
+        }
+    }
+}
+
 /// Lanes of the reductions: independent accumulators the compiler keeps in one vector register.
 const LANES: usize = 8;
 
@@ -284,6 +301,20 @@ mod tests {
         assert!(exp_nonpositive(f32::NAN).is_nan());
         assert_eq!(exp_nonpositive(0.0), 1.0);
         assert!(exp_nonpositive(-1000.0) < 2e-38);
+    }
+
+    #[test]
+    fn add_transpose_adds_every_pair_once() {
+        for n in [1, 5, 33, 70] {
+            let g: Vec<f32> = (0..n * n).map(|i| (i as f32 * 0.37).sin()).collect();
+            let mut got = g.clone();
+            add_transpose(&mut got, n);
+            for i in 0..n {
+                for j in 0..n {
+                    assert_eq!(got[i * n + j], g[i * n + j] + g[j * n + i], "{n}: {i},{j}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -120,6 +120,7 @@ pub(crate) fn mean_loss(features: Tensor<3>, setup: Setup<'_>) -> Tensor<1> {
             scale,
             grad_factor: scale / anchors as f64,
             gradient: with_gradient,
+            symmetric: rows == columns,
         };
         let (block_total, g) = match &stage {
             Stage::Host(weights) => terms.on_host(logits, weights),
@@ -127,12 +128,9 @@ pub(crate) fn mean_loss(features: Tensor<3>, setup: Setup<'_>) -> Tensor<1> {
         };
         total = total + block_total;
         if let Some(g) = g {
-            if rows == columns {
-                // One block holding every anchor against exactly the anchors (all views, no
-                // memory): l = Z Z^T / T, so the gradient is (G + G^T) Z / T, one product.
-                let grad = (g.clone() + g.transpose())
-                    .matmul(contrast)
-                    .mul_scalar(inverse_temperature);
+            if terms.symmetric {
+                // `g` is already G + G^T (see `Terms::symmetric`): one product.
+                let grad = g.matmul(contrast).mul_scalar(inverse_temperature);
                 return attach(value_of(total, anchors), features, grad, views, batch, dim);
             }
             anchor_grads.push(
@@ -206,11 +204,16 @@ struct Terms {
     /// `scale / anchors`.
     grad_factor: f64,
     gradient: bool,
+    /// One block holding every anchor against exactly the anchors (all views, no memory):
+    /// `l = Z Z^T / T`, so the features' gradient is `(G + G^T) Z / T`, one product; the block
+    /// then returns `G + G^T`.
+    symmetric: bool,
 }
 
 impl Terms {
     /// The block's summed loss (`[1]`) and, when asked for, `G = f * (p - w / W)` (`[rows,
-    /// columns]`, zero on anchors without a positive), from its logits, on the host.
+    /// columns]`, zero on anchors without a positive; `G + G^T` when [`symmetric`](Self::symmetric)),
+    /// from its logits, on the host.
     fn on_host(&self, logits: Tensor<2>, weights: &HostWeights) -> (Tensor<1>, Option<Tensor<2>>) {
         let device = logits.device();
         let [rows, columns] = logits.dims();
@@ -226,7 +229,10 @@ impl Terms {
             scale: self.scale as f32,
             grad_factor: self.grad_factor as f32,
         };
-        let (losses, grad) = host_rows::run(&block, self.gradient);
+        let (losses, mut grad) = host_rows::run(&block, self.gradient);
+        if self.symmetric && self.gradient {
+            host_rows::add_transpose(&mut grad, columns);
+        }
         let total: f64 = losses.iter().sum();
         let total = Tensor::from_data(
             TensorData::new(vec![total as f32], [1]),
@@ -271,7 +277,12 @@ impl Terms {
         let total = per_anchor.sum().reshape([1]);
         let grad = self.gradient.then(|| {
             let factor = has_term.cast(LOSS_DTYPE).mul_scalar(self.grad_factor);
-            exp * (factor.clone() / sum) - weight * (factor / safe_count)
+            let g = exp * (factor.clone() / sum) - weight * (factor / safe_count);
+            if self.symmetric {
+                g.clone() + g.transpose()
+            } else {
+                g
+            }
         });
         (total, grad)
     }
