@@ -108,7 +108,9 @@ impl Figure {
     }
 }
 
-fn time(plan: Plan, device: &Device, mut work: impl FnMut()) -> Vec<f64> {
+/// Seconds of `plan.repeats` runs of `work` after `plan.warmup` untimed ones, sorted (the device
+/// synchronised after each).
+pub(crate) fn time(plan: Plan, device: &Device, mut work: impl FnMut()) -> Vec<f64> {
     for _ in 0..plan.warmup {
         work();
         let _ = device.sync();

@@ -11,7 +11,6 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Instant;
 
 use burn::nn::BatchNormConfig;
 use burn::prelude::*;
@@ -20,6 +19,8 @@ use burn::tensor::module::{conv_transpose2d, conv2d, conv2d_weight_backward};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use serde_json::Value;
 use supcon_encoder::norm::batch_norm;
+
+use crate::bench::{Plan, time};
 
 /// What `cargo xtask ops` runs.
 #[derive(Debug, clap::Args)]
@@ -35,7 +36,7 @@ pub struct OpsArgs {
 /// A convolution of the network: input channels, output channels, input side, kernel, stride,
 /// and how many times the network has it.
 #[derive(Clone, Copy, Debug)]
-pub struct Conv {
+struct Conv {
     cin: usize,
     cout: usize,
     side: usize,
@@ -44,37 +45,20 @@ pub struct Conv {
     count: usize,
 }
 
-const fn conv(
-    cin: usize,
-    cout: usize,
-    side: usize,
-    kernel: usize,
-    stride: usize,
-    count: usize,
-) -> Conv {
-    Conv {
-        cin,
-        cout,
-        side,
-        kernel,
-        stride,
-        count,
-    }
-}
-
-/// The 20 convolutions of the CIFAR ResNet-18 (`networks/resnet_big.py`), by distinct shape.
-pub const RESNET18: [Conv; 11] = [
-    conv(3, 64, 32, 3, 1, 1),
-    conv(64, 64, 32, 3, 1, 4),
-    conv(64, 128, 32, 3, 2, 1),
-    conv(128, 128, 16, 3, 1, 3),
-    conv(64, 128, 32, 1, 2, 1),
-    conv(128, 256, 16, 3, 2, 1),
-    conv(256, 256, 8, 3, 1, 3),
-    conv(128, 256, 16, 1, 2, 1),
-    conv(256, 512, 8, 3, 2, 1),
-    conv(512, 512, 4, 3, 1, 3),
-    conv(256, 512, 8, 1, 2, 1),
+/// The 20 convolutions of the CIFAR ResNet-18 (`networks/resnet_big.py`), by distinct shape:
+/// input channels, output channels, input side, kernel, stride, how many.
+const RESNET18: [(usize, usize, usize, usize, usize, usize); 11] = [
+    (3, 64, 32, 3, 1, 1),
+    (64, 64, 32, 3, 1, 4),
+    (64, 128, 32, 3, 2, 1),
+    (128, 128, 16, 3, 1, 3),
+    (64, 128, 32, 1, 2, 1),
+    (128, 256, 16, 3, 2, 1),
+    (256, 256, 8, 3, 1, 3),
+    (128, 256, 16, 1, 2, 1),
+    (256, 512, 8, 3, 2, 1),
+    (512, 512, 4, 3, 1, 3),
+    (256, 512, 8, 1, 2, 1),
 ];
 
 /// The activations that BatchNorm (after every convolution) and ReLU see: channels, side,
@@ -109,18 +93,15 @@ impl Conv {
 }
 
 /// Median seconds of `repeats` runs of `work` after one untimed run.
-fn median(device: &Device, repeats: usize, mut work: impl FnMut()) -> f64 {
-    work();
-    let _ = device.sync();
-    let mut runs: Vec<f64> = (0..repeats.max(1))
-        .map(|_| {
-            let start = Instant::now();
-            work();
-            let _ = device.sync();
-            start.elapsed().as_secs_f64()
-        })
-        .collect();
-    runs.sort_by(f64::total_cmp);
+fn median(device: &Device, repeats: usize, work: impl FnMut()) -> f64 {
+    let plan = Plan {
+        warmup: 1,
+        repeats: repeats.max(1),
+        pytorch: false,
+        shrink: 1,
+        only: None,
+    };
+    let runs = time(plan, device, work);
     runs[runs.len() / 2]
 }
 
@@ -146,7 +127,15 @@ pub fn ops(root: &Path, args: &OpsArgs) -> Result<(), String> {
     let torch_of =
         |key: &str| -> Option<f64> { torch.as_ref().ok().and_then(|v| v["ops"][key].as_f64()) };
     let mut rows = Vec::new();
-    for c in RESNET18 {
+    let convs = RESNET18.map(|(cin, cout, side, kernel, stride, count)| Conv {
+        cin,
+        cout,
+        side,
+        kernel,
+        stride,
+        count,
+    });
+    for c in convs {
         let (side, out) = (c.side, c.out_side());
         let x = random([batch, c.cin, side, side], &device);
         let w = random([c.cout, c.cin, c.kernel, c.kernel], &device);
