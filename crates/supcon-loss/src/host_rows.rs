@@ -86,10 +86,7 @@ pub(crate) fn run(block: &Block<'_>, gradient: bool) -> (Vec<f64>, Vec<f32>) {
     let rows = block.logits.len() / block.columns.max(1);
     let mut losses = vec![0.0f64; rows];
     let mut grad = vec![0.0f32; if gradient { rows * block.columns } else { 0 }];
-    let threads = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(rows / ROWS_PER_THREAD)
-        .max(1);
+    let threads = cores().min(rows / ROWS_PER_THREAD).max(1);
     let per_thread = rows.div_ceil(threads);
     if threads == 1 {
         rows_dispatch(block, 0, &mut losses, &mut grad, gradient);
@@ -108,6 +105,13 @@ pub(crate) fn run(block: &Block<'_>, gradient: bool) -> (Vec<f64>, Vec<f32>) {
         }
     });
     (losses, grad)
+}
+
+/// The cores this process may use, asked once (on Linux the answer reads the CPU affinity and
+/// cgroup quota, too slow to repeat for every block of every step).
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
 }
 
 /// [`rows`] compiled for AVX2 and FMA where the processor has them.
