@@ -6,8 +6,10 @@
 //! `torch.profiler`'s table of a whole training step).
 //!
 //! Our input gradient is Burn's default `conv2d_x_backward` (a transposed convolution, which
-//! flex does not override) and the weight gradient `conv2d_weight_backward`, the operations
-//! Burn's autodiff calls; PyTorch's are `torch.nn.grad.conv2d_input` and `conv2d_weight`.
+//! flex does not override) and the weight gradient `supcon_encoder::conv::conv2d_weight_backward`
+//! (one product with the unfolded input on flex), the operations our encoders' backward steps
+//! call; BatchNorm is `supcon_encoder::norm::batch_norm` (two passes each way on flex).
+//! PyTorch's are `torch.nn.grad.conv2d_input` and `conv2d_weight`, and `nn.BatchNorm2d`.
 
 use std::path::Path;
 use std::process::Command;
@@ -15,9 +17,10 @@ use std::process::Command;
 use burn::nn::BatchNormConfig;
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use burn::tensor::module::{conv_transpose2d, conv2d, conv2d_weight_backward};
+use burn::tensor::module::{conv_transpose2d, conv2d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use serde_json::Value;
+use supcon_encoder::conv::conv2d_weight_backward;
 use supcon_encoder::norm::batch_norm;
 
 use crate::bench::{Plan, time};

@@ -6,6 +6,7 @@ use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
+use crate::conv::conv2d;
 use crate::norm::batch_norm;
 
 /// A bias-free convolution with Kaiming-normal (fan_out, ReLU gain) weights, as the reference
@@ -59,7 +60,7 @@ impl Shortcut {
     /// `x` itself when there is no projection.
     fn apply(shortcut: &Option<Shortcut>, x: Tensor<4>) -> Tensor<4> {
         match shortcut {
-            Some(s) => batch_norm(&s.bn, s.conv.forward(x)),
+            Some(s) => batch_norm(&s.bn, conv2d(&s.conv, x)),
             None => x,
         }
     }
@@ -108,8 +109,8 @@ impl BasicBlock {
 
     /// `relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let out = relu(batch_norm(&self.bn1, self.conv1.forward(x.clone())));
-        let out = batch_norm(&self.bn2, self.conv2.forward(out));
+        let out = relu(batch_norm(&self.bn1, conv2d(&self.conv1, x.clone())));
+        let out = batch_norm(&self.bn2, conv2d(&self.conv2, out));
         relu(out + Shortcut::apply(&self.shortcut, x))
     }
 }
@@ -158,9 +159,9 @@ impl Bottleneck {
 
     /// `relu(bn3(conv3(relu(bn2(conv2(relu(bn1(conv1(x)))))))) + shortcut(x))`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let out = relu(batch_norm(&self.bn1, self.conv1.forward(x.clone())));
-        let out = relu(batch_norm(&self.bn2, self.conv2.forward(out)));
-        let out = batch_norm(&self.bn3, self.conv3.forward(out));
+        let out = relu(batch_norm(&self.bn1, conv2d(&self.conv1, x.clone())));
+        let out = relu(batch_norm(&self.bn2, conv2d(&self.conv2, out)));
+        let out = batch_norm(&self.bn3, conv2d(&self.conv3, out));
         relu(out + Shortcut::apply(&self.shortcut, x))
     }
 }

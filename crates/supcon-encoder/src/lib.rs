@@ -31,6 +31,9 @@
 
 mod block;
 mod config;
+pub mod conv;
+#[cfg(feature = "flex")]
+mod host;
 pub mod norm;
 mod resnet;
 mod small;

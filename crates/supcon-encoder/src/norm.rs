@@ -24,22 +24,29 @@ pub fn batch_norm<const D: usize>(norm: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
         1.0
     };
     let device = x.device();
-    let result =
-        burn::tensor::module::batch_norm_train(x, norm.gamma.val(), norm.beta.val(), norm.epsilon);
+    let (gamma, beta) = (norm.gamma.val(), norm.beta.val());
+    #[cfg(feature = "flex")]
+    let fused = crate::host::fused_batch_norm_train(&x, &gamma, &beta, norm.epsilon);
+    #[cfg(not(feature = "flex"))]
+    let fused = None;
+    let (output, mean, variance) = fused.unwrap_or_else(|| {
+        let result = burn::tensor::module::batch_norm_train(x, gamma, beta, norm.epsilon);
+        (result.output, result.mean, result.variance)
+    });
     let momentum = norm.momentum;
     let running_mean = norm
         .running_mean
         .value_sync()
         .to_device(&device)
         .mul_scalar(1.0 - momentum)
-        + result.mean.detach().mul_scalar(momentum);
+        + mean.detach().mul_scalar(momentum);
     let running_var = norm
         .running_var
         .value_sync()
         .to_device(&device)
         .mul_scalar(1.0 - momentum)
-        + result.variance.detach().mul_scalar(momentum * correction);
+        + variance.detach().mul_scalar(momentum * correction);
     norm.running_mean.update(running_mean.detach());
     norm.running_var.update(running_var.detach());
-    result.output
+    output
 }

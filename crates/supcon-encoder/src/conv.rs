@@ -1,0 +1,66 @@
+//! Convolutions as Burn's `Conv2d` computes them, with the weight gradient as one matrix
+//! product on flex (this crate's `flex` feature; see `docs/cpu-profile.md`).
+
+#[cfg(feature = "flex")]
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2d;
+use burn::prelude::*;
+use burn::tensor::ops::ConvOptions;
+
+/// `conv` applied to `x` `[batch, channels, height, width]`: the same result as
+/// `conv.forward(x)`. On a flex device (with the `flex` feature) a float32, bias-free,
+/// one-group convolution is one autodiff operation whose weight gradient is an unfolded-input
+/// product; everything else is `conv.forward(x)`.
+///
+/// ```
+/// use burn::nn::conv::Conv2dConfig;
+/// use burn::prelude::*;
+///
+/// let device = Device::flex();
+/// let conv = Conv2dConfig::new([3, 8], [3, 3]).with_bias(false).init(&device);
+/// let x = Tensor::<4>::ones([2, 3, 9, 9], &device);
+/// let y = supcon_encoder::conv::conv2d(&conv, x.clone());
+/// assert_eq!(y.dims(), [2, 8, 7, 7]);
+/// y.into_data().assert_approx_eq::<f32>(&conv.forward(x).into_data(), Default::default());
+/// ```
+pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    #[cfg(feature = "flex")]
+    if let (None, Some(padding)) = (&conv.bias, explicit_padding(&conv.padding)) {
+        let options =
+            ConvOptions::new_with_padding(conv.stride, padding, conv.dilation, conv.groups);
+        if let Some(y) = crate::host::fused_conv2d(&x, &conv.weight.val(), &options) {
+            return y;
+        }
+    }
+    conv.forward(x)
+}
+
+/// `(begin, end)` padding per spatial dimension, for the paddings that do not depend on the
+/// input's size (`Same` takes Burn's path).
+#[cfg(feature = "flex")]
+fn explicit_padding(padding: &PaddingConfig2d) -> Option<[(usize, usize); 2]> {
+    match *padding {
+        PaddingConfig2d::Valid => Some([(0, 0), (0, 0)]),
+        PaddingConfig2d::Explicit(top, left, bottom, right) => Some([(top, bottom), (left, right)]),
+        _ => None,
+    }
+}
+
+/// The gradient of a convolution's weight, `[Co, Ci / groups, kh, kw]`, given its input `x`,
+/// its `weight` and the gradient of its output: Burn's `conv2d_weight_backward`, computed as
+/// one product per group of images on flex (this crate's `flex` feature). The result is a
+/// constant, not differentiable again.
+pub fn conv2d_weight_backward(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    output_grad: Tensor<4>,
+    options: ConvOptions<2>,
+) -> Tensor<4> {
+    #[cfg(feature = "flex")]
+    if let Some(grad) =
+        crate::host::fused_conv2d_weight_backward(&x, &weight, &output_grad, &options)
+    {
+        return grad;
+    }
+    burn::tensor::module::conv2d_weight_backward(x, weight, output_grad, options)
+}

@@ -1,0 +1,276 @@
+//! Faster training on Burn's flex (CPU) backend, behind this crate's `flex` feature: BatchNorm
+//! in two passes each way ([`batch_norm`]) and the convolution weight gradient as one matrix
+//! product ([`conv_weight`]), where Burn 0.22 composes tensor operations.
+//!
+//! They are a Burn backend extension ([`HostKernels`], implemented for `Flex` and for
+//! `Autodiff<Flex>` with its own backward steps); [`fused_batch_norm_train`] and
+//! [`fused_conv2d`] take them for float32 tensors on a flex device and answer `None` elsewhere,
+//! so the callers fall back to Burn's operations. The convolution's forward and input gradient
+//! stay Burn's (`conv2d`, `conv2d_x_backward`); only the weight gradient is replaced.
+
+mod autodiff;
+pub(crate) mod batch_norm;
+pub(crate) mod conv_weight;
+mod parallel;
+
+use burn::backend::flex::FlexTensor;
+use burn::backend::ops::ModuleOps;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{
+    Backend, DispatchDevice, ExtensionType, Flex, TensorMetadata, backend_extension,
+};
+use burn::prelude::*;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{DType, Shape, TensorData};
+
+use batch_norm::Planes;
+
+/// BatchNorm's training-mode output and the batch statistics it normalised with (`[channels]`,
+/// the variance biased).
+#[derive(ExtensionType)]
+pub struct NormalisedBatch<B: Backend> {
+    /// The normalised, scaled and shifted input.
+    pub output: FloatTensor<B>,
+    /// The per-channel mean of the input.
+    pub mean: FloatTensor<B>,
+    /// The per-channel biased variance of the input.
+    pub variance: FloatTensor<B>,
+}
+
+/// The operations this module computes on the host for flex.
+#[backend_extension(Flex, Autodiff)]
+pub trait HostKernels: Backend {
+    /// BatchNorm with the batch's statistics: `x` `[batch, channels, ...]`, `gamma` and `beta`
+    /// `[channels]`.
+    fn host_batch_norm_train(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> NormalisedBatch<Self>;
+
+    /// A bias-free convolution of one group whose weight gradient is one product per group of
+    /// images.
+    fn host_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self>;
+
+    /// The weight gradient of [`HostKernels::host_conv2d`] alone (not differentiable again).
+    fn host_conv2d_weight_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self>;
+}
+
+impl HostKernels for Flex {
+    fn host_batch_norm_train(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        epsilon: f64,
+    ) -> NormalisedBatch<Self> {
+        let shape = x.shape();
+        let planes = planes(&shape);
+        let x = x.to_contiguous();
+        let (gamma, beta) = (gamma.to_contiguous(), beta.to_contiguous());
+        let (output, mean, variance) =
+            batch_norm::forward(f32s(&x), planes, f32s(&gamma), f32s(&beta), epsilon);
+        NormalisedBatch {
+            output: flex_tensor(output, shape),
+            mean: flex_tensor(mean, Shape::new([planes.channels])),
+            variance: flex_tensor(variance, Shape::new([planes.channels])),
+        }
+    }
+
+    fn host_conv2d(x: FlexTensor, weight: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
+        Flex::conv2d(x, weight, None, options)
+    }
+
+    fn host_conv2d_weight_backward(
+        x: FlexTensor,
+        weight: FlexTensor,
+        output_grad: FlexTensor,
+        options: ConvOptions<2>,
+    ) -> FlexTensor {
+        conv2d_weight_backward(x, weight, output_grad, options)
+    }
+}
+
+/// The gradients of [`HostKernels::host_batch_norm_train`] with respect to `x`, `gamma` and
+/// `beta`.
+fn batch_norm_backward(
+    x: FlexTensor,
+    output_grad: FlexTensor,
+    gamma: FlexTensor,
+    mean: FlexTensor,
+    variance: FlexTensor,
+    epsilon: f64,
+) -> [FlexTensor; 3] {
+    let shape = x.shape();
+    let planes = planes(&shape);
+    let x = x.to_contiguous();
+    let output_grad = output_grad.to_contiguous();
+    let (gamma, mean, variance) = (
+        gamma.to_contiguous(),
+        mean.to_contiguous(),
+        variance.to_contiguous(),
+    );
+    let (dx, dgamma, dbeta) = batch_norm::backward(
+        f32s(&x),
+        f32s(&output_grad),
+        planes,
+        f32s(&gamma),
+        f32s(&mean),
+        f32s(&variance),
+        epsilon,
+    );
+    let channels = Shape::new([planes.channels]);
+    [
+        flex_tensor(dx, shape),
+        flex_tensor(dgamma, channels.clone()),
+        flex_tensor(dbeta, channels),
+    ]
+}
+
+/// The weight gradient of [`HostKernels::host_conv2d`].
+fn conv2d_weight_backward(
+    x: FlexTensor,
+    weight: FlexTensor,
+    output_grad: FlexTensor,
+    options: ConvOptions<2>,
+) -> FlexTensor {
+    let weight_shape = weight.shape();
+    let x_shape = x.shape();
+    let geometry = conv_weight::Geometry::new(
+        &x_shape,
+        &output_grad.shape(),
+        [weight_shape[2], weight_shape[3]],
+        &options,
+    );
+    conv_weight::weight_gradient(x, output_grad, geometry, x_shape[0])
+}
+
+/// The kernels' view of a `[batch, channels, ...]` shape.
+fn planes(shape: &Shape) -> Planes {
+    let (batch, channels) = (shape[0], shape[1]);
+    Planes {
+        batch,
+        channels,
+        spatial: shape.num_elements() / (batch * channels),
+    }
+}
+
+/// The float32 values of a contiguous flex tensor.
+fn f32s(tensor: &FlexTensor) -> &[f32] {
+    tensor
+        .as_slice::<f32>()
+        .expect("a contiguous float32 flex tensor")
+}
+
+/// A flex tensor of `values` in `shape`.
+fn flex_tensor(values: Vec<f32>, shape: Shape) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape))
+}
+
+/// Whether `tensor` is float32 on a flex device, with or without autodiff.
+fn on_flex<const D: usize>(tensor: &Tensor<D>) -> bool {
+    tensor.dtype() == DType::F32
+        && matches!(
+            tensor.device().inner().as_dispatch(),
+            DispatchDevice::Flex(_)
+        )
+}
+
+/// `batch_norm_train` through [`HostKernels`] when `x`, `gamma` and `beta` are float32 on flex
+/// and no dimension is empty: `(output, mean, variance)`; `None` otherwise.
+pub(crate) fn fused_batch_norm_train<const D: usize>(
+    x: &Tensor<D>,
+    gamma: &Tensor<1>,
+    beta: &Tensor<1>,
+    epsilon: f64,
+) -> Option<(Tensor<D>, Tensor<1>, Tensor<1>)> {
+    if !(on_flex(x) && on_flex(gamma) && on_flex(beta)) || x.shape().num_elements() == 0 {
+        return None;
+    }
+    let result = burn::backend::Dispatch::host_batch_norm_train(
+        x.clone().into_dispatch(),
+        gamma.clone().into_dispatch(),
+        beta.clone().into_dispatch(),
+        epsilon,
+    );
+    Some((
+        Tensor::from_dispatch(result.output),
+        Tensor::from_dispatch(result.mean),
+        Tensor::from_dispatch(result.variance),
+    ))
+}
+
+/// A bias-free, one-group convolution through [`HostKernels`] when `x` and `weight` are float32
+/// on flex; `None` otherwise (Burn's `conv2d` then reports any mismatch of shapes).
+pub(crate) fn fused_conv2d(
+    x: &Tensor<4>,
+    weight: &Tensor<4>,
+    options: &ConvOptions<2>,
+) -> Option<Tensor<4>> {
+    let fits = x.dims()[1] == weight.dims()[1] && options.groups == 1;
+    if !(fits && on_flex(x) && on_flex(weight)) || x.shape().num_elements() == 0 {
+        return None;
+    }
+    let output = burn::backend::Dispatch::host_conv2d(
+        x.clone().into_dispatch(),
+        weight.clone().into_dispatch(),
+        options.clone(),
+    );
+    Some(Tensor::from_dispatch(output))
+}
+
+/// The weight gradient of a one-group convolution through [`HostKernels`] when every tensor is
+/// float32 on flex; `None` otherwise.
+pub(crate) fn fused_conv2d_weight_backward(
+    x: &Tensor<4>,
+    weight: &Tensor<4>,
+    output_grad: &Tensor<4>,
+    options: &ConvOptions<2>,
+) -> Option<Tensor<4>> {
+    let fits = x.dims()[1] == weight.dims()[1] && options.groups == 1;
+    if !(fits && on_flex(x) && on_flex(weight) && on_flex(output_grad)) {
+        return None;
+    }
+    let output = burn::backend::Dispatch::host_conv2d_weight_backward(
+        x.clone().into_dispatch(),
+        weight.clone().into_dispatch(),
+        output_grad.clone().into_dispatch(),
+        options.clone(),
+    );
+    Some(Tensor::from_dispatch(output))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kernels are taken where they apply, with and without autodiff, and not elsewhere.
+    #[test]
+    fn taken_on_float32_flex_only() {
+        for device in [Device::flex(), Device::flex().autodiff()] {
+            let x = Tensor::<4>::ones([2, 4, 3, 3], &device);
+            let weight = Tensor::<4>::ones([6, 4, 3, 3], &device);
+            let one_group = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+            assert!(fused_conv2d(&x, &weight, &one_group).is_some());
+            let two_groups = ConvOptions::new([1, 1], [1, 1], [1, 1], 2);
+            let grouped = Tensor::<4>::ones([6, 2, 3, 3], &device);
+            assert!(fused_conv2d(&x, &grouped, &two_groups).is_none());
+            let wrong_channels = Tensor::<4>::ones([6, 3, 3, 3], &device);
+            assert!(fused_conv2d(&x, &wrong_channels, &one_group).is_none());
+            let gamma = Tensor::<1>::ones([4], &device);
+            let beta = Tensor::<1>::zeros([4], &device);
+            assert!(fused_batch_norm_train(&x, &gamma, &beta, 1e-5).is_some());
+            let half = x.clone().cast(DType::F16);
+            assert!(fused_batch_norm_train(&half, &gamma, &beta, 1e-5).is_none());
+        }
+    }
+}
