@@ -20,7 +20,9 @@ use supcon_head::{CrossEntropyNetConfig, SupConModelConfig};
 use supcon_loss::cross_entropy::CrossEntropyLossConfig;
 use supcon_loss::{Positives, SupConLossConfig, by_image};
 use supcon_train::config::{OptimizerKind, RunConfig};
-use supcon_train::device::{DeviceChoice, Precision, backend_features, compiled_in};
+use supcon_train::device::{
+    DeviceChoice, Precision, backend_features, compiled_in, supcon_kernels,
+};
 use supcon_train::optim::Optimizer;
 
 use crate::alloc;
@@ -544,14 +546,28 @@ pub fn bench(root: &Path, args: &BenchArgs) -> Result<PathBuf, String> {
     let (simd, extensions) = simd_level();
     let build: Vec<Value> = names
         .iter()
-        .map(|name| json!({ "device": name, "burn_features": backend_features(name) }))
+        .map(|name| {
+            json!({
+                "device": name,
+                "burn_features": backend_features(name),
+                "supcon_kernels": supcon_kernels(name),
+            })
+        })
         .collect();
     println!(
         "{} ({simd}, {threads} threads); ours at {precision}, built with {}",
         cpu_model(),
         names
             .iter()
-            .map(|name| format!("{name}: {}", backend_features(name).join("+")))
+            .map(|name| {
+                let kernels = supcon_kernels(name);
+                let ours = if kernels.is_empty() {
+                    String::new()
+                } else {
+                    format!(" with our {}", kernels.join("+"))
+                };
+                format!("{name}: {}{ours}", backend_features(name).join("+"))
+            })
             .collect::<Vec<_>>()
             .join(", ")
     );
@@ -651,6 +667,10 @@ mod tests {
         assert_eq!(
             results["build"][0]["burn_features"],
             json!(["simd", "rayon"])
+        );
+        assert_eq!(
+            results["build"][0]["supcon_kernels"],
+            json!(["batch_norm", "conv2d_weight_grad"])
         );
         let simd = results["machine"]["simd"].as_str().unwrap();
         assert!(!simd.is_empty(), "{results}");

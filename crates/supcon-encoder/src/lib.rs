@@ -15,6 +15,12 @@
 //! optionally a zero-initialised last BatchNorm in each residual branch. Beyond the reference:
 //! an ImageNet stem (7x7 stride 2 + 3x3 max-pool) and any number of input channels.
 //!
+//! The cargo feature `flex` makes training on Burn's flex CPU backend faster: BatchNorm in
+//! training mode and the convolutions' weight gradient run as kernels of this crate (a Burn
+//! backend extension with its own backward; [`norm::batch_norm`], [`conv::conv2d`]), the same
+//! results to float32 rounding. Other devices, and flex tensors in another float type, take
+//! Burn's operations whether it is on or not.
+//!
 //! ```
 //! use burn::prelude::*;
 //! use supcon_encoder::{Architecture, EncoderConfig};

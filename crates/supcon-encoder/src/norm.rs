@@ -11,7 +11,10 @@ use burn::prelude::*;
 
 /// `norm` applied to `x` (`[batch, channels, ...]`) as PyTorch's `BatchNorm` would: batch
 /// statistics and a running-statistics update with the unbiased variance in training mode (an
-/// autodiff device and the module's training flag on), running statistics otherwise.
+/// autodiff device and the module's training flag on), running statistics otherwise. In
+/// training on a flex device with this crate's `flex` feature, the normalisation and its
+/// backward are one operation each of this crate (two passes over the data each way) instead of
+/// Burn's composition of tensor operations; elsewhere it is Burn's `batch_norm_train`.
 pub fn batch_norm<const D: usize>(norm: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
     if !(x.device().is_autodiff() && norm.training.is_enabled()) {
         return norm.forward(x);

@@ -289,6 +289,17 @@ pub fn backend_features(name: &str) -> &'static [&'static str] {
     }
 }
 
+/// The operations this build computes with supcon's own kernels on the device `name`, beside
+/// Burn's: on flex (through `supcon-encoder`'s `flex` feature, which `supcon-train`'s enables)
+/// BatchNorm in training and the convolution weight gradient; none elsewhere.
+pub fn supcon_kernels(name: &str) -> &'static [&'static str] {
+    if name == "flex" && compiled_in().contains(&name) {
+        &["batch_norm", "conv2d_weight_grad"]
+    } else {
+        &[]
+    }
+}
+
 /// The device names this build supports.
 pub fn compiled_in() -> Vec<&'static str> {
     let mut names = Vec::new();
