@@ -5,7 +5,8 @@
 //! torch, in PyTorch on the same shapes (`xtask/python/ops.py`, which also prints
 //! `torch.profiler`'s table of a whole training step).
 //!
-//! Our input gradient is Burn's default `conv2d_x_backward` (a transposed convolution, which
+//! Our forward is `supcon_encoder::conv::conv2d` (ours at strides above 1, flex's otherwise), our
+//! input gradient Burn's default `conv2d_x_backward` (a transposed convolution, which
 //! flex does not override) and the weight gradient `supcon_encoder::conv::conv2d_weight_backward`
 //! (one product with the unfolded input on flex), the operations our encoders' backward steps
 //! call; BatchNorm is `supcon_encoder::norm::batch_norm` (two passes each way on flex).
@@ -14,13 +15,15 @@
 use std::path::Path;
 use std::process::Command;
 
-use burn::nn::BatchNormConfig;
+use burn::module::Param;
+use burn::nn::conv::Conv2dConfig;
+use burn::nn::{BatchNormConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use burn::tensor::module::{conv_transpose2d, conv2d};
+use burn::tensor::module::conv_transpose2d;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use serde_json::Value;
-use supcon_encoder::conv::conv2d_weight_backward;
+use supcon_encoder::conv::{conv2d as encoder_conv2d, conv2d_weight_backward};
 use supcon_encoder::norm::batch_norm;
 
 use crate::bench::{Plan, time};
@@ -144,8 +147,17 @@ pub fn ops(root: &Path, args: &OpsArgs) -> Result<(), String> {
         let w = random([c.cout, c.cin, c.kernel, c.kernel], &device);
         let grad = random([batch, c.cout, out, out], &device);
         let options = c.options();
+        // The forward as the encoders run it (`supcon_encoder::conv::conv2d`: ours at strides
+        // above 1 on flex, flex's otherwise).
+        let p = c.padding();
+        let mut conv = Conv2dConfig::new([c.cin, c.cout], [c.kernel; 2])
+            .with_stride([c.stride; 2])
+            .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
+            .with_bias(false)
+            .init(&device);
+        conv.weight = Param::from_tensor(w.clone());
         let forward = median(&device, args.repeats, || {
-            let _ = conv2d(x.clone(), w.clone(), None, options.clone()).into_data();
+            let _ = encoder_conv2d(&conv, x.clone()).into_data();
         });
         // Burn's conv2d_x_backward: a transposed convolution whose output padding restores
         // the input's side.

@@ -1,17 +1,19 @@
 //! Faster training on Burn's flex (CPU) backend, behind this crate's `flex` feature: BatchNorm
-//! in two passes each way ([`batch_norm`]) and the convolution weight gradient as one matrix
-//! product ([`conv_weight`]), where Burn 0.22 composes tensor operations.
+//! in two passes each way ([`batch_norm`]), and the convolution weight gradient (and the forward
+//! of strided convolutions) as one matrix product with the unfolded input ([`conv`],
+//! [`unfold`]), where Burn 0.22 composes tensor operations or runs slower kernels.
 //!
 //! They are a Burn backend extension ([`HostKernels`], implemented for `Flex` and for
 //! `Autodiff<Flex>` with its own backward steps); [`fused_batch_norm_train`] and
 //! [`fused_conv2d`] take them for float32 tensors on a flex device and answer `None` elsewhere,
-//! so the callers fall back to Burn's operations. The convolution's forward and input gradient
-//! stay Burn's (`conv2d`, `conv2d_x_backward`); only the weight gradient is replaced.
+//! so the callers fall back to Burn's operations. The convolution's input gradient stays Burn's
+//! (`conv2d_x_backward`), and so does its forward at stride 1 (flex's `conv2d`).
 
 mod autodiff;
-pub(crate) mod batch_norm;
-pub(crate) mod conv_weight;
+mod batch_norm;
+mod conv;
 mod parallel;
+mod unfold;
 
 use burn::backend::flex::FlexTensor;
 use burn::backend::ops::ModuleOps;
@@ -24,6 +26,7 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Shape, TensorData};
 
 use batch_norm::Planes;
+use unfold::Geometry;
 
 /// BatchNorm's training-mode output and the batch statistics it normalised with (`[channels]`,
 /// the variance biased).
@@ -87,7 +90,14 @@ impl HostKernels for Flex {
     }
 
     fn host_conv2d(x: FlexTensor, weight: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
-        Flex::conv2d(x, weight, None, options)
+        let strided = options.stride != [1, 1];
+        match Geometry::of_forward(&x.shape(), &weight.shape(), &options) {
+            Some(geometry) if strided => {
+                let batch = x.shape()[0];
+                conv::forward(x, weight, geometry, batch)
+            }
+            _ => Flex::conv2d(x, weight, None, options),
+        }
     }
 
     fn host_conv2d_weight_backward(
@@ -145,13 +155,13 @@ fn conv2d_weight_backward(
 ) -> FlexTensor {
     let weight_shape = weight.shape();
     let x_shape = x.shape();
-    let geometry = conv_weight::Geometry::new(
+    let geometry = Geometry::new(
         &x_shape,
         &output_grad.shape(),
         [weight_shape[2], weight_shape[3]],
         &options,
     );
-    conv_weight::weight_gradient(x, output_grad, geometry, x_shape[0])
+    conv::weight_gradient(x, output_grad, geometry, x_shape[0])
 }
 
 /// The kernels' view of a `[batch, channels, ...]` shape.
@@ -216,7 +226,9 @@ pub(crate) fn fused_conv2d(
     weight: &Tensor<4>,
     options: &ConvOptions<2>,
 ) -> Option<Tensor<4>> {
-    let fits = x.dims()[1] == weight.dims()[1] && options.groups == 1;
+    let fits = x.dims()[1] == weight.dims()[1]
+        && options.groups == 1
+        && Geometry::of_forward(&x.dims(), &weight.dims(), options).is_some();
     if !(fits && on_flex(x) && on_flex(weight)) || x.shape().num_elements() == 0 {
         return None;
     }

@@ -1,27 +1,12 @@
-//! The weight gradient of a 2-D convolution as one matrix product per group of images, as
-//! PyTorch's CPU backend computes it.
-//!
-//! For a convolution of `x` `[B, Ci, H, W]` by `w` `[Co, Ci, kh, kw]` (one group) with output
-//! gradient `dy` `[B, Co, Oh, Ow]`:
-//!
-//! `dw[o, (i, p, q)] = Σ_b Σ_(y, z) dy[b, o, y, z] x[b, i, y sh + p dh - ph, z sw + q dw - pw]`
-//!
-//! that is `dw = dy' cols'`, with `dy'` the output gradient as `[Co, B Oh Ow]` and `cols` the
-//! unfolded input (im2col) as `[Ci kh kw, B Oh Ow]`, zero where the kernel reaches into the
-//! padding. Burn's default instead runs a convolution of `x` whose kernel is `dy`, whose cost
-//! follows the feature map rather than the weight (issue 16, docs/cpu-profile.md). The images
-//! are taken a group at a time so that `cols` stays near [`COLUMN_ELEMENTS`].
+//! The unfolded input of a 2-D convolution (im2col): for a convolution of `x` `[B, Ci, H, W]`
+//! by a `[Co, Ci, kh, kw]` kernel, `cols[(i, p, q), (b, y, z)] = x[b, i, y sh + p dh - ph,
+//! z sw + q dw - pw]`, zero where the kernel reaches into the padding; `[Ci kh kw, B Oh Ow]`
+//! row-major, so that the convolution is `w' cols` and its weight gradient `dy' cols^T`
+//! (`w'` the kernel as `[Co, Ci kh kw]`, `dy'` the output gradient as `[Co, B Oh Ow]`).
 
-use burn::backend::Flex;
-use burn::backend::flex::FlexTensor;
-use burn::backend::ops::FloatTensorOps;
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{Shape, TensorData};
 
 use super::parallel::for_rows;
-
-/// About how many elements the unfolded input of one group of images holds (64 MiB of f32).
-const COLUMN_ELEMENTS: usize = 1 << 24;
 
 /// The geometry of one convolution, as the unfolding needs it.
 #[derive(Clone, Copy, Debug)]
@@ -58,67 +43,40 @@ impl Geometry {
         }
     }
 
+    /// The geometry of `x` `[B, Ci, H, W]` convolved with `weight` `[Co, Ci, kh, kw]`; `None`
+    /// when the kernel, dilated, is larger than the padded input (no output).
+    pub(crate) fn of_forward(
+        x: &[usize],
+        weight: &[usize],
+        options: &ConvOptions<2>,
+    ) -> Option<Self> {
+        let side = |d: usize| {
+            let padded = x[2 + d] + options.padding[d].0 + options.padding[d].1;
+            let reach = options.dilation[d] * (weight[2 + d] - 1) + 1;
+            (padded >= reach).then(|| (padded - reach) / options.stride[d] + 1)
+        };
+        let output = [weight[0], side(0)?, side(1)?];
+        Some(Self::new(
+            x,
+            &output_shape(x[0], output),
+            [weight[2], weight[3]],
+            options,
+        ))
+    }
+
     /// Rows of the unfolded input: `Ci kh kw`.
-    fn patch(&self) -> usize {
+    pub(crate) fn patch(&self) -> usize {
         self.input[0] * self.kernel[0] * self.kernel[1]
     }
 
     /// Output positions per image: `Oh Ow`.
-    fn positions(&self) -> usize {
+    pub(crate) fn positions(&self) -> usize {
         self.output[1] * self.output[2]
     }
 }
 
-/// `dw` `[Co, Ci, kh, kw]` for float32 `x` and `output_grad` on flex, one group.
-pub(crate) fn weight_gradient(
-    x: FlexTensor,
-    output_grad: FlexTensor,
-    geometry: Geometry,
-    batch: usize,
-) -> FlexTensor {
-    let x = x.to_contiguous();
-    let output_grad = output_grad.to_contiguous();
-    let xs = x.as_slice::<f32>().expect("contiguous float32 input");
-    let dys = output_grad
-        .as_slice::<f32>()
-        .expect("contiguous float32 output gradient");
-    let per_image = geometry.patch() * geometry.positions();
-    let group = (COLUMN_ELEMENTS / per_image.max(1)).clamp(1, batch);
-    let mut total: Option<FlexTensor> = None;
-    for first in (0..batch).step_by(group) {
-        let images = group.min(batch - first);
-        let columns = images * geometry.positions();
-        let cols = unfold(xs, &geometry, first, images);
-        let dy = gather_output_grad(dys, &geometry, batch, first, images);
-        let cols = FlexTensor::from_data(TensorData::new(
-            cols,
-            Shape::new([geometry.patch(), columns]),
-        ));
-        let dy = FlexTensor::from_data(TensorData::new(
-            dy,
-            Shape::new([geometry.output[0], columns]),
-        ));
-        let part = Flex::float_matmul(dy, Flex::float_transpose(cols));
-        total = Some(match total {
-            None => part,
-            Some(sum) => Flex::float_add(sum, part),
-        });
-    }
-    let total = total.expect("a batch of at least one image");
-    let [ci, _, _] = geometry.input;
-    Flex::float_reshape(
-        total,
-        Shape::new([
-            geometry.output[0],
-            ci,
-            geometry.kernel[0],
-            geometry.kernel[1],
-        ]),
-    )
-}
-
 /// The unfolded input of images `first..first + images`: `[Ci kh kw, images Oh Ow]`.
-fn unfold(x: &[f32], g: &Geometry, first: usize, images: usize) -> Vec<f32> {
+pub(crate) fn unfold(x: &[f32], g: &Geometry, first: usize, images: usize) -> Vec<f32> {
     let [ci, h, w] = g.input;
     let [_, oh, ow] = g.output;
     let [kh, kw] = g.kernel;
@@ -146,15 +104,8 @@ fn unfold(x: &[f32], g: &Geometry, first: usize, images: usize) -> Vec<f32> {
                             continue;
                         }
                         let line = &plane[input_row as usize * w..][..w];
-                        let start = (z_lo * g.stride[1]) as isize + column_offset;
-                        if g.stride[1] == 1 {
-                            let start = start as usize;
-                            out[z_lo..z_hi].copy_from_slice(&line[start..start + (z_hi - z_lo)]);
-                        } else {
-                            for (k, o) in out[z_lo..z_hi].iter_mut().enumerate() {
-                                *o = line[start as usize + k * g.stride[1]];
-                            }
-                        }
+                        let start = ((z_lo * g.stride[1]) as isize + column_offset) as usize;
+                        gather_strided(&mut out[z_lo..z_hi], &line[start..], g.stride[1]);
                     }
                 }
             }
@@ -179,29 +130,32 @@ fn valid_range(len: usize, stride: usize, offset: isize, size: usize) -> (usize,
     (lo, (hi as usize).clamp(lo, len))
 }
 
-/// The output gradient of images `first..first + images` as `[Co, images Oh Ow]`.
-fn gather_output_grad(
-    dy: &[f32],
-    g: &Geometry,
-    batch: usize,
-    first: usize,
-    images: usize,
-) -> Vec<f32> {
-    let co = g.output[0];
-    let positions = g.positions();
-    debug_assert_eq!(dy.len(), batch * co * positions);
-    let row_len = images * positions;
-    let mut out = vec![0.0f32; co * row_len];
-    for_rows(&mut out, row_len, co * row_len, |first_row, rows| {
-        for (r, row) in rows.chunks_exact_mut(row_len).enumerate() {
-            let channel = first_row + r;
-            for b in 0..images {
-                let source = &dy[((first + b) * co + channel) * positions..][..positions];
-                row[b * positions..(b + 1) * positions].copy_from_slice(source);
+/// `[batch, channels, height, width]` as a shape slice for [`Geometry::new`].
+fn output_shape(batch: usize, output: [usize; 3]) -> [usize; 4] {
+    [batch, output[0], output[1], output[2]]
+}
+
+/// `out[k] = source[k stride]`; strides 1 and 2 (the common ones) written so that the compiler
+/// can vectorise them.
+fn gather_strided(out: &mut [f32], source: &[f32], stride: usize) {
+    let n = out.len();
+    if n == 0 {
+        return;
+    }
+    let source = &source[..(n - 1) * stride + 1];
+    match stride {
+        1 => out.copy_from_slice(source),
+        2 => {
+            for (k, o) in out.iter_mut().enumerate() {
+                *o = source[2 * k];
             }
         }
-    });
-    out
+        _ => {
+            for (o, &v) in out.iter_mut().zip(source.iter().step_by(stride)) {
+                *o = v;
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,144 @@
+//! A 2-D convolution (one group) and its weight gradient as matrix products with the unfolded
+//! input ([`super::unfold`]), a group of images at a time so that the unfolded input stays near
+//! [`COLUMN_ELEMENTS`], as PyTorch's CPU backend computes them:
+//!
+//! - forward: `y_b = w' cols_b`, `w'` the kernel as `[Co, Ci kh kw]`;
+//! - weight gradient: `dw = Σ_b dy'_b cols_b^T`, `dy'` the output gradient as `[Co, B Oh Ow]`,
+//!   that is `dw[o, (i, p, q)] = Σ_b Σ_(y, z) dy[b, o, y, z] x[b, i, y sh + p dh - ph,
+//!   z sw + q dw - pw]`.
+//!
+//! Burn's default weight gradient instead runs a convolution of `x` whose kernel is `dy`, whose
+//! cost follows the feature map rather than the weight (issue 16, docs/cpu-profile.md). Flex's
+//! own forward is as fast at stride 1 and kept there; this one is taken for strided
+//! convolutions, where flex's is up to 3.6x behind PyTorch's.
+
+use burn::backend::Flex;
+use burn::backend::flex::FlexTensor;
+use burn::backend::ops::FloatTensorOps;
+use burn::tensor::{Shape, TensorData};
+
+use super::parallel::for_rows;
+use super::unfold::{Geometry, unfold};
+
+/// About how many elements the unfolded input of one group of images holds (64 MiB of f32).
+const COLUMN_ELEMENTS: usize = 1 << 24;
+
+/// Images per group for `geometry`, out of `batch`.
+fn group_size(geometry: &Geometry, batch: usize) -> usize {
+    let per_image = geometry.patch() * geometry.positions();
+    (COLUMN_ELEMENTS / per_image.max(1)).clamp(1, batch)
+}
+
+/// A contiguous float32 flex tensor's values.
+fn values(tensor: &FlexTensor) -> &[f32] {
+    tensor
+        .as_slice::<f32>()
+        .expect("a contiguous float32 flex tensor")
+}
+
+/// `y` `[B, Co, Oh, Ow]` of float32 `x` and `weight` on flex, one group.
+pub(crate) fn forward(
+    x: FlexTensor,
+    weight: FlexTensor,
+    geometry: Geometry,
+    batch: usize,
+) -> FlexTensor {
+    let x = x.to_contiguous();
+    let xs = values(&x);
+    let co = geometry.output[0];
+    let kernel = Flex::float_reshape(weight, Shape::new([co, geometry.patch()]));
+    let positions = geometry.positions();
+    let mut y = vec![0.0f32; batch * co * positions];
+    let group = group_size(&geometry, batch);
+    for first in (0..batch).step_by(group) {
+        let images = group.min(batch - first);
+        let cols = unfold(xs, &geometry, first, images);
+        let cols = FlexTensor::from_data(TensorData::new(
+            cols,
+            Shape::new([geometry.patch(), images * positions]),
+        ));
+        // [Co, images Oh Ow], channel-major: each image's rows move to their place in y.
+        let part = Flex::float_matmul(kernel.clone(), cols);
+        let part = values(&part);
+        let out = &mut y[first * co * positions..(first + images) * co * positions];
+        let work = out.len();
+        for_rows(out, positions, work, |first_row, rows| {
+            for (r, row) in rows.chunks_exact_mut(positions).enumerate() {
+                let (b, o) = ((first_row + r) / co, (first_row + r) % co);
+                row.copy_from_slice(&part[(o * images + b) * positions..][..positions]);
+            }
+        });
+    }
+    let [_, oh, ow] = geometry.output;
+    FlexTensor::from_data(TensorData::new(y, Shape::new([batch, co, oh, ow])))
+}
+
+/// `dw` `[Co, Ci, kh, kw]` for float32 `x` and `output_grad` on flex, one group.
+pub(crate) fn weight_gradient(
+    x: FlexTensor,
+    output_grad: FlexTensor,
+    geometry: Geometry,
+    batch: usize,
+) -> FlexTensor {
+    let x = x.to_contiguous();
+    let output_grad = output_grad.to_contiguous();
+    let xs = values(&x);
+    let dys = values(&output_grad);
+    let group = group_size(&geometry, batch);
+    let mut total: Option<FlexTensor> = None;
+    for first in (0..batch).step_by(group) {
+        let images = group.min(batch - first);
+        let columns = images * geometry.positions();
+        let cols = unfold(xs, &geometry, first, images);
+        let dy = gather_output_grad(dys, &geometry, batch, first, images);
+        let cols = FlexTensor::from_data(TensorData::new(
+            cols,
+            Shape::new([geometry.patch(), columns]),
+        ));
+        let dy = FlexTensor::from_data(TensorData::new(
+            dy,
+            Shape::new([geometry.output[0], columns]),
+        ));
+        let part = Flex::float_matmul(dy, Flex::float_transpose(cols));
+        total = Some(match total {
+            None => part,
+            Some(sum) => Flex::float_add(sum, part),
+        });
+    }
+    let total = total.expect("a batch of at least one image");
+    let [ci, _, _] = geometry.input;
+    Flex::float_reshape(
+        total,
+        Shape::new([
+            geometry.output[0],
+            ci,
+            geometry.kernel[0],
+            geometry.kernel[1],
+        ]),
+    )
+}
+
+/// The output gradient of images `first..first + images` as `[Co, images Oh Ow]`.
+fn gather_output_grad(
+    dy: &[f32],
+    g: &Geometry,
+    batch: usize,
+    first: usize,
+    images: usize,
+) -> Vec<f32> {
+    let co = g.output[0];
+    let positions = g.positions();
+    debug_assert_eq!(dy.len(), batch * co * positions);
+    let row_len = images * positions;
+    let mut out = vec![0.0f32; co * row_len];
+    for_rows(&mut out, row_len, co * row_len, |first_row, rows| {
+        for (r, row) in rows.chunks_exact_mut(row_len).enumerate() {
+            let channel = first_row + r;
+            for b in 0..images {
+                let source = &dy[((first + b) * co + channel) * positions..][..positions];
+                row[b * positions..(b + 1) * positions].copy_from_slice(source);
+            }
+        }
+    });
+    out
+}
