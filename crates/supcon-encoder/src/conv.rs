@@ -9,8 +9,9 @@ use burn::tensor::ops::ConvOptions;
 
 /// `conv` applied to `x` `[batch, channels, height, width]`: the same result as
 /// `conv.forward(x)`. On a flex device (with the `flex` feature) a float32, bias-free,
-/// one-group convolution is one autodiff operation whose weight gradient is an unfolded-input
-/// product; everything else is `conv.forward(x)`.
+/// one-group convolution with explicit or no padding is one autodiff operation whose weight
+/// gradient, and at strides above 1 whose output, is a product with the unfolded input;
+/// everything else is `conv.forward(x)`.
 ///
 /// ```
 /// use burn::nn::conv::Conv2dConfig;

@@ -10,7 +10,7 @@ use burn::nn::{BatchNormConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::module::{batch_norm_train, conv2d as burn_conv2d};
 use burn::tensor::ops::ConvOptions;
-use supcon_encoder::conv::conv2d;
+use supcon_encoder::conv::{conv2d, conv2d_weight_backward};
 use supcon_encoder::norm::batch_norm;
 
 fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
@@ -308,4 +308,27 @@ fn convolution_without_autodiff_and_with_bias_is_burns() {
         &values(bias_free.forward(x)),
         1e-6,
     );
+}
+
+/// The weight gradient alone, as `cargo xtask ops` times it, on the device without autodiff.
+#[test]
+fn weight_gradient_alone_matches_burn() {
+    let device = Device::flex();
+    let options = ConvOptions::new_with_padding([2, 1], [(1, 0), (2, 1)], [1, 2], 1);
+    let x = Tensor::<4>::from_data(
+        TensorData::new(pattern(3 * 4 * 9 * 8, 9), [3, 4, 9, 8]),
+        &device,
+    );
+    let weight = Tensor::<4>::from_data(
+        TensorData::new(pattern(5 * 4 * 3 * 3, 10), [5, 4, 3, 3]),
+        &device,
+    );
+    let y = burn_conv2d(x.clone(), weight.clone(), None, options.clone());
+    let grad = Tensor::<4>::from_data(
+        TensorData::new(pattern(y.shape().num_elements(), 11), y.dims()),
+        &device,
+    );
+    let ours = conv2d_weight_backward(x.clone(), weight.clone(), grad.clone(), options.clone());
+    let burns = burn::tensor::module::conv2d_weight_backward(x, weight, grad, options);
+    assert_close("weight gradient alone", &values(ours), &values(burns), 1e-5);
 }

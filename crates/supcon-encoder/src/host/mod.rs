@@ -241,14 +241,20 @@ pub(crate) fn fused_conv2d(
 }
 
 /// The weight gradient of a one-group convolution through [`HostKernels`] when every tensor is
-/// float32 on flex; `None` otherwise.
+/// float32 on flex and the shapes agree; `None` otherwise.
 pub(crate) fn fused_conv2d_weight_backward(
     x: &Tensor<4>,
     weight: &Tensor<4>,
     output_grad: &Tensor<4>,
     options: &ConvOptions<2>,
 ) -> Option<Tensor<4>> {
-    let fits = x.dims()[1] == weight.dims()[1] && options.groups == 1;
+    // The output gradient must have the shape of the convolution's output, or Burn's operation
+    // (which reports the mismatch) is the one to run.
+    let fits = x.dims()[1] == weight.dims()[1]
+        && options.groups == 1
+        && Geometry::of_forward(&x.dims(), &weight.dims(), options).is_some_and(|g| {
+            output_grad.dims() == [x.dims()[0], g.output[0], g.output[1], g.output[2]]
+        });
     if !(fits && on_flex(x) && on_flex(weight) && on_flex(output_grad)) {
         return None;
     }
@@ -281,6 +287,10 @@ mod tests {
             let gamma = Tensor::<1>::ones([4], &device);
             let beta = Tensor::<1>::zeros([4], &device);
             assert!(fused_batch_norm_train(&x, &gamma, &beta, 1e-5).is_some());
+            let output_grad = Tensor::<4>::ones([2, 6, 3, 3], &device);
+            assert!(fused_conv2d_weight_backward(&x, &weight, &output_grad, &one_group).is_some());
+            let wrong_grad = Tensor::<4>::ones([2, 6, 2, 3], &device);
+            assert!(fused_conv2d_weight_backward(&x, &weight, &wrong_grad, &one_group).is_none());
             let half = x.clone().cast(DType::F16);
             assert!(fused_batch_norm_train(&half, &gamma, &beta, 1e-5).is_none());
         }
