@@ -15,10 +15,11 @@
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
 use burn::backend::ops::FloatTensorOps;
-use burn::tensor::{Shape, TensorData};
+use burn::tensor::Shape;
 
 use super::parallel::for_rows;
 use super::unfold::{Geometry, unfold};
+use super::{f32s, flex_tensor};
 
 /// About how many elements the unfolded input of one group of images holds (64 MiB of f32).
 const COLUMN_ELEMENTS: usize = 1 << 24;
@@ -29,13 +30,6 @@ fn group_size(geometry: &Geometry, batch: usize) -> usize {
     (COLUMN_ELEMENTS / per_image.max(1)).clamp(1, batch)
 }
 
-/// A contiguous float32 flex tensor's values.
-fn values(tensor: &FlexTensor) -> &[f32] {
-    tensor
-        .as_slice::<f32>()
-        .expect("a contiguous float32 flex tensor")
-}
-
 /// `y` `[B, Co, Oh, Ow]` of float32 `x` and `weight` on flex, one group.
 pub(crate) fn forward(
     x: FlexTensor,
@@ -44,7 +38,7 @@ pub(crate) fn forward(
     batch: usize,
 ) -> FlexTensor {
     let x = x.to_contiguous();
-    let xs = values(&x);
+    let xs = f32s(&x);
     let co = geometry.output[0];
     let kernel = Flex::float_reshape(weight, Shape::new([co, geometry.patch()]));
     let positions = geometry.positions();
@@ -53,13 +47,10 @@ pub(crate) fn forward(
     for first in (0..batch).step_by(group) {
         let images = group.min(batch - first);
         let cols = unfold(xs, &geometry, first, images);
-        let cols = FlexTensor::from_data(TensorData::new(
-            cols,
-            Shape::new([geometry.patch(), images * positions]),
-        ));
+        let cols = flex_tensor(cols, Shape::new([geometry.patch(), images * positions]));
         // [Co, images Oh Ow], channel-major: each image's rows move to their place in y.
         let part = Flex::float_matmul(kernel.clone(), cols);
-        let part = values(&part);
+        let part = f32s(&part);
         let out = &mut y[first * co * positions..(first + images) * co * positions];
         let work = out.len();
         for_rows(out, positions, work, |first_row, rows| {
@@ -70,7 +61,7 @@ pub(crate) fn forward(
         });
     }
     let [_, oh, ow] = geometry.output;
-    FlexTensor::from_data(TensorData::new(y, Shape::new([batch, co, oh, ow])))
+    flex_tensor(y, Shape::new([batch, co, oh, ow]))
 }
 
 /// `dw` `[Co, Ci, kh, kw]` for float32 `x` and `output_grad` on flex, one group.
@@ -82,8 +73,8 @@ pub(crate) fn weight_gradient(
 ) -> FlexTensor {
     let x = x.to_contiguous();
     let output_grad = output_grad.to_contiguous();
-    let xs = values(&x);
-    let dys = values(&output_grad);
+    let xs = f32s(&x);
+    let dys = f32s(&output_grad);
     let group = group_size(&geometry, batch);
     let mut total: Option<FlexTensor> = None;
     for first in (0..batch).step_by(group) {
@@ -91,14 +82,8 @@ pub(crate) fn weight_gradient(
         let columns = images * geometry.positions();
         let cols = unfold(xs, &geometry, first, images);
         let dy = gather_output_grad(dys, &geometry, batch, first, images);
-        let cols = FlexTensor::from_data(TensorData::new(
-            cols,
-            Shape::new([geometry.patch(), columns]),
-        ));
-        let dy = FlexTensor::from_data(TensorData::new(
-            dy,
-            Shape::new([geometry.output[0], columns]),
-        ));
+        let cols = flex_tensor(cols, Shape::new([geometry.patch(), columns]));
+        let dy = flex_tensor(dy, Shape::new([geometry.output[0], columns]));
         let part = Flex::float_matmul(dy, Flex::float_transpose(cols));
         total = Some(match total {
             None => part,

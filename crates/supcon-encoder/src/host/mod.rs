@@ -175,14 +175,14 @@ fn planes(shape: &Shape) -> Planes {
 }
 
 /// The float32 values of a contiguous flex tensor.
-fn f32s(tensor: &FlexTensor) -> &[f32] {
+pub(super) fn f32s(tensor: &FlexTensor) -> &[f32] {
     tensor
         .as_slice::<f32>()
         .expect("a contiguous float32 flex tensor")
 }
 
 /// A flex tensor of `values` in `shape`.
-fn flex_tensor(values: Vec<f32>, shape: Shape) -> FlexTensor {
+pub(super) fn flex_tensor(values: Vec<f32>, shape: Shape) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
 
@@ -219,19 +219,36 @@ pub(crate) fn fused_batch_norm_train<const D: usize>(
     ))
 }
 
-/// A bias-free, one-group convolution through [`HostKernels`] when `x` and `weight` are float32
-/// on flex; `None` otherwise (Burn's `conv2d` then reports any mismatch of shapes).
+/// The output shape of a one-group convolution of `x` by `weight` that the kernels can take:
+/// both float32 on flex, the channels matching, no dimension of `x` empty and an output at
+/// all; `None` otherwise (Burn's operation then runs, and reports any mismatch of shapes).
+fn host_conv_output(
+    x: &Tensor<4>,
+    weight: &Tensor<4>,
+    options: &ConvOptions<2>,
+) -> Option<[usize; 4]> {
+    let [batch, channels, _, _] = x.dims();
+    let fits = channels == weight.dims()[1]
+        && options.groups == 1
+        && x.shape().num_elements() > 0
+        && on_flex(x)
+        && on_flex(weight);
+    if !fits {
+        return None;
+    }
+    let geometry = Geometry::of_forward(&x.dims(), &weight.dims(), options)?;
+    let [co, oh, ow] = geometry.output;
+    Some([batch, co, oh, ow])
+}
+
+/// A bias-free, one-group convolution through [`HostKernels`] where [`host_conv_output`]
+/// allows; `None` otherwise.
 pub(crate) fn fused_conv2d(
     x: &Tensor<4>,
     weight: &Tensor<4>,
     options: &ConvOptions<2>,
 ) -> Option<Tensor<4>> {
-    let fits = x.dims()[1] == weight.dims()[1]
-        && options.groups == 1
-        && Geometry::of_forward(&x.dims(), &weight.dims(), options).is_some();
-    if !(fits && on_flex(x) && on_flex(weight)) || x.shape().num_elements() == 0 {
-        return None;
-    }
+    host_conv_output(x, weight, options)?;
     let output = burn::backend::Dispatch::host_conv2d(
         x.clone().into_dispatch(),
         weight.clone().into_dispatch(),
@@ -240,31 +257,26 @@ pub(crate) fn fused_conv2d(
     Some(Tensor::from_dispatch(output))
 }
 
-/// The weight gradient of a one-group convolution through [`HostKernels`] when every tensor is
-/// float32 on flex and the shapes agree; `None` otherwise.
+/// The weight gradient of a one-group convolution through [`HostKernels`] where
+/// [`host_conv_output`] allows and `output_grad`, float32 on flex, has the output's shape;
+/// `None` otherwise.
 pub(crate) fn fused_conv2d_weight_backward(
     x: &Tensor<4>,
     weight: &Tensor<4>,
     output_grad: &Tensor<4>,
     options: &ConvOptions<2>,
 ) -> Option<Tensor<4>> {
-    // The output gradient must have the shape of the convolution's output, or Burn's operation
-    // (which reports the mismatch) is the one to run.
-    let fits = x.dims()[1] == weight.dims()[1]
-        && options.groups == 1
-        && Geometry::of_forward(&x.dims(), &weight.dims(), options).is_some_and(|g| {
-            output_grad.dims() == [x.dims()[0], g.output[0], g.output[1], g.output[2]]
-        });
-    if !(fits && on_flex(x) && on_flex(weight) && on_flex(output_grad)) {
+    let output = host_conv_output(x, weight, options)?;
+    if output_grad.dims() != output || !on_flex(output_grad) {
         return None;
     }
-    let output = burn::backend::Dispatch::host_conv2d_weight_backward(
+    let grad = burn::backend::Dispatch::host_conv2d_weight_backward(
         x.clone().into_dispatch(),
         weight.clone().into_dispatch(),
         output_grad.clone().into_dispatch(),
         options.clone(),
     );
-    Some(Tensor::from_dispatch(output))
+    Some(Tensor::from_dispatch(grad))
 }
 
 #[cfg(test)]
@@ -289,6 +301,11 @@ mod tests {
             assert!(fused_batch_norm_train(&x, &gamma, &beta, 1e-5).is_some());
             let output_grad = Tensor::<4>::ones([2, 6, 3, 3], &device);
             assert!(fused_conv2d_weight_backward(&x, &weight, &output_grad, &one_group).is_some());
+            let empty = Tensor::<4>::ones([0, 4, 3, 3], &device);
+            let empty_grad = Tensor::<4>::ones([0, 6, 3, 3], &device);
+            assert!(
+                fused_conv2d_weight_backward(&empty, &weight, &empty_grad, &one_group).is_none()
+            );
             let wrong_grad = Tensor::<4>::ones([2, 6, 2, 3], &device);
             assert!(fused_conv2d_weight_backward(&x, &weight, &wrong_grad, &one_group).is_none());
             let half = x.clone().cast(DType::F16);
