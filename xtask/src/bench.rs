@@ -670,7 +670,7 @@ mod tests {
         );
         assert_eq!(
             results["build"][0]["supcon_kernels"],
-            json!(["batch_norm", "conv2d_weight_grad"])
+            json!(["batch_norm", "conv2d_weight_grad", "conv2d_strided"])
         );
         let simd = results["machine"]["simd"].as_str().unwrap();
         assert!(!simd.is_empty(), "{results}");

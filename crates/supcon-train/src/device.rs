@@ -291,10 +291,11 @@ pub fn backend_features(name: &str) -> &'static [&'static str] {
 
 /// The operations this build computes with supcon's own kernels on the device `name`, beside
 /// Burn's: on flex (through `supcon-encoder`'s `flex` feature, which `supcon-train`'s enables)
-/// BatchNorm in training and the convolution weight gradient; none elsewhere.
+/// BatchNorm in training, the convolution weight gradient and strided convolutions' forward;
+/// none elsewhere.
 pub fn supcon_kernels(name: &str) -> &'static [&'static str] {
     if name == "flex" && compiled_in().contains(&name) {
-        &["batch_norm", "conv2d_weight_grad"]
+        &["batch_norm", "conv2d_weight_grad", "conv2d_strided"]
     } else {
         &[]
     }
