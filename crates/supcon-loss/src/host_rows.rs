@@ -1,7 +1,7 @@
 //! The elementwise stage of the blocked SupCon loss ([`row_blocks`](crate::row_blocks)) for
-//! devices whose tensors live in host memory (Burn's flex and ndarray): a few passes over each
+//! devices whose tensors live in host memory (Burn's flex and ndarray): two passes over each
 //! row of logits, with a vectorised exponential, instead of a dozen tensor operations over the
-//! block.
+//! block, and the gradient written over the logits (no second `[rows, columns]` buffer).
 //!
 //! For row `i` (anchor `start + i`, whose own column is excluded from every sum), with weights
 //! `w_ij` and `W_i = sum_j w_ij`, `m_i = max_{j != self} l_ij`, `S_i = sum_{j != self}
@@ -9,23 +9,34 @@
 //!
 //! ```text
 //! loss_i = -s * (sum_j w_ij l_ij / W_i - m_i - ln S_i)          (0 when W_i <= 1e-6)
-//! g_ij   = f * (exp(l_ij - m_i) / S_i - w_ij / W_i)              (0 on the self column)
+//! g_ij   = a_i exp(l_ij - m_i) - c_i w_ij                        (0 on the self column)
 //! ```
 //!
-//! with `s = T / T_base` and `f = s / anchors`. NaN logits give a NaN loss (the maximum skips
-//! them, the exponential keeps them). Rows are split over the machine's cores; the losses are
-//! summed in row order, so the value does not depend on how many there are.
+//! with `s = T / T_base`, `f = s / anchors`, `a_i = f / S_i` and `c_i = f / W_i` (both 0 for a
+//! row without positives). The first pass finds `m_i`, `S_i`, `W_i` and the loss; the second
+//! writes `g`. When the block is every anchor against exactly the anchors, the logits are
+//! symmetric (`l_ji = l_ij`) and the caller wants `G + G^T`, whose entries need no transpose:
+//!
+//! ```text
+//! (G + G^T)_ij = a_i exp(l_ij - m_i) + a_j exp(l_ij - m_j) - c_i w_ij - c_j w_ji
+//! ```
+//!
+//! NaN logits give a NaN loss (the maximum skips them, the exponential keeps them). Rows are
+//! split over the machine's cores; the losses are summed in row order, so the value does not
+//! depend on how many there are.
 
 /// Which columns are positives of a row.
 pub(crate) enum HostWeights {
     /// Column `j` is a positive of row `i` when `keys[j] == keys[i]` (anchors are the first
-    /// columns).
+    /// columns); symmetric.
     Keys(Vec<i64>),
     /// The user's `[batch, batch]` mask, row-major, tiled over the batch's views; columns from
     /// `batch_columns` on (the memory) have weight 0.
     Mask {
         /// The mask's values.
         mask: Vec<f32>,
+        /// The mask transposed (the weights `w_ji` of a row, for `G + G^T`).
+        transposed: Vec<f32>,
         /// Its side.
         batch: usize,
         /// Views times batch.
@@ -34,9 +45,27 @@ pub(crate) enum HostWeights {
 }
 
 impl HostWeights {
-    /// Writes the weights of anchor `anchor` into `row` (`columns` long).
+    /// The weights of a `[batch, batch]` mask (row-major) tiled over `views` views, followed by
+    /// memory columns of weight 0.
+    pub(crate) fn mask(mask: Vec<f32>, batch: usize, views: usize) -> Self {
+        let mut transposed = vec![0.0; mask.len()];
+        for i in 0..batch {
+            for j in 0..batch {
+                transposed[j * batch + i] = mask[i * batch + j];
+            }
+        }
+        Self::Mask {
+            mask,
+            transposed,
+            batch,
+            batch_columns: views * batch,
+        }
+    }
+
+    /// Writes the weights `w_{anchor, j}` into `row` (`columns` long), or with `transposed`
+    /// the weights `w_{j, anchor}`.
     #[inline(always)]
-    fn fill(&self, anchor: usize, row: &mut [f32]) {
+    fn fill(&self, anchor: usize, row: &mut [f32], transposed: bool) {
         match self {
             Self::Keys(keys) => {
                 let key = keys[anchor];
@@ -46,11 +75,13 @@ impl HostWeights {
             }
             Self::Mask {
                 mask,
+                transposed: mask_t,
                 batch,
                 batch_columns,
             } => {
                 let sample = anchor % batch;
-                let source = &mask[sample * batch..(sample + 1) * batch];
+                let values = if transposed { mask_t } else { mask };
+                let source = &values[sample * batch..(sample + 1) * batch];
                 let (tiled, memory) = row.split_at_mut(*batch_columns);
                 for view in tiled.chunks_mut(*batch) {
                     view.copy_from_slice(source);
@@ -63,48 +94,148 @@ impl HostWeights {
 
 /// One block of rows of logits and what the stage needs besides.
 pub(crate) struct Block<'a> {
-    /// `[rows, columns]`, row-major.
-    pub logits: &'a [f32],
     /// Columns of the contrast set.
     pub columns: usize,
     /// The first row's anchor index (its own column).
     pub start: usize,
     /// The positives.
     pub weights: &'a HostWeights,
+    /// `1 / T`: the block holds the products `z_i . c_j`, the logits are these times it (so
+    /// that the symmetric block's logits are exactly symmetric, as the products are).
+    pub inverse_temperature: f32,
     /// `T / T_base`.
     pub scale: f32,
     /// `scale / anchors`: the gradient of the mean over all anchors.
     pub grad_factor: f32,
 }
 
+/// What the first pass keeps of each row for the second, structure of arrays (the symmetric
+/// gradient reads them along a row).
+#[derive(Default)]
+struct RowTerms {
+    /// `m_i`.
+    max: Vec<f32>,
+    /// `a_i = f / S_i`, 0 without positives.
+    exp_scale: Vec<f32>,
+    /// `c_i = f / W_i`, 0 without positives.
+    weight_scale: Vec<f32>,
+}
+
+/// The loss of each row of `logits` (`[rows, columns]`, row-major); with `gradient` the logits
+/// are overwritten by the loss's gradient with respect to them, `G`, or by `G + G^T` when
+/// `symmetric` (the block is every anchor against exactly the anchors: `start == 0`, `rows ==
+/// columns`, symmetric logits).
+pub(crate) fn run(
+    block: &Block<'_>,
+    logits: &mut [f32],
+    gradient: bool,
+    symmetric: bool,
+) -> Vec<f64> {
+    let columns = block.columns.max(1);
+    let rows = logits.len() / columns;
+    debug_assert!(!symmetric || (block.start == 0 && rows == block.columns));
+    let mut losses = vec![0.0f64; rows];
+    let mut max = vec![0.0f32; rows];
+    let mut exp_scale = vec![0.0f32; rows];
+    let mut weight_scale = vec![0.0f32; rows];
+    {
+        let logits = &*logits;
+        let parts = Parts::new(rows, columns);
+        parts.run(
+            (
+                &mut losses[..],
+                &mut max[..],
+                &mut exp_scale[..],
+                &mut weight_scale[..],
+            ),
+            |first, out| first_pass_dispatch(block, logits, first, out),
+        );
+    }
+    if gradient {
+        let terms = RowTerms {
+            max,
+            exp_scale,
+            weight_scale,
+        };
+        let parts = Parts::new(rows, columns);
+        parts.run(logits, |first, rows_out| {
+            second_pass_dispatch(block, &terms, first, rows_out, symmetric);
+        });
+    }
+    losses
+}
+
 /// Rows per thread below which one thread does the whole block.
 const ROWS_PER_THREAD: usize = 16;
 
-/// The loss of each row, and with `gradient` the loss's gradient with respect to the logits
-/// (`[rows, columns]`, empty without).
-pub(crate) fn run(block: &Block<'_>, gradient: bool) -> (Vec<f64>, Vec<f32>) {
-    let rows = block.logits.len() / block.columns.max(1);
-    let mut losses = vec![0.0f64; rows];
-    let mut grad = vec![0.0f32; if gradient { rows * block.columns } else { 0 }];
-    let threads = cores().min(rows / ROWS_PER_THREAD).max(1);
-    let per_thread = rows.div_ceil(threads);
-    if threads == 1 {
-        rows_dispatch(block, 0, &mut losses, &mut grad, gradient);
-        return (losses, grad);
-    }
-    let columns = if gradient { block.columns } else { 0 };
-    std::thread::scope(|scope| {
-        let mut grad_parts = grad.chunks_mut((per_thread * columns).max(1));
-        for (part, losses) in losses.chunks_mut(per_thread).enumerate() {
-            let grad = if gradient {
-                grad_parts.next().expect("one gradient part per loss part")
-            } else {
-                &mut []
-            };
-            scope.spawn(move || rows_dispatch(block, part * per_thread, losses, grad, gradient));
+/// How the rows are split over the cores: `per_part` rows each, the last part on the calling
+/// thread.
+struct Parts {
+    per_part: usize,
+    columns: usize,
+    count: usize,
+}
+
+impl Parts {
+    fn new(rows: usize, columns: usize) -> Self {
+        let count = cores().min(rows / ROWS_PER_THREAD).max(1);
+        Self {
+            per_part: rows.div_ceil(count).max(1),
+            columns,
+            count,
         }
-    });
-    (losses, grad)
+    }
+
+    /// Calls `f(first_row, piece)` on consecutive pieces of `out`, each on its own thread.
+    fn run<O: Split + Send>(&self, out: O, f: impl Fn(usize, O) + Sync) {
+        if self.count == 1 {
+            f(0, out);
+            return;
+        }
+        let mut pieces = Vec::with_capacity(self.count);
+        let mut rest = out;
+        while rest.rows(self.columns) > self.per_part {
+            let (piece, tail) = rest.split_rows(self.per_part, self.columns);
+            pieces.push(piece);
+            rest = tail;
+        }
+        let f = &f;
+        let last_first = pieces.len() * self.per_part;
+        rayon::scope(|scope| {
+            for (i, piece) in pieces.into_iter().enumerate() {
+                scope.spawn(move |_| f(i * self.per_part, piece));
+            }
+            f(last_first, rest);
+        });
+    }
+}
+
+/// An output that splits by rows.
+trait Split: Sized {
+    fn rows(&self, columns: usize) -> usize;
+    fn split_rows(self, rows: usize, columns: usize) -> (Self, Self);
+}
+
+impl Split for &mut [f32] {
+    fn rows(&self, columns: usize) -> usize {
+        self.len() / columns
+    }
+    fn split_rows(self, rows: usize, columns: usize) -> (Self, Self) {
+        self.split_at_mut(rows * columns)
+    }
+}
+
+impl Split for FirstPassOut<'_> {
+    fn rows(&self, _columns: usize) -> usize {
+        self.0.len()
+    }
+    fn split_rows(self, rows: usize, _columns: usize) -> (Self, Self) {
+        let (a0, a1) = self.0.split_at_mut(rows);
+        let (b0, b1) = self.1.split_at_mut(rows);
+        let (c0, c1) = self.2.split_at_mut(rows);
+        let (d0, d1) = self.3.split_at_mut(rows);
+        ((a0, b0, c0, d0), (a1, b1, c1, d1))
+    }
 }
 
 /// The cores this process may use, asked once (on Linux the answer reads the CPU affinity and
@@ -114,94 +245,186 @@ fn cores() -> usize {
     *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
 }
 
-/// [`rows`] compiled for AVX2 and FMA where the processor has them.
-fn rows_dispatch(
-    block: &Block<'_>,
-    first: usize,
-    losses: &mut [f64],
-    grad: &mut [f32],
-    gradient: bool,
-) {
+/// How `a * b + c` is computed: one fused instruction in the versions compiled for AVX2 and
+/// FMA, a multiply and an add elsewhere (where `f32::mul_add` would be a call to libm).
+trait MulAdd {
+    fn mul_add(a: f32, b: f32, c: f32) -> f32;
+}
+
+/// `a * b + c` in one instruction (only inside functions compiled with FMA).
+struct Fused;
+
+impl MulAdd for Fused {
+    #[inline(always)]
+    fn mul_add(a: f32, b: f32, c: f32) -> f32 {
+        a.mul_add(b, c)
+    }
+}
+
+/// `a * b + c` as two operations.
+struct Separate;
+
+impl MulAdd for Separate {
+    #[inline(always)]
+    fn mul_add(a: f32, b: f32, c: f32) -> f32 {
+        a * b + c
+    }
+}
+
+/// The per-row outputs of the first pass: losses and the three terms.
+type FirstPassOut<'a> = (&'a mut [f64], &'a mut [f32], &'a mut [f32], &'a mut [f32]);
+
+/// [`first_pass`] compiled for AVX2 and FMA where the processor has them.
+fn first_pass_dispatch(block: &Block<'_>, logits: &[f32], first: usize, out: FirstPassOut<'_>) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the processor supports the features the function is compiled for.
-        unsafe { rows_avx2(block, first, losses, grad, gradient) };
+        unsafe { first_pass_avx2(block, logits, first, out) };
         return;
     }
-    rows(block, first, losses, grad, gradient);
+    first_pass::<Separate>(block, logits, first, out);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn rows_avx2(
-    block: &Block<'_>,
-    first: usize,
-    losses: &mut [f64],
-    grad: &mut [f32],
-    gradient: bool,
-) {
-    rows(block, first, losses, grad, gradient);
+fn first_pass_avx2(block: &Block<'_>, logits: &[f32], first: usize, out: FirstPassOut<'_>) {
+    first_pass::<Fused>(block, logits, first, out);
 }
 
-/// Rows `first..first + losses.len()` of the block.
+/// Rows `first..first + losses.len()`: their losses and terms.
 #[inline(always)]
-fn rows(block: &Block<'_>, first: usize, losses: &mut [f64], grad: &mut [f32], gradient: bool) {
+fn first_pass<M: MulAdd>(
+    block: &Block<'_>,
+    logits: &[f32],
+    first: usize,
+    (losses, max, exp_scale, weight_scale): FirstPassOut<'_>,
+) {
     let columns = block.columns;
     let mut weights = vec![0.0f32; columns];
-    let mut exps = vec![0.0f32; columns];
     for (offset, loss) in losses.iter_mut().enumerate() {
         let row = first + offset;
         let anchor = block.start + row;
-        let logits = &block.logits[row * columns..(row + 1) * columns];
-        block.weights.fill(anchor, &mut weights);
+        let logits = &logits[row * columns..(row + 1) * columns];
+        block.weights.fill(anchor, &mut weights, false);
         weights[anchor] = 0.0;
         let (before, after) = (&logits[..anchor], &logits[anchor + 1..]);
         let (w_before, w_after) = (&weights[..anchor], &weights[anchor + 1..]);
         let count = sum(w_before) + sum(w_after);
-        let out = if gradient {
-            &mut grad[offset * columns..(offset + 1) * columns]
-        } else {
-            &mut exps[..]
-        };
         if count <= 1e-6 {
             // No positive: no term, no gradient.
             *loss = 0.0;
-            out.fill(0.0);
+            (max[offset], exp_scale[offset], weight_scale[offset]) = (0.0, 0.0, 0.0);
             continue;
         }
-        let weighted = dot(w_before, before) + dot(w_after, after);
-        let max = max_of(before).max(max_of(after));
-        let (out_before, rest) = out.split_at_mut(anchor);
-        let (out_self, out_after) = rest.split_at_mut(1);
-        out_self[0] = 0.0;
-        let total = exp_shifted(before, max, out_before) + exp_shifted(after, max, out_after);
-        let log_denominator = f64::from(max) + f64::from(total).ln();
+        let t = block.inverse_temperature;
+        let weighted = (dot::<M>(w_before, before) + dot::<M>(w_after, after)) * t;
+        let row_max = max_of(before).max(max_of(after)) * t;
+        let total = exp_sum::<M>(before, t, row_max) + exp_sum::<M>(after, t, row_max);
+        let log_denominator = f64::from(row_max) + f64::from(total).ln();
         *loss =
             -f64::from(block.scale) * (f64::from(weighted) / f64::from(count) - log_denominator);
-        if gradient {
-            let a = block.grad_factor / total;
-            let b = block.grad_factor / count;
-            for (g, &w) in out.iter_mut().zip(&weights) {
-                *g = a * *g - b * w;
-            }
-        }
+        max[offset] = row_max;
+        exp_scale[offset] = block.grad_factor / total;
+        weight_scale[offset] = block.grad_factor / count;
     }
 }
 
-/// `g <- g + g^T` for a square `[n, n]` row-major matrix, in place, tile by tile.
-pub(crate) fn add_transpose(g: &mut [f32], n: usize) {
-    const TILE: usize = 32;
-    for i0 in (0..n).step_by(TILE) {
-        for j0 in (i0..n).step_by(TILE) {
-            for i in i0..(i0 + TILE).min(n) {
-                let start = if i0 == j0 { i } else { j0 };
-                for j in start..(j0 + TILE).min(n) {
-                    let sum = g[i * n + j] + g[j * n + i];
-                    g[i * n + j] = sum;
-                    g[j * n + i] = sum;
+/// [`second_pass`] compiled for AVX2 and FMA where the processor has them.
+fn second_pass_dispatch(
+    block: &Block<'_>,
+    terms: &RowTerms,
+    first: usize,
+    out: &mut [f32],
+    symmetric: bool,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the processor supports the features the function is compiled for.
+        unsafe { second_pass_avx2(block, terms, first, out, symmetric) };
+        return;
+    }
+    second_pass::<Separate>(block, terms, first, out, symmetric);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn second_pass_avx2(
+    block: &Block<'_>,
+    terms: &RowTerms,
+    first: usize,
+    out: &mut [f32],
+    symmetric: bool,
+) {
+    second_pass::<Fused>(block, terms, first, out, symmetric);
+}
+
+/// Overwrites rows `first..` of the logits (`out`) with their gradient, `G`, or `G + G^T`
+/// when `symmetric`.
+#[inline(always)]
+fn second_pass<M: MulAdd>(
+    block: &Block<'_>,
+    terms: &RowTerms,
+    first: usize,
+    out: &mut [f32],
+    symmetric: bool,
+) {
+    let columns = block.columns;
+    let t = block.inverse_temperature;
+    let mut weights = vec![0.0f32; columns];
+    // Keys are symmetric (`w_ji = w_ij`); a mask's transposed row is filled apart.
+    let mut weights_t = match (symmetric, block.weights) {
+        (true, HostWeights::Mask { .. }) => vec![0.0f32; columns],
+        _ => Vec::new(),
+    };
+    for (offset, row_out) in out.chunks_exact_mut(columns).enumerate() {
+        let row = first + offset;
+        let anchor = block.start + row;
+        let (a, c, m) = (
+            terms.exp_scale[row],
+            terms.weight_scale[row],
+            terms.max[row],
+        );
+        if !symmetric {
+            if a == 0.0 {
+                row_out.fill(0.0);
+                continue;
+            }
+            block.weights.fill(anchor, &mut weights, false);
+            for (g, &w) in row_out.iter_mut().zip(&weights) {
+                *g = M::mul_add(a, exp_nonpositive::<M>(M::mul_add(*g, t, -m)), -c * w);
+            }
+        } else {
+            block.weights.fill(anchor, &mut weights, false);
+            let columns_terms = row_out
+                .iter_mut()
+                .zip(&terms.max)
+                .zip(&terms.exp_scale)
+                .zip(&terms.weight_scale);
+            if weights_t.is_empty() {
+                for ((((g, &m_j), &a_j), &c_j), &w) in columns_terms.zip(&weights) {
+                    let l = *g;
+                    let own = M::mul_add(
+                        a,
+                        exp_nonpositive::<M>(M::mul_add(l, t, -m)),
+                        -w * (c + c_j),
+                    );
+                    *g = M::mul_add(a_j, exp_nonpositive::<M>(M::mul_add(l, t, -m_j)), own);
+                }
+            } else {
+                block.weights.fill(anchor, &mut weights_t, true);
+                let weights = weights.iter().zip(&weights_t);
+                for ((((g, &m_j), &a_j), &c_j), (&w, &w_t)) in columns_terms.zip(weights) {
+                    let l = *g;
+                    let own = M::mul_add(
+                        a,
+                        exp_nonpositive::<M>(M::mul_add(l, t, -m)),
+                        -(c * w + c_j * w_t),
+                    );
+                    *g = M::mul_add(a_j, exp_nonpositive::<M>(M::mul_add(l, t, -m_j)), own);
                 }
             }
         }
+        row_out[anchor] = 0.0;
     }
 }
 
@@ -221,13 +444,13 @@ fn sum(x: &[f32]) -> f32 {
 }
 
 #[inline(always)]
-fn dot(x: &[f32], y: &[f32]) -> f32 {
+fn dot<M: MulAdd>(x: &[f32], y: &[f32]) -> f32 {
     let (xc, x_rest) = x.as_chunks::<LANES>();
     let (yc, y_rest) = y.as_chunks::<LANES>();
     let mut acc = [0.0f32; LANES];
     for (a, b) in xc.iter().zip(yc) {
         for k in 0..LANES {
-            acc[k] += a[k] * b[k];
+            acc[k] = M::mul_add(a[k], b[k], acc[k]);
         }
     }
     let rest: f32 = x_rest.iter().zip(y_rest).map(|(a, b)| a * b).sum();
@@ -249,13 +472,21 @@ fn max_of(x: &[f32]) -> f32 {
         .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m })
 }
 
-/// `out[j] = exp(x[j] - shift)`, and their sum (two loops: a plain map vectorises reliably).
+/// `sum_j exp(x[j] * scale - shift)`.
 #[inline(always)]
-fn exp_shifted(x: &[f32], shift: f32, out: &mut [f32]) -> f32 {
-    for (o, &a) in out.iter_mut().zip(x) {
-        *o = exp_nonpositive(a - shift);
+fn exp_sum<M: MulAdd>(x: &[f32], scale: f32, shift: f32) -> f32 {
+    let (chunks, rest) = x.as_chunks::<LANES>();
+    let mut acc = [0.0f32; LANES];
+    for chunk in chunks {
+        for k in 0..LANES {
+            acc[k] += exp_nonpositive::<M>(M::mul_add(chunk[k], scale, -shift));
+        }
     }
-    sum(out)
+    let rest: f32 = rest
+        .iter()
+        .map(|&a| exp_nonpositive::<M>(M::mul_add(a, scale, -shift)))
+        .sum();
+    acc.iter().sum::<f32>() + rest
 }
 
 /// `exp(x)` for `x <= 0` (NaN stays NaN), within about 1 unit in the last place: `x = k ln 2 +
@@ -264,7 +495,7 @@ fn exp_shifted(x: &[f32], shift: f32, out: &mut [f32]) -> f32 {
 /// Below -87 (where `exp` leaves the normal numbers) it returns `exp(-87)`, about 1.6e-38:
 /// every row holds a 1 (its maximum), so the difference is far below float32's resolution.
 #[inline(always)]
-fn exp_nonpositive(x: f32) -> f32 {
+fn exp_nonpositive<M: MulAdd>(x: f32) -> f32 {
     const LOG2_E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
@@ -273,16 +504,22 @@ fn exp_nonpositive(x: f32) -> f32 {
     let x = if x < -87.0 { -87.0 } else { x };
     // The rounded sum holds k in its low mantissa bits: 2^k comes from integer operations
     // alone, without a float-to-integer conversion (which does not vectorise).
-    let shifted = x * LOG2_E + ROUND;
+    let shifted = M::mul_add(x, LOG2_E, ROUND);
     let k = shifted - ROUND;
     let k_bits = (shifted.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
-    let r = x - k * LN2_HI - k * LN2_LO;
-    let p = 1.0
-        + r * (1.0
-            + r * (1.0 / 2.0
-                + r * (1.0 / 6.0
-                    + r * (1.0 / 24.0
-                        + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
+    let r = M::mul_add(-k, LN2_LO, M::mul_add(-k, LN2_HI, x));
+    let mut p = 1.0 / 5040.0;
+    for coefficient in [
+        1.0 / 720.0,
+        1.0 / 120.0,
+        1.0 / 24.0,
+        1.0 / 6.0,
+        0.5,
+        1.0,
+        1.0,
+    ] {
+        p = M::mul_add(p, r, coefficient);
+    }
     let scale = f32::from_bits((k_bits.wrapping_add(127) as u32) << 23);
     p * scale
 }
@@ -291,33 +528,132 @@ fn exp_nonpositive(x: f32) -> f32 {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_exponential_is_within_two_ulp_of_the_standard_one() {
+    fn worst_ulp<M: MulAdd>() -> f64 {
         let mut worst = 0.0f64;
         for i in 0..=870_000 {
             let x = -(i as f32) * 1e-4;
-            let got = f64::from(exp_nonpositive(x));
+            let got = f64::from(exp_nonpositive::<M>(x));
             let want = f64::from(x).exp();
             let ulp = f64::from(f32::EPSILON) * want;
             worst = worst.max((got - want).abs() / ulp);
         }
-        assert!(worst <= 2.0, "{worst} ulp");
-        assert!(exp_nonpositive(f32::NAN).is_nan());
-        assert_eq!(exp_nonpositive(0.0), 1.0);
-        assert!(exp_nonpositive(-1000.0) < 2e-38);
+        assert!(exp_nonpositive::<M>(f32::NAN).is_nan());
+        assert_eq!(exp_nonpositive::<M>(0.0), 1.0);
+        assert!(exp_nonpositive::<M>(-1000.0) < 2e-38);
+        worst
     }
 
     #[test]
-    fn add_transpose_adds_every_pair_once() {
-        for n in [1, 5, 33, 70] {
-            let g: Vec<f32> = (0..n * n).map(|i| (i as f32 * 0.37).sin()).collect();
-            let mut got = g.clone();
-            add_transpose(&mut got, n);
+    fn the_exponential_is_within_two_ulp_of_the_standard_one() {
+        let separate = worst_ulp::<Separate>();
+        assert!(separate <= 2.0, "{separate} ulp");
+        // `f32::mul_add` here is the exact fused operation, in software or not.
+        let fused = worst_ulp::<Fused>();
+        assert!(fused <= 2.0, "{fused} ulp");
+    }
+
+    /// Deterministic values in [-1, 1).
+    fn values(count: usize, seed: u32) -> Vec<f32> {
+        (0..count)
+            .map(|i| ((i as f32 + 0.5) * 0.618_034 + seed as f32 * 0.1).sin())
+            .collect()
+    }
+
+    #[test]
+    fn the_symmetric_gradient_is_g_plus_its_transpose() {
+        // Symmetric logits, labels with a sample that has no positive, and a weighted,
+        // non-symmetric mask; sizes over and under the per-thread split.
+        for n in [5, 40, 70] {
+            let mut logits = vec![0.0f32; n * n];
+            let raw = values(n * n, n as u32);
             for i in 0..n {
                 for j in 0..n {
-                    assert_eq!(got[i * n + j], g[i * n + j] + g[j * n + i], "{n}: {i},{j}");
+                    logits[i * n + j] = 4.0 * (raw[i * n + j] + raw[j * n + i]);
                 }
             }
+            let keys: Vec<i64> = (0..n as i64)
+                .map(|i| if i == 0 { 99 } else { i % 3 })
+                .collect();
+            let batch = n;
+            let mask: Vec<f32> = values(batch * batch, 7)
+                .iter()
+                .map(|v| v.max(0.0) * 2.0)
+                .collect();
+            for weights in [HostWeights::Keys(keys), HostWeights::mask(mask, batch, 1)] {
+                let block = Block {
+                    columns: n,
+                    start: 0,
+                    weights: &weights,
+                    inverse_temperature: 2.0,
+                    scale: 1.4,
+                    grad_factor: 0.1,
+                };
+                let mut g = logits.clone();
+                let losses = run(&block, &mut g, true, false);
+                let mut sym = logits.clone();
+                let sym_losses = run(&block, &mut sym, true, true);
+                assert_eq!(losses, sym_losses);
+                let largest = g.iter().fold(0f32, |m, v| m.max(v.abs()));
+                assert!(largest > 0.0);
+                for i in 0..n {
+                    for j in 0..n {
+                        let want = g[i * n + j] + g[j * n + i];
+                        let got = sym[i * n + j];
+                        assert!(
+                            (got - want).abs() <= 1e-6 * largest,
+                            "{n}: {i},{j}: {got} vs {want}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_row_without_positives_has_no_loss_and_no_gradient() {
+        let weights = HostWeights::Keys(vec![0, 1, 1]);
+        let block = Block {
+            columns: 3,
+            start: 0,
+            weights: &weights,
+            inverse_temperature: 1.0,
+            scale: 1.0,
+            grad_factor: 1.0,
+        };
+        let mut logits = vec![0.0, 0.5, -0.5, 0.5, 0.0, 0.2, -0.5, 0.2, 0.0];
+        let losses = run(&block, &mut logits, true, false);
+        assert_eq!(losses[0], 0.0);
+        assert!(losses[1] > 0.0);
+        assert_eq!(&logits[..3], &[0.0; 3]);
+        // Row 1: softmax over columns 0 and 2 minus the positive (column 2).
+        let (e0, e2) = ((0.5f32 - 0.5).exp(), (0.2f32 - 0.5).exp());
+        let want = [e0 / (e0 + e2), 0.0, e2 / (e0 + e2) - 1.0];
+        for (got, want) in logits[3..6].iter().zip(want) {
+            assert!((got - want).abs() < 1e-6, "{got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn the_products_are_scaled_by_the_inverse_temperature() {
+        let weights = HostWeights::Keys(vec![0, 1, 0, 1]);
+        let products = values(16, 3);
+        let block = |inverse_temperature| Block {
+            columns: 4,
+            start: 0,
+            weights: &weights,
+            inverse_temperature,
+            scale: 1.0,
+            grad_factor: 0.25,
+        };
+        let mut scaled: Vec<f32> = products.iter().map(|p| p * 3.0).collect();
+        let want = run(&block(1.0), &mut scaled, true, false);
+        let mut got_grad = products.clone();
+        let got = run(&block(3.0), &mut got_grad, true, false);
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() < 1e-6, "{g} vs {w}");
+        }
+        for (g, w) in got_grad.iter().zip(&scaled) {
+            assert!((g - w).abs() < 1e-6, "{g} vs {w}");
         }
     }
 
@@ -329,14 +665,12 @@ mod tests {
         let want_dot: f32 = x.iter().zip(&y).map(|(a, b)| a * b).sum();
         let want_max = x.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
         assert!((sum(&x) - want_sum).abs() < 1e-5);
-        assert!((dot(&x, &y) - want_dot).abs() < 1e-5);
+        assert!((dot::<Separate>(&x, &y) - want_dot).abs() < 1e-5);
+        assert!((dot::<Fused>(&x, &y) - want_dot).abs() < 1e-5);
         assert_eq!(max_of(&x), want_max);
         assert_eq!(max_of(&[]), f32::NEG_INFINITY);
-        let mut out = vec![0.0; 37];
-        let total = exp_shifted(&x, 1.0, &mut out);
-        for (o, a) in out.iter().zip(&x) {
-            assert!((o - (a - 1.0).exp()).abs() < 1e-6);
-        }
-        assert!((total - out.iter().sum::<f32>()).abs() < 1e-5);
+        let want_exp_sum: f32 = x.iter().map(|a| (a * 0.5 - 1.0).exp()).sum();
+        assert!((exp_sum::<Separate>(&x, 0.5, 1.0) - want_exp_sum).abs() < 1e-5);
+        assert!((exp_sum::<Fused>(&x, 0.5, 1.0) - want_exp_sum).abs() < 1e-5);
     }
 }

@@ -111,20 +111,26 @@ pub(crate) fn mean_loss(features: Tensor<3>, setup: Setup<'_>) -> Tensor<1> {
     for start in (0..anchors).step_by(block) {
         let rows = block.min(anchors - start);
         let anchor = contrast.clone().narrow(0, start, rows);
-        let logits = anchor
-            .clone()
-            .mul_scalar(inverse_temperature)
-            .matmul(contrast_t.clone());
         let terms = Terms {
             start,
+            inverse_temperature,
             scale,
             grad_factor: scale / anchors as f64,
             gradient: with_gradient,
             symmetric: rows == columns,
         };
         let (block_total, g) = match &stage {
-            Stage::Host(weights) => terms.on_host(logits, weights),
-            Stage::Tensors(weights) => terms.with_tensors(logits, weights),
+            // The host stage scales the products itself (see `host_rows::Block`).
+            Stage::Host(weights) => {
+                terms.on_host(anchor.clone().matmul(contrast_t.clone()), weights)
+            }
+            Stage::Tensors(weights) => {
+                let logits = anchor
+                    .clone()
+                    .mul_scalar(inverse_temperature)
+                    .matmul(contrast_t.clone());
+                terms.with_tensors(logits, weights)
+            }
         };
         total = total + block_total;
         if let Some(g) = g {
@@ -199,6 +205,8 @@ fn on_host(device: &Device) -> bool {
 /// One block's settings: its first anchor, the loss's scale and the gradient's factor.
 struct Terms {
     start: usize,
+    /// `1 / T`.
+    inverse_temperature: f64,
     /// `T / T_base`.
     scale: f64,
     /// `scale / anchors`.
@@ -216,34 +224,30 @@ impl Terms {
     /// from its logits, on the host.
     fn on_host(&self, logits: Tensor<2>, weights: &HostWeights) -> (Tensor<1>, Option<Tensor<2>>) {
         let device = logits.device();
-        let [rows, columns] = logits.dims();
-        let values = logits
-            .into_data()
-            .try_into_vec_as::<f32>()
+        let columns = logits.dims()[1];
+        // Host memory read and written in place (no copy on flex).
+        let mut data = logits.into_data();
+        let values = data
+            .as_mut_slice::<f32>()
             .expect("the loss's logits are float32");
         let block = host_rows::Block {
-            logits: &values,
             columns,
             start: self.start,
             weights,
+            inverse_temperature: self.inverse_temperature as f32,
             scale: self.scale as f32,
             grad_factor: self.grad_factor as f32,
         };
-        let (losses, mut grad) = host_rows::run(&block, self.gradient);
-        if self.symmetric && self.gradient {
-            host_rows::add_transpose(&mut grad, columns);
-        }
+        let losses = host_rows::run(&block, values, self.gradient, self.symmetric);
         let total: f64 = losses.iter().sum();
         let total = Tensor::from_data(
             TensorData::new(vec![total as f32], [1]),
             (&device, DType::F32),
         );
-        let grad = self.gradient.then(|| {
-            Tensor::from_data(
-                TensorData::new(grad, [rows, columns]),
-                (&device, DType::F32),
-            )
-        });
+        // With the gradient, `data` now holds it.
+        let grad = self
+            .gradient
+            .then(|| Tensor::from_data(data, (&device, DType::F32)));
         (total, grad)
     }
 
@@ -345,15 +349,12 @@ impl PositiveWeights {
                 memory_rows: _,
             } => {
                 let batch = mask.dims()[0];
-                HostWeights::Mask {
-                    mask: mask
-                        .clone()
-                        .into_data()
-                        .try_into_vec_as::<f32>()
-                        .expect("a float32 mask"),
-                    batch,
-                    batch_columns: views * batch,
-                }
+                let values = mask
+                    .clone()
+                    .into_data()
+                    .try_into_vec_as::<f32>()
+                    .expect("a float32 mask");
+                HostWeights::mask(values, batch, *views)
             }
         }
     }
