@@ -275,14 +275,16 @@ fn wgpu_device() -> Result<Device, TrainError> {
 }
 
 /// The Burn features this build compiles the device `name`'s backend with, as `supcon-train`'s
-/// cargo features enable them: `simd` and `rayon` for flex, `autotune` and `fusion` for the GPU
-/// backends (each convolution and matmul picks its fastest kernel on first use; element-wise
-/// chains run as one kernel), none for ndarray and for names not compiled in.
+/// cargo features enable them: `simd` and `rayon` for flex (and `avx512`, gemm's AVX-512
+/// kernels, with the feature of that name), `autotune` and `fusion` for the GPU backends (each
+/// convolution and matmul picks its fastest kernel on first use; element-wise chains run as one
+/// kernel), none for ndarray and for names not compiled in.
 pub fn backend_features(name: &str) -> &'static [&'static str] {
     if !compiled_in().contains(&name) {
         return &[];
     }
     match name {
+        "flex" if cfg!(feature = "avx512") => &["simd", "rayon", "avx512"],
         "flex" => &["simd", "rayon"],
         "wgpu" | "vulkan" | "cuda" => &["autotune", "fusion"],
         _ => &[],
