@@ -22,8 +22,9 @@
 //! ```
 //!
 //! NaN logits give a NaN loss (the maximum skips them, the exponential keeps them). Rows are
-//! split over the machine's cores; the losses are summed in row order, so the value does not
-//! depend on how many there are.
+//! split over rayon's global pool (Burn flex's own: right after a product its threads are still
+//! awake, where threads of our own would compete with them); the losses are summed in row order,
+//! so the value does not depend on how many threads there are.
 
 /// Which columns are positives of a row.
 pub(crate) enum HostWeights {
@@ -168,8 +169,7 @@ pub(crate) fn run(
 /// Rows per thread below which one thread does the whole block.
 const ROWS_PER_THREAD: usize = 16;
 
-/// How the rows are split over the cores: `per_part` rows each, the last part on the calling
-/// thread.
+/// How the rows are split over rayon's threads: `per_part` rows each.
 struct Parts {
     per_part: usize,
     columns: usize,
@@ -178,7 +178,9 @@ struct Parts {
 
 impl Parts {
     fn new(rows: usize, columns: usize) -> Self {
-        let count = cores().min(rows / ROWS_PER_THREAD).max(1);
+        let count = rayon::current_num_threads()
+            .min(rows / ROWS_PER_THREAD)
+            .max(1);
         Self {
             per_part: rows.div_ceil(count).max(1),
             columns,
@@ -186,7 +188,7 @@ impl Parts {
         }
     }
 
-    /// Calls `f(first_row, piece)` on consecutive pieces of `out`, each on its own thread.
+    /// Calls `f(first_row, piece)` on consecutive pieces of `out`, one task each.
     fn run<O: Split + Send>(&self, out: O, f: impl Fn(usize, O) + Sync) {
         if self.count == 1 {
             f(0, out);
@@ -236,13 +238,6 @@ impl Split for FirstPassOut<'_> {
         let (d0, d1) = self.3.split_at_mut(rows);
         ((a0, b0, c0, d0), (a1, b1, c1, d1))
     }
-}
-
-/// The cores this process may use, asked once (on Linux the answer reads the CPU affinity and
-/// cgroup quota, too slow to repeat for every block of every step).
-fn cores() -> usize {
-    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
 }
 
 /// How `a * b + c` is computed: one fused instruction in the versions compiled for AVX2 and
