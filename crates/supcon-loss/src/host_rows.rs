@@ -114,7 +114,7 @@ pub(crate) struct Block<'a> {
 /// gradient reads them along a row).
 #[derive(Default)]
 struct RowTerms {
-    /// `m_i`.
+    /// `m_i` (for every row, with positives or not; 0 where it is not finite).
     max: Vec<f32>,
     /// `a_i = f / S_i`, 0 without positives.
     exp_scale: Vec<f32>,
@@ -305,20 +305,23 @@ fn first_pass<M: MulAdd>(
         let (before, after) = (&logits[..anchor], &logits[anchor + 1..]);
         let (w_before, w_after) = (&weights[..anchor], &weights[anchor + 1..]);
         let count = sum(w_before) + sum(w_after);
+        let t = block.inverse_temperature;
+        let row_max = max_of(before).max(max_of(after)) * t;
+        // Every row keeps its own maximum: the symmetric gradient evaluates `exp(l_ij - m_j)`
+        // for rows `j` without positives too (times 0), which must stay finite. Minus infinity
+        // (a row with no other column, or only NaN) becomes 0.
+        max[offset] = if row_max.is_finite() { row_max } else { 0.0 };
         if count <= 1e-6 {
             // No positive: no term, no gradient.
             *loss = 0.0;
-            (max[offset], exp_scale[offset], weight_scale[offset]) = (0.0, 0.0, 0.0);
+            (exp_scale[offset], weight_scale[offset]) = (0.0, 0.0);
             continue;
         }
-        let t = block.inverse_temperature;
         let weighted = (dot::<M>(w_before, before) + dot::<M>(w_after, after)) * t;
-        let row_max = max_of(before).max(max_of(after)) * t;
         let total = exp_sum::<M>(before, t, row_max) + exp_sum::<M>(after, t, row_max);
         let log_denominator = f64::from(row_max) + f64::from(total).ln();
         *loss =
             -f64::from(block.scale) * (f64::from(weighted) / f64::from(count) - log_denominator);
-        max[offset] = row_max;
         exp_scale[offset] = block.grad_factor / total;
         weight_scale[offset] = block.grad_factor / count;
     }
@@ -625,6 +628,33 @@ mod tests {
         let want = [e0 / (e0 + e2), 0.0, e2 / (e0 + e2) - 1.0];
         for (got, want) in logits[3..6].iter().zip(want) {
             assert!((got - want).abs() < 1e-6, "{got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn a_row_without_positives_gives_no_nan_in_the_symmetric_gradient() {
+        // Large logits (unnormalised features): the terms of row 0, which has no positive, must
+        // still be evaluated at its own maximum, where the exponential stays finite.
+        let weights = HostWeights::Keys(vec![0, 1, 1]);
+        let block = Block {
+            columns: 3,
+            start: 0,
+            weights: &weights,
+            inverse_temperature: 1.0,
+            scale: 1.0,
+            grad_factor: 1.0 / 3.0,
+        };
+        let logits = vec![0.0, 88.8, 88.5, 88.8, 0.0, 80.0, 88.5, 80.0, 0.0];
+        let mut g = logits.clone();
+        run(&block, &mut g, true, false);
+        let mut sym = logits;
+        run(&block, &mut sym, true, true);
+        for i in 0..3 {
+            for j in 0..3 {
+                let want = g[i * 3 + j] + g[j * 3 + i];
+                let got = sym[i * 3 + j];
+                assert!((got - want).abs() <= 1e-6, "{i},{j}: {got} vs {want}");
+            }
         }
     }
 

@@ -524,6 +524,8 @@ mod tests {
             (5, 2, 3, 4, 1.0, |_, _| Positives::SameImage),
             (4, 2, 3, 3, 1.0, weighted_mask),
             (7, 2, 4, 0, 8.0, labels),
+            // One view: label 1 occurs once, so its anchor has no positive.
+            (5, 1, 4, 0, 8.0, labels),
         ];
         for (batch, views, dim, memory, scale, positives) in cases {
             let case = Case {
