@@ -112,7 +112,6 @@ pub(crate) struct Block<'a> {
 
 /// What the first pass keeps of each row for the second, structure of arrays (the symmetric
 /// gradient reads them along a row).
-#[derive(Default)]
 struct RowTerms {
     /// `m_i` (for every row, with positives or not; 0 where it is not finite).
     max: Vec<f32>,
@@ -139,9 +138,9 @@ pub(crate) fn run(
     let mut max = vec![0.0f32; rows];
     let mut exp_scale = vec![0.0f32; rows];
     let mut weight_scale = vec![0.0f32; rows];
+    let parts = Parts::new(rows, columns);
     {
         let logits = &*logits;
-        let parts = Parts::new(rows, columns);
         parts.run(
             (
                 &mut losses[..],
@@ -158,7 +157,6 @@ pub(crate) fn run(
             exp_scale,
             weight_scale,
         };
-        let parts = Parts::new(rows, columns);
         parts.run(logits, |first, rows_out| {
             second_pass_dispatch(block, &terms, first, rows_out, symmetric);
         });
@@ -369,7 +367,8 @@ fn second_pass<M: MulAdd>(
     let columns = block.columns;
     let t = block.inverse_temperature;
     let mut weights = vec![0.0f32; columns];
-    // Keys are symmetric (`w_ji = w_ij`); a mask's transposed row is filled apart.
+    // Keys are symmetric (`w_ji = w_ij`, the row itself); a mask's transposed row is filled
+    // apart.
     let mut weights_t = match (symmetric, block.weights) {
         (true, HostWeights::Mask { .. }) => vec![0.0f32; columns],
         _ => Vec::new(),
@@ -393,33 +392,26 @@ fn second_pass<M: MulAdd>(
             }
         } else {
             block.weights.fill(anchor, &mut weights, false);
-            let columns_terms = row_out
+            let weights_t = if weights_t.is_empty() {
+                &weights
+            } else {
+                block.weights.fill(anchor, &mut weights_t, true);
+                &weights_t
+            };
+            let column_terms = row_out
                 .iter_mut()
                 .zip(&terms.max)
                 .zip(&terms.exp_scale)
-                .zip(&terms.weight_scale);
-            if weights_t.is_empty() {
-                for ((((g, &m_j), &a_j), &c_j), &w) in columns_terms.zip(&weights) {
-                    let l = *g;
-                    let own = M::mul_add(
-                        a,
-                        exp_nonpositive::<M>(M::mul_add(l, t, -m)),
-                        -w * (c + c_j),
-                    );
-                    *g = M::mul_add(a_j, exp_nonpositive::<M>(M::mul_add(l, t, -m_j)), own);
-                }
-            } else {
-                block.weights.fill(anchor, &mut weights_t, true);
-                let weights = weights.iter().zip(&weights_t);
-                for ((((g, &m_j), &a_j), &c_j), (&w, &w_t)) in columns_terms.zip(weights) {
-                    let l = *g;
-                    let own = M::mul_add(
-                        a,
-                        exp_nonpositive::<M>(M::mul_add(l, t, -m)),
-                        -(c * w + c_j * w_t),
-                    );
-                    *g = M::mul_add(a_j, exp_nonpositive::<M>(M::mul_add(l, t, -m_j)), own);
-                }
+                .zip(&terms.weight_scale)
+                .zip(weights.iter().zip(weights_t));
+            for ((((g, &m_j), &a_j), &c_j), (&w, &w_t)) in column_terms {
+                let l = *g;
+                let own = M::mul_add(
+                    a,
+                    exp_nonpositive::<M>(M::mul_add(l, t, -m)),
+                    -(c * w + c_j * w_t),
+                );
+                *g = M::mul_add(a_j, exp_nonpositive::<M>(M::mul_add(l, t, -m_j)), own);
             }
         }
         row_out[anchor] = 0.0;
