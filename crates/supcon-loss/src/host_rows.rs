@@ -36,7 +36,8 @@ pub(crate) enum HostWeights {
     Mask {
         /// The mask's values.
         mask: Vec<f32>,
-        /// The mask transposed (the weights `w_ji` of a row, for `G + G^T`).
+        /// The mask transposed (the weights `w_ji` of a row, for `G + G^T`); empty when no
+        /// symmetric gradient is asked for.
         transposed: Vec<f32>,
         /// Its side.
         batch: usize,
@@ -47,14 +48,18 @@ pub(crate) enum HostWeights {
 
 impl HostWeights {
     /// The weights of a `[batch, batch]` mask (row-major) tiled over `views` views, followed by
-    /// memory columns of weight 0.
-    pub(crate) fn mask(mask: Vec<f32>, batch: usize, views: usize) -> Self {
-        let mut transposed = vec![0.0; mask.len()];
-        for i in 0..batch {
-            for j in 0..batch {
-                transposed[j * batch + i] = mask[i * batch + j];
+    /// memory columns of weight 0; with `transposed`, the mask's transpose too (for [`run`]'s
+    /// symmetric gradient).
+    pub(crate) fn mask(mask: Vec<f32>, batch: usize, views: usize, transposed: bool) -> Self {
+        let mut mask_t = vec![0.0; if transposed { mask.len() } else { 0 }];
+        if transposed {
+            for i in 0..batch {
+                for j in 0..batch {
+                    mask_t[j * batch + i] = mask[i * batch + j];
+                }
             }
         }
+        let transposed = mask_t;
         Self::Mask {
             mask,
             transposed,
@@ -81,6 +86,7 @@ impl HostWeights {
                 batch_columns,
             } => {
                 let sample = anchor % batch;
+                debug_assert!(!transposed || !mask_t.is_empty(), "built without transpose");
                 let values = if transposed { mask_t } else { mask };
                 let source = &values[sample * batch..(sample + 1) * batch];
                 let (tiled, memory) = row.split_at_mut(*batch_columns);
@@ -569,7 +575,10 @@ mod tests {
                 .iter()
                 .map(|v| v.max(0.0) * 2.0)
                 .collect();
-            for weights in [HostWeights::Keys(keys), HostWeights::mask(mask, batch, 1)] {
+            for weights in [
+                HostWeights::Keys(keys),
+                HostWeights::mask(mask, batch, 1, true),
+            ] {
                 let block = Block {
                     columns: n,
                     start: 0,

@@ -100,8 +100,10 @@ pub(crate) fn mean_loss(features: Tensor<3>, setup: Setup<'_>) -> Tensor<1> {
         .unwrap_or((BLOCK_ELEMENTS / columns).max(MIN_BLOCK_ROWS))
         .clamp(1, anchors);
 
+    // One block holding every anchor against exactly the anchors (see `Terms::symmetric`).
+    let symmetric = block == columns;
     let stage = if setup.tuning.host.unwrap_or_else(|| on_host(&device)) {
-        Stage::Host(weights.to_host())
+        Stage::Host(weights.to_host(symmetric && with_gradient))
     } else {
         Stage::Tensors(Box::new(weights))
     };
@@ -117,7 +119,7 @@ pub(crate) fn mean_loss(features: Tensor<3>, setup: Setup<'_>) -> Tensor<1> {
             scale,
             grad_factor: scale / anchors as f64,
             gradient: with_gradient,
-            symmetric: rows == columns,
+            symmetric,
         };
         let (block_total, g) = match &stage {
             // The host stage scales the products itself (see `host_rows::Block`).
@@ -221,15 +223,20 @@ struct Terms {
 impl Terms {
     /// The block's summed loss (`[1]`) and, when asked for, `G = f * (p - w / W)` (`[rows,
     /// columns]`, zero on anchors without a positive; `G + G^T` when [`symmetric`](Self::symmetric)),
-    /// from its logits, on the host.
-    fn on_host(&self, logits: Tensor<2>, weights: &HostWeights) -> (Tensor<1>, Option<Tensor<2>>) {
-        let device = logits.device();
-        let columns = logits.dims()[1];
+    /// from its products `z_i . c_j` (the logits times `T`: the host pass scales them), on the
+    /// host.
+    fn on_host(
+        &self,
+        products: Tensor<2>,
+        weights: &HostWeights,
+    ) -> (Tensor<1>, Option<Tensor<2>>) {
+        let device = products.device();
+        let columns = products.dims()[1];
         // Host memory read and written in place (no copy on flex).
-        let mut data = logits.into_data();
+        let mut data = products.into_data();
         let values = data
             .as_mut_slice::<f32>()
-            .expect("the loss's logits are float32");
+            .expect("the loss's products are float32");
         let block = host_rows::Block {
             columns,
             start: self.start,
@@ -334,8 +341,9 @@ impl PositiveWeights {
         }
     }
 
-    /// The same weights in host memory, for [`host_rows`].
-    fn to_host(&self) -> HostWeights {
+    /// The same weights in host memory, for [`host_rows`]; `transposed`: a mask's transpose
+    /// too (the symmetric gradient reads `w_ji`).
+    fn to_host(&self, transposed: bool) -> HostWeights {
         match self {
             Self::Keys(keys) => HostWeights::Keys(
                 keys.clone()
@@ -354,7 +362,7 @@ impl PositiveWeights {
                     .into_data()
                     .try_into_vec_as::<f32>()
                     .expect("a float32 mask");
-                HostWeights::mask(values, batch, *views)
+                HostWeights::mask(values, batch, *views, transposed)
             }
         }
     }
@@ -523,6 +531,8 @@ mod tests {
             (5, 2, 3, 0, 1.0, |_, _| Positives::SameImage),
             (5, 2, 3, 4, 1.0, |_, _| Positives::SameImage),
             (4, 2, 3, 3, 1.0, weighted_mask),
+            // No memory: with one block, the symmetric gradient reads the mask's transpose.
+            (4, 2, 3, 0, 1.0, weighted_mask),
             (7, 2, 4, 0, 8.0, labels),
             // One view: label 1 occurs once, so its anchor has no positive.
             (5, 1, 4, 0, 8.0, labels),
