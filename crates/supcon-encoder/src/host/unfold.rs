@@ -146,15 +146,14 @@ fn gather_strided(out: &mut [f32], source: &[f32], stride: usize) {
     match stride {
         1 => out.copy_from_slice(source),
         2 => {
-            // Pairs as arrays: no bounds check per element (0.55 against 0.8 ns an element on
-            // rows of 14-16).
-            let (pairs, _) = source.as_chunks::<2>();
+            // Pairs as arrays: no bounds check per element (0.53-0.65 against 0.81-0.90 ns an
+            // element on rows of 14-16). `source` is `2n - 1` long: `n - 1` pairs, then the
+            // last element.
+            let (pairs, last) = source.as_chunks::<2>();
             for (o, pair) in out.iter_mut().zip(pairs) {
                 *o = pair[0];
             }
-            if pairs.len() < n {
-                out[n - 1] = source[2 * (n - 1)];
-            }
+            out[n - 1] = last[0];
         }
         _ => {
             for (o, &v) in out.iter_mut().zip(source.iter().step_by(stride)) {
