@@ -608,17 +608,27 @@ mod tests {
         }
     }
 
+    /// A block of every row against every column (start 0), scale 1.
+    fn whole(
+        weights: &HostWeights,
+        columns: usize,
+        inverse_temperature: f32,
+        grad_factor: f32,
+    ) -> Block<'_> {
+        Block {
+            columns,
+            start: 0,
+            weights,
+            inverse_temperature,
+            scale: 1.0,
+            grad_factor,
+        }
+    }
+
     #[test]
     fn a_row_without_positives_has_no_loss_and_no_gradient() {
         let weights = HostWeights::Keys(vec![0, 1, 1]);
-        let block = Block {
-            columns: 3,
-            start: 0,
-            weights: &weights,
-            inverse_temperature: 1.0,
-            scale: 1.0,
-            grad_factor: 1.0,
-        };
+        let block = whole(&weights, 3, 1.0, 1.0);
         let mut logits = vec![0.0, 0.5, -0.5, 0.5, 0.0, 0.2, -0.5, 0.2, 0.0];
         let losses = run(&block, &mut logits, true, false);
         assert_eq!(losses[0], 0.0);
@@ -637,14 +647,7 @@ mod tests {
         // Large logits (unnormalised features): the terms of row 0, which has no positive, must
         // still be evaluated at its own maximum, where the exponential stays finite.
         let weights = HostWeights::Keys(vec![0, 1, 1]);
-        let block = Block {
-            columns: 3,
-            start: 0,
-            weights: &weights,
-            inverse_temperature: 1.0,
-            scale: 1.0,
-            grad_factor: 1.0 / 3.0,
-        };
+        let block = whole(&weights, 3, 1.0, 1.0 / 3.0);
         let logits = vec![0.0, 88.8, 88.5, 88.8, 0.0, 80.0, 88.5, 80.0, 0.0];
         let mut g = logits.clone();
         run(&block, &mut g, true, false);
@@ -663,14 +666,7 @@ mod tests {
     fn the_products_are_scaled_by_the_inverse_temperature() {
         let weights = HostWeights::Keys(vec![0, 1, 0, 1]);
         let products = values(16, 3);
-        let block = |inverse_temperature| Block {
-            columns: 4,
-            start: 0,
-            weights: &weights,
-            inverse_temperature,
-            scale: 1.0,
-            grad_factor: 0.25,
-        };
+        let block = |inverse_temperature| whole(&weights, 4, inverse_temperature, 0.25);
         let mut scaled: Vec<f32> = products.iter().map(|p| p * 3.0).collect();
         let want = run(&block(1.0), &mut scaled, true, false);
         let mut got_grad = products.clone();
