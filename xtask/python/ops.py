@@ -1,5 +1,5 @@
-"""PyTorch's side of `cargo xtask ops`: per-operation CPU times of the CIFAR ResNet-18's
-convolutions (forward, input gradient, weight gradient), BatchNorm and ReLU, on the shapes that
+"""PyTorch's side of `cargo xtask ops`: per-operation CPU times of the CIFAR ResNet-18's (or,
+with `--network small`, the small CNN's) convolutions (forward, input gradient, weight gradient), BatchNorm and ReLU, on the shapes that
 `xtask/src/ops.rs` lists, and torch.profiler's table of one whole training step. Prints JSON."""
 
 import argparse
@@ -13,6 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench import SmallRef  # noqa: E402
 from encoder_parity import Basic, Net  # noqa: E402
 
 # (cin, cout, side, kernel, stride): the distinct convolutions of the CIFAR ResNet-18.
@@ -23,6 +24,9 @@ CONVS = [
 ]
 # (channels, side) of the activations BatchNorm and ReLU see.
 ACTIVATIONS = [(64, 32), (128, 16), (256, 8), (512, 4)]
+# The same for the small CNN (`SmallRef`, 1x28x28 images).
+SMALL_CONVS = [(1, 32, 28, 3, 1), (32, 64, 28, 3, 2), (64, 128, 14, 3, 2), (128, 128, 7, 3, 1)]
+SMALL_ACTIVATIONS = [(32, 28), (64, 14), (128, 7)]
 
 
 def median(fn, repeats):
@@ -41,12 +45,15 @@ def main():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--network", choices=["resnet18", "small"], default="resnet18")
     args = parser.parse_args()
+    small = args.network == "small"
+    convs, activations = (SMALL_CONVS, SMALL_ACTIVATIONS) if small else (CONVS, ACTIVATIONS)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     ops = {}
     with torch.no_grad():
-        for cin, cout, side, kernel, stride in CONVS:
+        for cin, cout, side, kernel, stride in convs:
             pad = kernel // 2
             out = (side + 2 * pad - kernel) // stride + 1
             x = torch.randn(args.batch, cin, side, side)
@@ -60,7 +67,7 @@ def main():
             ops[f"weight_grad_{key}"] = median(
                 lambda: torch.nn.grad.conv2d_weight(x, w.shape, g, stride=stride, padding=pad), args.repeats
             )
-    for channels, side in ACTIVATIONS:
+    for channels, side in activations:
         x = torch.randn(args.batch, channels, side, side)
         bn = nn.BatchNorm2d(channels).train()
 
@@ -75,9 +82,12 @@ def main():
         ops[f"bn_{channels}_{side}"] = median(norm, args.repeats)
         ops[f"relu_{channels}_{side}"] = median(relu, args.repeats)
 
-    model = nn.Sequential(Net(Basic, (2, 2, 2, 2), 3), nn.Linear(512, 10))
+    if small:
+        model, images = nn.Sequential(SmallRef(1), nn.Linear(128, 10)), (1, 28, 28)
+    else:
+        model, images = nn.Sequential(Net(Basic, (2, 2, 2, 2), 3), nn.Linear(512, 10)), (3, 32, 32)
     optim = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
-    x = torch.randn(args.batch, 3, 32, 32)
+    x = torch.randn(args.batch, *images)
     y = torch.arange(args.batch) % 10
 
     def step():

@@ -1,15 +1,16 @@
-//! `cargo xtask ops`: where the CPU time of a ResNet-18 training step goes, operation by
-//! operation, on the shapes of the reference's CIFAR ResNet-18 (3x3 stem, no max-pool) at a
-//! batch of 3x32x32 images: each convolution's forward pass, input gradient and weight
-//! gradient, and BatchNorm and ReLU (forward and backward), on flex and, when `python3` imports
-//! torch, in PyTorch on the same shapes (`xtask/python/ops.py`, which also prints
-//! `torch.profiler`'s table of a whole training step).
+//! `cargo xtask ops`: where the CPU time of a training step goes, operation by operation, on
+//! the shapes of the reference's CIFAR ResNet-18 (3x3 stem, no max-pool) at a batch of 3x32x32
+//! images, or of the small CNN at a batch of 1x28x28 (`--network small`): each convolution's
+//! forward pass, input gradient and weight gradient, and BatchNorm and ReLU (forward and
+//! backward), on flex and, when `python3` imports torch, in PyTorch on the same shapes
+//! (`xtask/python/ops.py`, which also prints `torch.profiler`'s table of a whole training step).
 //!
 //! Our forward is `supcon_encoder::conv::conv2d` (ours at strides above 1, flex's otherwise), our
 //! input gradient Burn's default `conv2d_x_backward` (a transposed convolution, which
 //! flex does not override) and the weight gradient `supcon_encoder::conv::conv2d_weight_backward`
 //! (one product with the unfolded input on flex), the operations our encoders' backward steps
-//! call; BatchNorm is `supcon_encoder::norm::batch_norm` (two passes each way on flex).
+//! call; BatchNorm is `supcon_encoder::norm::batch_norm` (two passes each way on flex). The
+//! first convolution's input gradient is timed but not counted: a step does not compute it.
 //! PyTorch's are `torch.nn.grad.conv2d_input` and `conv2d_weight`, and `nn.BatchNorm2d`.
 
 use std::path::Path;
@@ -37,6 +38,10 @@ pub struct OpsArgs {
     /// Timed repetitions of each operation (after one untimed), median reported.
     #[arg(long, default_value_t = 5)]
     pub repeats: usize,
+    /// The network whose shapes are timed: `resnet18` (3x32x32 images) or `small` (the small
+    /// CNN of the demo, 1x28x28 images).
+    #[arg(long, default_value = "resnet18", value_parser = ["resnet18", "small"])]
+    pub network: String,
 }
 
 /// A convolution of the network: input channels, output channels, input side, kernel, stride,
@@ -66,6 +71,18 @@ const RESNET18: [(usize, usize, usize, usize, usize, usize); 11] = [
     (512, 512, 4, 3, 1, 3),
     (256, 512, 8, 1, 2, 1),
 ];
+
+/// The four convolutions of the small CNN (`supcon_encoder::SmallCnn`), as [`RESNET18`].
+const SMALL: [(usize, usize, usize, usize, usize, usize); 4] = [
+    (1, 32, 28, 3, 1, 1),
+    (32, 64, 28, 3, 2, 1),
+    (64, 128, 14, 3, 2, 1),
+    (128, 128, 7, 3, 1, 1),
+];
+
+/// The activations of the small CNN, as [`ACTIVATIONS`].
+const SMALL_ACTIVATIONS: [(usize, usize, usize, usize); 3] =
+    [(32, 28, 1, 1), (64, 14, 1, 1), (128, 7, 2, 2)];
 
 /// The activations that BatchNorm (after every convolution) and ReLU see: channels, side,
 /// BatchNorms, ReLUs.
@@ -133,15 +150,21 @@ pub fn ops(root: &Path, args: &OpsArgs) -> Result<(), String> {
     let torch_of =
         |key: &str| -> Option<f64> { torch.as_ref().ok().and_then(|v| v["ops"][key].as_f64()) };
     let mut rows = Vec::new();
-    let convs = RESNET18.map(|(cin, cout, side, kernel, stride, count)| Conv {
-        cin,
-        cout,
-        side,
-        kernel,
-        stride,
-        count,
-    });
-    for c in convs {
+    let (shapes, activations): (&[_], &[_]) = match args.network.as_str() {
+        "small" => (&SMALL, &SMALL_ACTIVATIONS),
+        _ => (&RESNET18, &ACTIVATIONS),
+    };
+    let convs = shapes
+        .iter()
+        .map(|&(cin, cout, side, kernel, stride, count)| Conv {
+            cin,
+            cout,
+            side,
+            kernel,
+            stride,
+            count,
+        });
+    for (n, c) in convs.enumerate() {
         let (side, out) = (c.side, c.out_side());
         let x = random([batch, c.cin, side, side], &device);
         let w = random([c.cout, c.cin, c.kernel, c.kernel], &device);
@@ -177,21 +200,23 @@ pub fn ops(root: &Path, args: &OpsArgs) -> Result<(), String> {
                 .into_data();
         });
         let key = format!("{}_{}_{}_{}_{}", c.cin, c.cout, c.side, c.kernel, c.stride);
-        for (op, ours, torch_key) in [
-            ("conv forward", forward, "forward"),
-            ("conv input gradient", input_grad, "input_grad"),
-            ("conv weight gradient", weight_grad, "weight_grad"),
+        // The first convolution's input is the images: a step has no input gradient there.
+        let input_grads = if n == 0 { 0 } else { c.count };
+        for (op, ours, torch_key, count) in [
+            ("conv forward", forward, "forward", c.count),
+            ("conv input gradient", input_grad, "input_grad", input_grads),
+            ("conv weight gradient", weight_grad, "weight_grad", c.count),
         ] {
             rows.push(Row {
                 op,
                 shape: c.label(),
-                count: c.count,
+                count,
                 ours,
                 torch: torch_of(&format!("{torch_key}_{key}")),
             });
         }
     }
-    for (channels, side, norms, relus) in ACTIVATIONS {
+    for &(channels, side, norms, relus) in activations {
         let shape = [batch, channels, side, side];
         let x = random(shape, &train);
         let bn = BatchNormConfig::new(channels).init(&train);
@@ -229,9 +254,14 @@ pub fn ops(root: &Path, args: &OpsArgs) -> Result<(), String> {
     match &torch {
         Ok(v) => {
             println!(
-                "\nPyTorch {} ({} threads); torch.profiler, one training step of ResNet-18 + linear, cross-entropy, SGD, batch {batch}:\n",
+                "\nPyTorch {} ({} threads); torch.profiler, one training step of {} + linear, cross-entropy, SGD, batch {batch}:\n",
                 v["torch"].as_str().unwrap_or("?"),
-                v["threads"]
+                v["threads"],
+                if args.network == "small" {
+                    "the small CNN"
+                } else {
+                    "ResNet-18"
+                },
             );
             println!(
                 "```text\n{}\n```",
@@ -326,6 +356,8 @@ fn pytorch(root: &Path, args: &OpsArgs) -> Result<Value, String> {
             args.batch.to_string(),
             "--repeats".into(),
             args.repeats.to_string(),
+            "--network".into(),
+            args.network.clone(),
         ])
         .current_dir(root)
         .output()
