@@ -79,8 +79,13 @@ def main():
             inp = x.clone().requires_grad_(True)
             F.relu(inp).sum().backward()
 
+        def norm_relu():
+            inp = x.clone().requires_grad_(True)
+            F.relu(bn(inp)).sum().backward()
+
         ops[f"bn_{channels}_{side}"] = median(norm, args.repeats)
         ops[f"relu_{channels}_{side}"] = median(relu, args.repeats)
+        ops[f"bn_relu_{channels}_{side}"] = median(norm_relu, args.repeats)
 
     if small:
         model, images = nn.Sequential(SmallRef(1), nn.Linear(128, 10)), (1, 28, 28)

@@ -9,7 +9,8 @@
 //! input gradient Burn's default `conv2d_x_backward` (a transposed convolution, which
 //! flex does not override) and the weight gradient `supcon_encoder::conv::conv2d_weight_backward`
 //! (one product with the unfolded input on flex), the operations our encoders' backward steps
-//! call; BatchNorm is `supcon_encoder::norm::batch_norm` (two passes each way on flex). The
+//! call; BatchNorm is `supcon_encoder::norm::batch_norm` (two passes each way on flex), and
+//! `batch_norm_relu` where a ReLU follows it (the ReLU inside the same operation). The
 //! first convolution's input gradient is timed but not counted: a step does not compute it.
 //! PyTorch's are `torch.nn.grad.conv2d_input` and `conv2d_weight`, and `nn.BatchNorm2d`.
 
@@ -25,7 +26,7 @@ use burn::tensor::module::conv_transpose2d;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use serde_json::Value;
 use supcon_encoder::conv::{conv2d as encoder_conv2d, conv2d_weight_backward};
-use supcon_encoder::norm::batch_norm;
+use supcon_encoder::norm::{batch_norm, batch_norm_relu};
 
 use crate::bench::{Plan, time};
 
@@ -80,17 +81,19 @@ const SMALL: [(usize, usize, usize, usize, usize, usize); 4] = [
     (128, 128, 7, 3, 1, 1),
 ];
 
-/// The activations of the small CNN, as [`ACTIVATIONS`].
-const SMALL_ACTIVATIONS: [(usize, usize, usize, usize); 3] =
-    [(32, 28, 1, 1), (64, 14, 1, 1), (128, 7, 2, 2)];
+/// The activations of the small CNN, as [`ACTIVATIONS`]: every BatchNorm followed by its ReLU.
+const SMALL_ACTIVATIONS: [(usize, usize, usize, usize, usize); 3] =
+    [(32, 28, 1, 0, 0), (64, 14, 1, 0, 0), (128, 7, 2, 0, 0)];
 
-/// The activations that BatchNorm (after every convolution) and ReLU see: channels, side,
-/// BatchNorms, ReLUs.
-const ACTIVATIONS: [(usize, usize, usize, usize); 4] = [
-    (64, 32, 5, 5),
-    (128, 16, 5, 4),
-    (256, 8, 5, 4),
-    (512, 4, 5, 4),
+/// The activations that BatchNorm (after every convolution) and ReLU see: channels, side, then
+/// how many BatchNorms the network follows with a ReLU (one operation, `batch_norm_relu`: the
+/// stem and each block's first), how many it does not (each block's second, before the
+/// shortcut is added, and the shortcuts'), and how many ReLUs stand alone (after the addition).
+const ACTIVATIONS: [(usize, usize, usize, usize, usize); 4] = [
+    (64, 32, 3, 2, 2),
+    (128, 16, 2, 3, 2),
+    (256, 8, 2, 3, 2),
+    (512, 4, 2, 3, 2),
 ];
 
 impl Conv {
@@ -216,10 +219,16 @@ pub fn ops(root: &Path, args: &OpsArgs) -> Result<(), String> {
             });
         }
     }
-    for &(channels, side, norms, relus) in activations {
+    for &(channels, side, fused, norms, relus) in activations {
         let shape = [batch, channels, side, side];
         let x = random(shape, &train);
         let bn = BatchNormConfig::new(channels).init(&train);
+        let norm_relu = median(&device, args.repeats, || {
+            let input = x.clone().require_grad();
+            let y = batch_norm_relu(&bn, input.clone());
+            let grads = y.sum().backward();
+            let _ = input.grad(&grads).map(Tensor::into_data);
+        });
         let norm = median(&device, args.repeats, || {
             let input = x.clone().require_grad();
             let y = batch_norm(&bn, input.clone());
@@ -235,20 +244,24 @@ pub fn ops(root: &Path, args: &OpsArgs) -> Result<(), String> {
         });
         let label = format!("{channels} x {side}x{side}");
         let key = format!("{channels}_{side}");
-        rows.push(Row {
-            op: "BatchNorm forward + backward",
-            shape: label.clone(),
-            count: norms,
-            ours: norm,
-            torch: torch_of(&format!("bn_{key}")),
-        });
-        rows.push(Row {
-            op: "ReLU forward + backward",
-            shape: label,
-            count: relus,
-            ours: relu,
-            torch: torch_of(&format!("relu_{key}")),
-        });
+        for (op, count, ours, torch_key) in [
+            (
+                "BatchNorm + ReLU forward + backward",
+                fused,
+                norm_relu,
+                "bn_relu",
+            ),
+            ("BatchNorm forward + backward", norms, norm, "bn"),
+            ("ReLU forward + backward", relus, relu, "relu"),
+        ] {
+            rows.push(Row {
+                op,
+                shape: label.clone(),
+                count,
+                ours,
+                torch: torch_of(&format!("{torch_key}_{key}")),
+            });
+        }
     }
     print_table(&rows, batch);
     match &torch {
@@ -304,7 +317,8 @@ fn print_table(rows: &[Row], batch: usize) {
     println!("| operation | ours | PyTorch | ours / PyTorch |");
     println!("| --- | ---: | ---: | ---: |");
     let mut kinds: Vec<&str> = Vec::new();
-    for row in rows {
+    // Kinds the step does not run (every count zero) are left out of the sums.
+    for row in rows.iter().filter(|r| r.count > 0) {
         if !kinds.contains(&row.op) {
             kinds.push(row.op);
         }

@@ -7,7 +7,7 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 
 use crate::conv::conv2d;
-use crate::norm::batch_norm;
+use crate::norm::{batch_norm, batch_norm_relu};
 
 /// A bias-free convolution with Kaiming-normal (fan_out, ReLU gain) weights, as the reference
 /// initialises every convolution.
@@ -109,7 +109,7 @@ impl BasicBlock {
 
     /// `relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let out = relu(batch_norm(&self.bn1, conv2d(&self.conv1, x.clone())));
+        let out = batch_norm_relu(&self.bn1, conv2d(&self.conv1, x.clone()));
         let out = batch_norm(&self.bn2, conv2d(&self.conv2, out));
         relu(out + Shortcut::apply(&self.shortcut, x))
     }
@@ -159,8 +159,8 @@ impl Bottleneck {
 
     /// `relu(bn3(conv3(relu(bn2(conv2(relu(bn1(conv1(x)))))))) + shortcut(x))`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let out = relu(batch_norm(&self.bn1, conv2d(&self.conv1, x.clone())));
-        let out = relu(batch_norm(&self.bn2, conv2d(&self.conv2, out)));
+        let out = batch_norm_relu(&self.bn1, conv2d(&self.conv1, x.clone()));
+        let out = batch_norm_relu(&self.bn2, conv2d(&self.conv2, out));
         let out = batch_norm(&self.bn3, conv2d(&self.conv3, out));
         relu(out + Shortcut::apply(&self.shortcut, x))
     }

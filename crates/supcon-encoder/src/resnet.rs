@@ -4,10 +4,9 @@ use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::relu;
 
 use crate::conv::conv2d;
-use crate::norm::batch_norm;
+use crate::norm::batch_norm_relu;
 
 use crate::block::{conv, new_batch_norm};
 use crate::{Architecture, BasicBlock, Bottleneck, EncoderConfig, ResidualBlock, Stem};
@@ -98,7 +97,7 @@ impl ResNet {
 
     /// Features `[B, 512]` or `[B, 2048]` of images `[B, C, H, W]`.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        let mut x = relu(batch_norm(&self.bn1, conv2d(&self.conv1, images)));
+        let mut x = batch_norm_relu(&self.bn1, conv2d(&self.conv1, images));
         if let Some(pool) = &self.maxpool {
             x = pool.forward(x);
         }

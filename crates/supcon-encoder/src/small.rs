@@ -3,10 +3,9 @@
 use burn::nn::BatchNorm;
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
-use burn::tensor::activation::relu;
 
 use crate::conv::conv2d;
-use crate::norm::batch_norm;
+use crate::norm::batch_norm_relu;
 
 use crate::block::{conv, new_batch_norm};
 
@@ -48,7 +47,7 @@ impl SmallCnn {
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
         let mut x = images;
         for (conv, norm) in self.convs.iter().zip(&self.norms) {
-            x = relu(batch_norm(norm, conv2d(conv, x)));
+            x = batch_norm_relu(norm, conv2d(conv, x));
         }
         let [batch, channels, _, _] = x.dims();
         x.mean_dims(&[2, 3]).reshape([batch, channels])

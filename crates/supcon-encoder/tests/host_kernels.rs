@@ -8,10 +8,11 @@ use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNormConfig, PaddingConfig2d};
 use burn::prelude::*;
+use burn::tensor::activation::relu;
 use burn::tensor::module::{batch_norm_train, conv2d as burn_conv2d};
 use burn::tensor::ops::ConvOptions;
 use supcon_encoder::conv::{conv2d, conv2d_weight_backward};
-use supcon_encoder::norm::batch_norm;
+use supcon_encoder::norm::{batch_norm, batch_norm_relu};
 
 fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().try_into_vec_as::<f32>().unwrap()
@@ -195,6 +196,17 @@ fn convolution_matches_burn_with_its_gradients() {
 
 #[test]
 fn batch_norm_matches_burn_with_its_gradients_and_running_statistics() {
+    check_batch_norm(false);
+}
+
+/// `batch_norm_relu` against Burn's `relu(batch_norm_train(..))`: the output clamped, the
+/// gradients masked where it is zero (about half the values: gamma and beta of both signs).
+#[test]
+fn batch_norm_relu_matches_burn_with_its_gradients_and_running_statistics() {
+    check_batch_norm(true);
+}
+
+fn check_batch_norm(then_relu: bool) {
     let device = Device::flex().autodiff();
     for (shape, offset) in [
         ([3usize, 4, 5, 6], 0.0f32),
@@ -222,7 +234,11 @@ fn batch_norm_matches_burn_with_its_gradients_and_running_statistics() {
                 let mut norm = BatchNormConfig::new(channels).init(&device);
                 norm.gamma = Param::from_tensor(gamma.clone());
                 norm.beta = Param::from_tensor(beta.clone());
-                let y = batch_norm(&norm, x.clone());
+                let y = if then_relu {
+                    batch_norm_relu(&norm, x.clone())
+                } else {
+                    batch_norm(&norm, x.clone())
+                };
                 let running = [
                     values(norm.running_mean.value_sync()),
                     values(norm.running_var.value_sync()),
@@ -230,7 +246,12 @@ fn batch_norm_matches_burn_with_its_gradients_and_running_statistics() {
                 (y, Some(running))
             } else {
                 let result = batch_norm_train(x.clone(), gamma.clone(), beta.clone(), 1e-5);
-                (result.output, None)
+                let y = if then_relu {
+                    relu(result.output)
+                } else {
+                    result.output
+                };
+                (y, None)
             };
             let probe =
                 Tensor::<4>::from_data(TensorData::new(probe_values.clone(), shape), &device);
@@ -245,7 +266,11 @@ fn batch_norm_matches_burn_with_its_gradients_and_running_statistics() {
         };
         let (y, dx, dgamma, dbeta, running) = run(true);
         let (y_ref, dx_ref, dgamma_ref, dbeta_ref, _) = run(false);
-        let label = format!("{shape:?} offset {offset}");
+        if then_relu {
+            let zeros = y.iter().filter(|&&v| v == 0.0).count();
+            assert!(0 < zeros && zeros < y.len(), "{zeros} of {} zero", y.len());
+        }
+        let label = format!("{shape:?} offset {offset} relu {then_relu}");
         assert_close(&format!("output {label}"), &y, &y_ref, 1e-4);
         assert_close(&format!("input gradient {label}"), &dx, &dx_ref, 1e-4);
         assert_close(

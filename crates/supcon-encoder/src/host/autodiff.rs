@@ -1,6 +1,6 @@
 //! [`HostKernels`] under autodiff on flex: each operation one node of the graph, with its own
-//! backward step (the host BatchNorm backward; Burn's input gradient and the product weight
-//! gradient for the convolution).
+//! backward step (the host BatchNorm backward, through the ReLU where one follows; Burn's input
+//! gradient and the product weight gradient for the convolution).
 
 use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -13,18 +13,27 @@ use burn::backend::ops::ModuleOps;
 use burn::backend::tensor::FloatTensor;
 use burn::tensor::ops::ConvOptions;
 
-use super::{HostKernels, NormalisedBatch, batch_norm_backward, conv2d_weight_backward};
+use super::{
+    Activation, HostKernels, NormalisedBatch, batch_norm_backward, conv2d_weight_backward,
+};
 
 /// An autodiff float tensor on flex.
 type Tracked<C> = FloatTensor<Autodiff<Flex, C>>;
 
 /// BatchNorm's backward step: the input and `gamma` come back from the graph, the statistics
-/// are kept from the forward.
+/// (and, where a ReLU followed, the output) are kept from the forward.
 #[derive(Debug)]
 struct BatchNormStep;
 
 impl Backward<Flex, 3> for BatchNormStep {
-    type State = (NodeId, NodeId, FlexTensor, FlexTensor, f64);
+    type State = (
+        NodeId,
+        NodeId,
+        FlexTensor,
+        FlexTensor,
+        f64,
+        Option<FlexTensor>,
+    );
 
     fn backward(
         self,
@@ -34,11 +43,11 @@ impl Backward<Flex, 3> for BatchNormStep {
     ) {
         let [node_x, node_gamma, node_beta] = ops.parents;
         let output_grad = grads.consume::<Flex>(&ops.node);
-        let (x_state, gamma_state, mean, variance, epsilon) = ops.state;
+        let (x_state, gamma_state, mean, variance, epsilon, relu_output) = ops.state;
         let x = checkpointer.retrieve_node_output::<FlexTensor>(x_state);
         let gamma = checkpointer.retrieve_node_output::<FlexTensor>(gamma_state);
         let [dx, dgamma, dbeta] =
-            batch_norm_backward(x, output_grad, gamma, mean, variance, epsilon);
+            batch_norm_backward(x, output_grad, gamma, mean, variance, epsilon, relu_output);
         for (node, grad) in [(node_x, dx), (node_gamma, dgamma), (node_beta, dbeta)] {
             if let Some(node) = node {
                 grads.register::<Flex>(node.id, grad);
@@ -87,6 +96,7 @@ impl<C: CheckpointStrategy> HostKernels for Autodiff<Flex, C> {
         gamma: Tracked<C>,
         beta: Tracked<C>,
         epsilon: f64,
+        activation: Activation,
     ) -> NormalisedBatch<Self> {
         let prepared = BatchNormStep
             .prepare::<C>([x.node(), gamma.node(), beta.node()])
@@ -101,13 +111,17 @@ impl<C: CheckpointStrategy> HostKernels for Autodiff<Flex, C> {
                     gamma.into_primitive(),
                     beta.into_primitive(),
                     epsilon,
+                    activation,
                 );
+                // The output is shared, not copied: the next operation holds it anyway.
+                let relu_output = (activation == Activation::Relu).then(|| result.output.clone());
                 let state = (
                     x_state,
                     gamma_state,
                     result.mean.clone(),
                     result.variance.clone(),
                     epsilon,
+                    relu_output,
                 );
                 (
                     prep.finish(state, result.output),
@@ -121,6 +135,7 @@ impl<C: CheckpointStrategy> HostKernels for Autodiff<Flex, C> {
                     gamma.into_primitive(),
                     beta.into_primitive(),
                     epsilon,
+                    activation,
                 );
                 (prep.finish(result.output), result.mean, result.variance)
             }

@@ -11,6 +11,10 @@
 //! - backward, from `dy`: `dbeta = Σ dy`, `dgamma = Σ dy x̂`, and
 //!   `dx = gamma s (dy - Σdy / n - x̂ Σ(dy x̂) / n)`, computed as `dx = a dy + b x + c`.
 //!
+//! Followed by a ReLU ([`Activation::Relu`]), the forward writes `max(y, 0)` (a NaN stays NaN, as
+//! Burn's `relu` leaves it) and the backward first zeroes `dy` where that output is `<= 0`, as
+//! Burn's ReLU backward does.
+//!
 //! Sums over a row run in float32 lanes and are added up per channel in float64; the variance
 //! is taken about the mean (two passes), never as `E[x²] - E[x]²`. The loops use plain
 //! multiplies and adds: `f32::mul_add` without FMA compiled in is a call to libm per element.
@@ -41,13 +45,23 @@ impl Planes {
     }
 }
 
-/// The per-channel mean and biased variance of `x`, and `y = gamma x̂ + beta`.
+/// What follows the normalisation in the same operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    /// Nothing: `y = gamma x̂ + beta`.
+    Identity,
+    /// A ReLU: `y = max(gamma x̂ + beta, 0)`.
+    Relu,
+}
+
+/// The per-channel mean and biased variance of `x`, and `y = gamma x̂ + beta`, then `activation`.
 pub(crate) fn forward(
     x: &[f32],
     planes: Planes,
     gamma: &[f32],
     beta: &[f32],
     epsilon: f64,
+    activation: Activation,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let n = planes.per_channel() as f64;
     let mut moments = vec![(0.0f64, 0.0f64); planes.channels];
@@ -79,8 +93,18 @@ pub(crate) fn forward(
             let row_index = first + r;
             let (a, b) = affine[row_index % planes.channels];
             let input = &x[row_index * planes.spatial..(row_index + 1) * planes.spatial];
-            for (o, &v) in row.iter_mut().zip(input) {
-                *o = a * v + b;
+            match activation {
+                Activation::Identity => {
+                    for (o, &v) in row.iter_mut().zip(input) {
+                        *o = a * v + b;
+                    }
+                }
+                Activation::Relu => {
+                    for (o, &v) in row.iter_mut().zip(input) {
+                        let y = a * v + b;
+                        *o = if y <= 0.0 { 0.0 } else { y };
+                    }
+                }
             }
         }
     });
@@ -135,6 +159,20 @@ pub(crate) fn backward(
         }
     });
     (dx, gamma_grad, beta_grad)
+}
+
+/// `dy` where the ReLU's `output` is above zero (or NaN), zero elsewhere: the gradient that
+/// reaches the normalisation through a ReLU.
+pub(crate) fn relu_gradient(dy: &[f32], output: &[f32], planes: Planes) -> Vec<f32> {
+    debug_assert_eq!(dy.len(), output.len());
+    let mut masked = vec![0.0f32; dy.len()];
+    for_rows(&mut masked, planes.spatial, 2 * dy.len(), |first, out| {
+        let range = first * planes.spatial..first * planes.spatial + out.len();
+        for ((o, &g), &y) in out.iter_mut().zip(&dy[range.clone()]).zip(&output[range]) {
+            *o = if y <= 0.0 { 0.0 } else { g };
+        }
+    });
+    masked
 }
 
 /// Lanes of the row sums: wide enough for the compiler to keep them in vector registers.
@@ -217,7 +255,7 @@ mod tests {
         let gamma = [1.5f32, -0.5];
         let beta = [0.25f32, 2.0];
         let eps = 1e-5;
-        let (y, mean, variance) = forward(&x, planes, &gamma, &beta, eps);
+        let (y, mean, variance) = forward(&x, planes, &gamma, &beta, eps, Activation::Identity);
         let (dx, dgamma, dbeta) = backward(&x, &dy, planes, &gamma, &mean, &variance, eps);
 
         let n = (planes.batch * planes.spatial) as f64;
@@ -255,5 +293,43 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// With a ReLU the forward is `max(y, 0)` of the plain one, NaN kept, and the gradient is
+    /// masked where that output is not above zero.
+    #[test]
+    fn relu_clamps_the_output_and_masks_the_gradient() {
+        let planes = Planes {
+            batch: 2,
+            channels: 3,
+            spatial: 11,
+        };
+        let len = planes.batch * planes.channels * planes.spatial;
+        let mut x: Vec<f32> = (0..len)
+            .map(|i| ((i * 29 % 17) as f32 - 8.0) * 0.4)
+            .collect();
+        let (gamma, beta) = ([1.0f32, -2.0, 0.5], [0.1f32, -0.3, 0.0]);
+        let (plain, mean, variance) =
+            forward(&x, planes, &gamma, &beta, 1e-5, Activation::Identity);
+        let (relu, mean_r, variance_r) = forward(&x, planes, &gamma, &beta, 1e-5, Activation::Relu);
+        assert_eq!((mean, variance), (mean_r, variance_r));
+        assert!(plain.iter().any(|&v| v < 0.0) && plain.iter().any(|&v| v > 0.0));
+        for (&p, &r) in plain.iter().zip(&relu) {
+            assert_eq!(r, p.max(0.0));
+        }
+        let dy: Vec<f32> = (0..len).map(|i| i as f32 + 1.0).collect();
+        let masked = relu_gradient(&dy, &relu, planes);
+        for ((&m, &g), &r) in masked.iter().zip(&dy).zip(&relu) {
+            assert_eq!(m, if r > 0.0 { g } else { 0.0 });
+        }
+        x[3] = f32::NAN;
+        let (with_nan, _, _) = forward(&x, planes, &gamma, &beta, 1e-5, Activation::Relu);
+        assert!(with_nan[3].is_nan());
+        let one = Planes {
+            batch: 1,
+            channels: 1,
+            spatial: 1,
+        };
+        assert_eq!(relu_gradient(&[2.0], &[f32::NAN], one)[0], 2.0);
     }
 }

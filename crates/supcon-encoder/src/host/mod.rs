@@ -1,5 +1,5 @@
 //! Faster training on Burn's flex (CPU) backend, behind this crate's `flex` feature: BatchNorm
-//! in two passes each way ([`batch_norm`]), and the convolution weight gradient (and the forward
+//! in two passes each way, with the ReLU that follows it where there is one ([`batch_norm`]), and the convolution weight gradient (and the forward
 //! of strided convolutions) as one matrix product with the unfolded input ([`conv`],
 //! [`unfold`]), where Burn 0.22 composes tensor operations or runs slower kernels.
 //!
@@ -25,6 +25,7 @@ use burn::prelude::*;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Shape, TensorData};
 
+pub(crate) use batch_norm::Activation;
 use batch_norm::Planes;
 use unfold::Geometry;
 
@@ -43,13 +44,14 @@ pub struct NormalisedBatch<B: Backend> {
 /// The operations this module computes on the host for flex.
 #[backend_extension(Flex, Autodiff)]
 pub trait HostKernels: Backend {
-    /// BatchNorm with the batch's statistics: `x` `[batch, channels, ...]`, `gamma` and `beta`
-    /// `[channels]`.
+    /// BatchNorm with the batch's statistics, then `activation`: `x` `[batch, channels, ...]`,
+    /// `gamma` and `beta` `[channels]`.
     fn host_batch_norm_train(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
         epsilon: f64,
+        activation: Activation,
     ) -> NormalisedBatch<Self>;
 
     /// A bias-free convolution of one group whose weight gradient is one product per group of
@@ -75,13 +77,20 @@ impl HostKernels for Flex {
         gamma: FlexTensor,
         beta: FlexTensor,
         epsilon: f64,
+        activation: Activation,
     ) -> NormalisedBatch<Self> {
         let shape = x.shape();
         let planes = planes(&shape);
         let x = x.to_contiguous();
         let (gamma, beta) = (gamma.to_contiguous(), beta.to_contiguous());
-        let (output, mean, variance) =
-            batch_norm::forward(f32s(&x), planes, f32s(&gamma), f32s(&beta), epsilon);
+        let (output, mean, variance) = batch_norm::forward(
+            f32s(&x),
+            planes,
+            f32s(&gamma),
+            f32s(&beta),
+            epsilon,
+            activation,
+        );
         NormalisedBatch {
             output: flex_tensor(output, shape),
             mean: flex_tensor(mean, Shape::new([planes.channels])),
@@ -111,7 +120,7 @@ impl HostKernels for Flex {
 }
 
 /// The gradients of [`HostKernels::host_batch_norm_train`] with respect to `x`, `gamma` and
-/// `beta`.
+/// `beta`; `relu_output` is the output where a ReLU followed.
 fn batch_norm_backward(
     x: FlexTensor,
     output_grad: FlexTensor,
@@ -119,11 +128,17 @@ fn batch_norm_backward(
     mean: FlexTensor,
     variance: FlexTensor,
     epsilon: f64,
+    relu_output: Option<FlexTensor>,
 ) -> [FlexTensor; 3] {
     let shape = x.shape();
     let planes = planes(&shape);
     let x = x.to_contiguous();
     let output_grad = output_grad.to_contiguous();
+    let masked = relu_output.map(|output| {
+        let output = output.to_contiguous();
+        batch_norm::relu_gradient(f32s(&output_grad), f32s(&output), planes)
+    });
+    let dy = masked.as_deref().unwrap_or(f32s(&output_grad));
     let (gamma, mean, variance) = (
         gamma.to_contiguous(),
         mean.to_contiguous(),
@@ -131,7 +146,7 @@ fn batch_norm_backward(
     );
     let (dx, dgamma, dbeta) = batch_norm::backward(
         f32s(&x),
-        f32s(&output_grad),
+        dy,
         planes,
         f32s(&gamma),
         f32s(&mean),
@@ -195,13 +210,14 @@ fn on_flex<const D: usize>(tensor: &Tensor<D>) -> bool {
         )
 }
 
-/// `batch_norm_train` through [`HostKernels`] when `x`, `gamma` and `beta` are float32 on flex
-/// and no dimension is empty: `(output, mean, variance)`; `None` otherwise.
+/// `batch_norm_train`, then `activation`, through [`HostKernels`] when `x`, `gamma` and `beta`
+/// are float32 on flex and no dimension is empty: `(output, mean, variance)`; `None` otherwise.
 pub(crate) fn fused_batch_norm_train<const D: usize>(
     x: &Tensor<D>,
     gamma: &Tensor<1>,
     beta: &Tensor<1>,
     epsilon: f64,
+    activation: Activation,
 ) -> Option<(Tensor<D>, Tensor<1>, Tensor<1>)> {
     if !(on_flex(x) && on_flex(gamma) && on_flex(beta)) || x.shape().num_elements() == 0 {
         return None;
@@ -211,6 +227,7 @@ pub(crate) fn fused_batch_norm_train<const D: usize>(
         gamma.clone().into_dispatch(),
         beta.clone().into_dispatch(),
         epsilon,
+        activation,
     );
     Some((
         Tensor::from_dispatch(result.output),
@@ -298,7 +315,7 @@ mod tests {
             assert!(fused_conv2d(&x, &wrong_channels, &one_group).is_none());
             let gamma = Tensor::<1>::ones([4], &device);
             let beta = Tensor::<1>::zeros([4], &device);
-            assert!(fused_batch_norm_train(&x, &gamma, &beta, 1e-5).is_some());
+            assert!(fused_batch_norm_train(&x, &gamma, &beta, 1e-5, Activation::Relu).is_some());
             let output_grad = Tensor::<4>::ones([2, 6, 3, 3], &device);
             assert!(fused_conv2d_weight_backward(&x, &weight, &output_grad, &one_group).is_some());
             let empty = Tensor::<4>::ones([0, 4, 3, 3], &device);
@@ -309,7 +326,9 @@ mod tests {
             let wrong_grad = Tensor::<4>::ones([2, 6, 2, 3], &device);
             assert!(fused_conv2d_weight_backward(&x, &weight, &wrong_grad, &one_group).is_none());
             let half = x.clone().cast(DType::F16);
-            assert!(fused_batch_norm_train(&half, &gamma, &beta, 1e-5).is_none());
+            assert!(
+                fused_batch_norm_train(&half, &gamma, &beta, 1e-5, Activation::Identity).is_none()
+            );
         }
     }
 }
