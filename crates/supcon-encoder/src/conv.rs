@@ -10,7 +10,8 @@ use burn::tensor::ops::ConvOptions;
 /// `conv` applied to `x` `[batch, channels, height, width]`: the same result as
 /// `conv.forward(x)`. On a flex device (with the `flex` feature) a float32, bias-free,
 /// one-group convolution with explicit or no padding is one autodiff operation whose weight
-/// gradient, and at strides above 1 whose output, is a product with the unfolded input;
+/// gradient, and at strides above 1 or on a stem's narrow patch (fewer than 32 `Ci kh kw`) whose
+/// output, is a product with the unfolded input;
 /// everything else is `conv.forward(x)`.
 ///
 /// ```

@@ -9,8 +9,8 @@
 //!
 //! Burn's default weight gradient instead runs a convolution of `x` whose kernel is `dy`, whose
 //! cost follows the feature map rather than the weight (issue 16, docs/cpu-profile.md). Flex's
-//! own forward is as fast at stride 1 and kept there; this one is taken for strided
-//! convolutions, where flex's is up to 3.6x behind PyTorch's.
+//! own forward is as fast at stride 1 and kept there, but for stems; this one is taken for
+//! strided convolutions, where flex's is up to 3.6x behind PyTorch's.
 
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;

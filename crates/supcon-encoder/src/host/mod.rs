@@ -1,13 +1,15 @@
 //! Faster training on Burn's flex (CPU) backend, behind this crate's `flex` feature: BatchNorm
-//! in two passes each way, with the ReLU that follows it where there is one ([`batch_norm`]), and the convolution weight gradient (and the forward
-//! of strided convolutions) as one matrix product with the unfolded input ([`conv`],
-//! [`unfold`]), where Burn 0.22 composes tensor operations or runs slower kernels.
+//! in two passes each way, with the ReLU that follows it where there is one ([`batch_norm`]),
+//! and the convolution weight gradient (and the forward of strided convolutions and stems) as
+//! one matrix product with the unfolded input ([`conv`], [`unfold`]), where Burn 0.22 composes
+//! tensor operations or runs slower kernels.
 //!
 //! They are a Burn backend extension ([`HostKernels`], implemented for `Flex` and for
 //! `Autodiff<Flex>` with its own backward steps); [`fused_batch_norm_train`] and
 //! [`fused_conv2d`] take them for float32 tensors on a flex device and answer `None` elsewhere,
 //! so the callers fall back to Burn's operations. The convolution's input gradient stays Burn's
-//! (`conv2d_x_backward`), and so does its forward at stride 1 (flex's `conv2d`).
+//! (`conv2d_x_backward`), and so does its forward at stride 1 (flex's `conv2d`) except on the
+//! narrow patches of a stem.
 
 mod autodiff;
 mod batch_norm;
@@ -99,9 +101,8 @@ impl HostKernels for Flex {
     }
 
     fn host_conv2d(x: FlexTensor, weight: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
-        let strided = options.stride != [1, 1];
         match Geometry::of_forward(&x.shape(), &weight.shape(), &options) {
-            Some(geometry) if strided => {
+            Some(geometry) if options.stride != [1, 1] || geometry.patch() < NARROW_PATCH => {
                 let batch = x.shape()[0];
                 conv::forward(x, weight, geometry, batch)
             }
@@ -178,6 +179,11 @@ fn conv2d_weight_backward(
     );
     conv::weight_gradient(x, output_grad, geometry, x_shape[0])
 }
+
+/// Below this many patch rows (`Ci kh kw`: the stems, of 1-3 input channels) the forward at
+/// stride 1 is ours too: flex's takes 1.3x as long there (`cargo xtask ops`, the small CNN's
+/// 1->32 3x3: 26-28 ms against 19-20; on wider patches it is as fast or faster).
+const NARROW_PATCH: usize = 32;
 
 /// The kernels' view of a `[batch, channels, ...]` shape.
 fn planes(shape: &Shape) -> Planes {
