@@ -670,7 +670,13 @@ mod tests {
         );
         assert_eq!(
             results["build"][0]["supcon_kernels"],
-            json!(["batch_norm", "conv2d_weight_grad", "conv2d_strided"])
+            json!([
+                "batch_norm",
+                "batch_norm_relu",
+                "conv2d_weight_grad",
+                "conv2d_strided",
+                "conv2d_stem"
+            ])
         );
         let simd = results["machine"]["simd"].as_str().unwrap();
         assert!(!simd.is_empty(), "{results}");

@@ -293,11 +293,18 @@ pub fn backend_features(name: &str) -> &'static [&'static str] {
 
 /// The operations this build computes with supcon's own kernels on the device `name`, beside
 /// Burn's: on flex (through `supcon-encoder`'s `flex` feature, which `supcon-train`'s enables)
-/// BatchNorm in training, the convolution weight gradient and strided convolutions' forward;
-/// none elsewhere.
+/// BatchNorm in training (with the ReLU that follows it, where one does), the convolution
+/// weight gradient, and the forward of strided convolutions and of stems (patches under 32
+/// values); none elsewhere.
 pub fn supcon_kernels(name: &str) -> &'static [&'static str] {
     if name == "flex" && compiled_in().contains(&name) {
-        &["batch_norm", "conv2d_weight_grad", "conv2d_strided"]
+        &[
+            "batch_norm",
+            "batch_norm_relu",
+            "conv2d_weight_grad",
+            "conv2d_strided",
+            "conv2d_stem",
+        ]
     } else {
         &[]
     }
