@@ -91,10 +91,10 @@ pub(crate) fn weight_gradient(
         let cols = unfold(xs, &geometry, first, images);
         let cols = flex_tensor(cols, Shape::new([patch, columns]));
         let part = if transposed {
-            let dy = gather_output_grad_transposed(dys, &geometry, batch, first, images);
+            let dy = gather_output_grad(dys, &geometry, batch, first, images, true);
             Flex::float_matmul(cols, flex_tensor(dy, Shape::new([columns, co])))
         } else {
-            let dy = gather_output_grad(dys, &geometry, batch, first, images);
+            let dy = gather_output_grad(dys, &geometry, batch, first, images, false);
             let dy = flex_tensor(dy, Shape::new([co, columns]));
             Flex::float_matmul(dy, Flex::float_transpose(cols))
         };
@@ -116,55 +116,73 @@ pub(crate) fn weight_gradient(
     )
 }
 
-/// The output gradient of images `first..first + images` as `[Co, images Oh Ow]`.
+/// The output gradient of images `first..first + images` as `[Co, images Oh Ow]` or, where
+/// `transposed`, as `[images Oh Ow, Co]` (each image's `[Co, Oh Ow]` block transposed).
 fn gather_output_grad(
     dy: &[f32],
     g: &Geometry,
     batch: usize,
     first: usize,
     images: usize,
+    transposed: bool,
 ) -> Vec<f32> {
     let co = g.output[0];
     let positions = g.positions();
     debug_assert_eq!(dy.len(), batch * co * positions);
-    let row_len = images * positions;
-    let mut out = vec![0.0f32; co * row_len];
-    for_rows(&mut out, row_len, co * row_len, |first_row, rows| {
-        for (r, row) in rows.chunks_exact_mut(row_len).enumerate() {
-            let channel = first_row + r;
-            for b in 0..images {
-                let source = &dy[((first + b) * co + channel) * positions..][..positions];
-                row[b * positions..(b + 1) * positions].copy_from_slice(source);
+    let work = images * co * positions;
+    let mut out = vec![0.0f32; work];
+    if transposed {
+        let image_len = co * positions;
+        for_rows(&mut out, image_len, work, |first_image, block| {
+            for (n, image) in block.chunks_exact_mut(image_len).enumerate() {
+                let source = &dy[(first + first_image + n) * image_len..][..image_len];
+                for (o, channel) in source.chunks_exact(positions).enumerate() {
+                    for (position, &v) in channel.iter().enumerate() {
+                        image[position * co + o] = v;
+                    }
+                }
             }
-        }
-    });
+        });
+    } else {
+        let row_len = images * positions;
+        for_rows(&mut out, row_len, work, |first_row, rows| {
+            for (r, row) in rows.chunks_exact_mut(row_len).enumerate() {
+                let channel = first_row + r;
+                for b in 0..images {
+                    let source = &dy[((first + b) * co + channel) * positions..][..positions];
+                    row[b * positions..(b + 1) * positions].copy_from_slice(source);
+                }
+            }
+        });
+    }
     out
 }
 
-/// The output gradient of images `first..first + images` as `[images Oh Ow, Co]`: each image's
-/// `[Co, Oh Ow]` block transposed.
-fn gather_output_grad_transposed(
-    dy: &[f32],
-    g: &Geometry,
-    batch: usize,
-    first: usize,
-    images: usize,
-) -> Vec<f32> {
-    let co = g.output[0];
-    let positions = g.positions();
-    debug_assert_eq!(dy.len(), batch * co * positions);
-    let image_len = co * positions;
-    let work = images * image_len;
-    let mut out = vec![0.0f32; work];
-    for_rows(&mut out, image_len, work, |first_image, block| {
-        for (n, image) in block.chunks_exact_mut(image_len).enumerate() {
-            let source = &dy[(first + first_image + n) * image_len..][..image_len];
-            for (o, channel) in source.chunks_exact(positions).enumerate() {
-                for (position, &v) in channel.iter().enumerate() {
-                    image[position * co + o] = v;
+#[cfg(test)]
+mod tests {
+    use burn::tensor::ops::ConvOptions;
+
+    use super::*;
+
+    /// Both layouts of the gathered output gradient, for a group that does not start at the
+    /// first image.
+    #[test]
+    fn gathers_a_later_group_in_both_layouts() {
+        // x [3, 1, 2, 2] by a 1x1 kernel of 2 outputs: dy [3, 2, 2, 2], 4 positions.
+        let options = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
+        let g = Geometry::of_forward(&[3, 1, 2, 2], &[2, 1, 1, 1], &options).unwrap();
+        let dy: Vec<f32> = (0..24).map(|i| i as f32).collect();
+        let value = |b: usize, o: usize, p: usize| dy[(b * 2 + o) * 4 + p];
+        let plain = gather_output_grad(&dy, &g, 3, 1, 2, false);
+        let transposed = gather_output_grad(&dy, &g, 3, 1, 2, true);
+        for b in 0..2 {
+            for o in 0..2 {
+                for p in 0..4 {
+                    let want = value(1 + b, o, p);
+                    assert_eq!(plain[o * 8 + b * 4 + p], want);
+                    assert_eq!(transposed[(b * 4 + p) * 2 + o], want);
                 }
             }
         }
-    });
-    out
+    }
 }
