@@ -39,10 +39,28 @@ pub struct OpsArgs {
     /// Timed repetitions of each operation (after one untimed), median reported.
     #[arg(long, default_value_t = 5)]
     pub repeats: usize,
-    /// The network whose shapes are timed: `resnet18` (3x32x32 images) or `small` (the small
-    /// CNN of the demo, 1x28x28 images).
-    #[arg(long, default_value = "resnet18", value_parser = ["resnet18", "small"])]
-    pub network: String,
+    /// The network whose shapes are timed.
+    #[arg(long, value_enum, default_value_t = Network::Resnet18)]
+    pub network: Network,
+}
+
+/// The networks `cargo xtask ops` knows the shapes of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Network {
+    /// The CIFAR ResNet-18, 3x32x32 images.
+    Resnet18,
+    /// The demo's small CNN, 1x28x28 images.
+    Small,
+}
+
+impl Network {
+    /// The name on the command line, also passed to `xtask/python/ops.py`.
+    fn name(self) -> &'static str {
+        match self {
+            Network::Resnet18 => "resnet18",
+            Network::Small => "small",
+        }
+    }
 }
 
 /// A convolution of the network: input channels, output channels, input side, kernel, stride,
@@ -153,9 +171,9 @@ pub fn ops(root: &Path, args: &OpsArgs) -> Result<(), String> {
     let torch_of =
         |key: &str| -> Option<f64> { torch.as_ref().ok().and_then(|v| v["ops"][key].as_f64()) };
     let mut rows = Vec::new();
-    let (shapes, activations): (&[_], &[_]) = match args.network.as_str() {
-        "small" => (&SMALL, &SMALL_ACTIVATIONS),
-        _ => (&RESNET18, &ACTIVATIONS),
+    let (shapes, activations): (&[_], &[_]) = match args.network {
+        Network::Small => (&SMALL, &SMALL_ACTIVATIONS),
+        Network::Resnet18 => (&RESNET18, &ACTIVATIONS),
     };
     let convs = shapes
         .iter()
@@ -270,10 +288,9 @@ pub fn ops(root: &Path, args: &OpsArgs) -> Result<(), String> {
                 "\nPyTorch {} ({} threads); torch.profiler, one training step of {} + linear, cross-entropy, SGD, batch {batch}:\n",
                 v["torch"].as_str().unwrap_or("?"),
                 v["threads"],
-                if args.network == "small" {
-                    "the small CNN"
-                } else {
-                    "ResNet-18"
+                match args.network {
+                    Network::Small => "the small CNN",
+                    Network::Resnet18 => "ResNet-18",
                 },
             );
             println!(
@@ -371,7 +388,7 @@ fn pytorch(root: &Path, args: &OpsArgs) -> Result<Value, String> {
             "--repeats".into(),
             args.repeats.to_string(),
             "--network".into(),
-            args.network.clone(),
+            args.network.name().into(),
         ])
         .current_dir(root)
         .output()

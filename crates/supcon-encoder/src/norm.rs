@@ -24,8 +24,8 @@ pub fn batch_norm<const D: usize>(norm: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
 }
 
 /// `relu(batch_norm(norm, x))`, with the ReLU computed inside the normalisation's operation in
-/// training on flex (this crate's `flex` feature): no pass of its own either way, and its
-/// gradient masked where the output is not above zero, as Burn's ReLU does.
+/// training on flex (this crate's `flex` feature): no pass of its own in the forward, and in
+/// the backward the gradient masked where the output is not above zero, as Burn's ReLU does.
 ///
 /// ```
 /// use burn::nn::BatchNormConfig;

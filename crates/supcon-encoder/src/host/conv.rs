@@ -3,9 +3,9 @@
 //! [`COLUMN_ELEMENTS`], as PyTorch's CPU backend computes them:
 //!
 //! - forward: `y_b = w' cols_b`, `w'` the kernel as `[Co, Ci kh kw]`;
-//! - weight gradient: `dw = Σ_b dy'_b cols_b^T` (or its transpose, `cols dy'^T`, by shape), `dy'`
-//!   the output gradient as `[Co, B Oh Ow]`, that is `dw[o, (i, p, q)] = Σ_b Σ_(y, z) dy[b, o, y, z] x[b, i, y sh + p dh - ph,
-//!   z sw + q dw - pw]`.
+//! - weight gradient: `dw = Σ_b dy'_b cols_b^T` (or, by shape, its transpose `cols dy'^T`),
+//!   `dy'` the output gradient as `[Co, B Oh Ow]`, that is
+//!   `dw[o, (i, p, q)] = Σ_b Σ_(y, z) dy[b, o, y, z] x[b, i, y sh + p dh - ph, z sw + q dw - pw]`.
 //!
 //! Burn's default weight gradient instead runs a convolution of `x` whose kernel is `dy`, whose
 //! cost follows the feature map rather than the weight (issue 16, docs/cpu-profile.md). Flex's
@@ -80,9 +80,10 @@ pub(crate) fn weight_gradient(
     // Which way round the product goes. gemm wants the right-hand operand row-major: as
     // `dy' cols^T` it repacks `cols`, as `(cols dy'^T)^T` it does not, but the output gradient
     // is gathered transposed and the result transposed back. The second wins where the columns
-    // outnumber the patch rows and those the output channels (the 3x3 convolutions on maps
-    // of 7x7 and more at a batch of 256, 8x8 and more at 64: 1.2-1.9x faster), the first on
-    // small maps with wide kernels (512 channels at 4x4: 1.2x) and narrow patches (the stem).
+    // outnumber the patch rows and those the output channels (the 3x3 convolutions with
+    // outputs of 14x14 and more at a batch of 256, 16x16 and more at 64: 1.2-1.9x faster; as
+    // fast or faster at 7x7 and 8x8), the first on small maps with wide kernels (512 channels
+    // at 4x4: 1.2x) and on narrow patches (the stem: 1.15x). docs/cpu-profile.md, second round.
     let transposed = group * geometry.positions() >= patch && patch >= co;
     let mut total: Option<FlexTensor> = None;
     for first in (0..batch).step_by(group) {
@@ -90,11 +91,10 @@ pub(crate) fn weight_gradient(
         let columns = images * geometry.positions();
         let cols = unfold(xs, &geometry, first, images);
         let cols = flex_tensor(cols, Shape::new([patch, columns]));
+        let dy = gather_output_grad(dys, &geometry, batch, first, images, transposed);
         let part = if transposed {
-            let dy = gather_output_grad(dys, &geometry, batch, first, images, true);
             Flex::float_matmul(cols, flex_tensor(dy, Shape::new([columns, co])))
         } else {
-            let dy = gather_output_grad(dys, &geometry, batch, first, images, false);
             let dy = flex_tensor(dy, Shape::new([co, columns]));
             Flex::float_matmul(dy, Flex::float_transpose(cols))
         };
