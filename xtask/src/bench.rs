@@ -664,18 +664,20 @@ mod tests {
         assert_eq!(results["pytorch_absent"], "not run (--quick)");
         assert_eq!(results["precision"], "f32");
         assert_eq!(results["build"][0]["device"], "flex");
-        assert_eq!(
-            results["build"][0]["burn_features"],
+        let features = if cfg!(feature = "avx512") {
+            json!(["simd", "rayon", "avx512"])
+        } else {
             json!(["simd", "rayon"])
-        );
+        };
+        assert_eq!(results["build"][0]["burn_features"], features);
         assert_eq!(
             results["build"][0]["supcon_kernels"],
             json!([
                 "batch_norm",
                 "batch_norm_relu",
+                "conv2d",
                 "conv2d_weight_grad",
-                "conv2d_strided",
-                "conv2d_stem"
+                "conv2d_input_grad"
             ])
         );
         let simd = results["machine"]["simd"].as_str().unwrap();

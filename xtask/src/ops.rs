@@ -5,11 +5,9 @@
 //! backward), on flex and, when `python3` imports torch, in PyTorch on the same shapes
 //! (`xtask/python/ops.py`, which also prints `torch.profiler`'s table of a whole training step).
 //!
-//! Our forward is `supcon_encoder::conv::conv2d` (ours at strides above 1, flex's otherwise), our
-//! input gradient Burn's default `conv2d_x_backward` (a transposed convolution, which
-//! flex does not override) and the weight gradient `supcon_encoder::conv::conv2d_weight_backward`
-//! (one product with the unfolded input on flex), the operations our encoders' backward steps
-//! call; BatchNorm is `supcon_encoder::norm::batch_norm` (two passes each way on flex), and
+//! Our forward is `supcon_encoder::conv::conv2d`, our input and weight gradients
+//! `supcon_encoder::conv::conv2d_x_backward` and `conv2d_weight_backward` (products with the
+//! unfolded input, image by image, on flex), the operations our encoders' backward steps call; BatchNorm is `supcon_encoder::norm::batch_norm` (two passes each way on flex), and
 //! `batch_norm_relu` where a ReLU follows it (the ReLU inside the same operation). The
 //! first convolution's input gradient is timed but not counted: a step does not compute it.
 //! PyTorch's are `torch.nn.grad.conv2d_input` and `conv2d_weight`, and `nn.BatchNorm2d`.
@@ -22,10 +20,9 @@ use burn::nn::conv::Conv2dConfig;
 use burn::nn::{BatchNormConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use burn::tensor::module::conv_transpose2d;
-use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
+use burn::tensor::ops::ConvOptions;
 use serde_json::Value;
-use supcon_encoder::conv::{conv2d as encoder_conv2d, conv2d_weight_backward};
+use supcon_encoder::conv::{conv2d as encoder_conv2d, conv2d_weight_backward, conv2d_x_backward};
 use supcon_encoder::norm::{batch_norm, batch_norm_relu};
 
 use crate::bench::{Plan, time};
@@ -203,18 +200,9 @@ pub fn ops(root: &Path, args: &OpsArgs) -> Result<(), String> {
         let forward = median(&device, args.repeats, || {
             let _ = encoder_conv2d(&conv, x.clone()).into_data();
         });
-        // Burn's conv2d_x_backward: a transposed convolution whose output padding restores
-        // the input's side.
-        let output_padding = side + 2 * c.padding() - ((out - 1) * c.stride + c.kernel);
-        let transpose = ConvTransposeOptions::new(
-            [c.stride; 2],
-            [c.padding(); 2],
-            [output_padding; 2],
-            [1, 1],
-            1,
-        );
         let input_grad = median(&device, args.repeats, || {
-            let _ = conv_transpose2d(grad.clone(), w.clone(), None, transpose.clone()).into_data();
+            let _ =
+                conv2d_x_backward(x.clone(), w.clone(), grad.clone(), options.clone()).into_data();
         });
         let weight_grad = median(&device, args.repeats, || {
             let _ = conv2d_weight_backward(x.clone(), w.clone(), grad.clone(), options.clone())

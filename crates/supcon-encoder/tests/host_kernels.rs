@@ -159,6 +159,27 @@ fn convolution_matches_burn_with_its_gradients() {
             dilation: [1, 1],
             padding: [1, 1, 1, 1],
         },
+        // Maps of 64 positions or more, one image per product, written in place; three images
+        // on two cores.
+        ConvCase {
+            batch: 3,
+            channels: [3, 4],
+            kernel: [3, 3],
+            size: [10, 10],
+            stride: [1, 1],
+            dilation: [1, 1],
+            padding: [1, 1, 1, 1],
+        },
+        // 16 positions: four images per product, and a last product of fewer on each core.
+        ConvCase {
+            batch: 10,
+            channels: [2, 3],
+            kernel: [3, 3],
+            size: [4, 4],
+            stride: [1, 1],
+            dilation: [1, 1],
+            padding: [1, 1, 1, 1],
+        },
         // Uneven: padding on one side only, rectangular kernel and strides, dilation, no padding.
         ConvCase {
             batch: 2,

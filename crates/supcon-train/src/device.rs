@@ -293,17 +293,16 @@ pub fn backend_features(name: &str) -> &'static [&'static str] {
 
 /// The operations this build computes with supcon's own kernels on the device `name`, beside
 /// Burn's: on flex (through `supcon-encoder`'s `flex` feature, which `supcon-train`'s enables)
-/// BatchNorm in training (with the ReLU that follows it, where one does), the convolution
-/// weight gradient, and the forward of strided convolutions and of stems (patches under 32
-/// values); none elsewhere.
+/// BatchNorm in training (with the ReLU that follows it, where one does) and the convolutions
+/// (one group, no bias): forward, weight gradient and input gradient; none elsewhere.
 pub fn supcon_kernels(name: &str) -> &'static [&'static str] {
     if name == "flex" && compiled_in().contains(&name) {
         &[
             "batch_norm",
             "batch_norm_relu",
+            "conv2d",
             "conv2d_weight_grad",
-            "conv2d_strided",
-            "conv2d_stem",
+            "conv2d_input_grad",
         ]
     } else {
         &[]

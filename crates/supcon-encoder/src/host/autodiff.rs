@@ -9,12 +9,12 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::{Autodiff, NodeId};
 use burn::backend::flex::FlexTensor;
-use burn::backend::ops::ModuleOps;
 use burn::backend::tensor::FloatTensor;
 use burn::tensor::ops::ConvOptions;
 
 use super::{
     Activation, HostKernels, NormalisedBatch, batch_norm_backward, conv2d_weight_backward,
+    conv2d_x_backward,
 };
 
 /// An autodiff float tensor on flex.
@@ -75,12 +75,7 @@ impl Backward<Flex, 2> for Conv2dStep {
         let x = checkpointer.retrieve_node_output::<FlexTensor>(x_state);
         let weight = checkpointer.retrieve_node_output::<FlexTensor>(weight_state);
         if let Some(node) = node_x {
-            let grad = Flex::conv2d_x_backward(
-                x.clone(),
-                weight.clone(),
-                output_grad.clone(),
-                options.clone(),
-            );
+            let grad = conv2d_x_backward(&x, weight.clone(), output_grad.clone(), &options);
             grads.register::<Flex>(node.id, grad);
         }
         if let Some(node) = node_weight {
@@ -179,6 +174,20 @@ impl<C: CheckpointStrategy> HostKernels for Autodiff<Flex, C> {
             weight.into_primitive(),
             output_grad.into_primitive(),
             options,
+        ))
+    }
+
+    fn host_conv2d_x_backward(
+        x: Tracked<C>,
+        weight: Tracked<C>,
+        output_grad: Tracked<C>,
+        options: ConvOptions<2>,
+    ) -> Tracked<C> {
+        Tracked::<C>::new(conv2d_x_backward(
+            &x.into_primitive(),
+            weight.into_primitive(),
+            output_grad.into_primitive(),
+            &options,
         ))
     }
 }

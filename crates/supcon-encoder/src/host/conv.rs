@@ -1,34 +1,42 @@
 //! A 2-D convolution (one group) and its weight gradient as matrix products with the unfolded
-//! input ([`super::unfold`]), a group of images at a time so that the unfolded input stays near
-//! [`COLUMN_ELEMENTS`], as PyTorch's CPU backend computes them:
+//! input ([`super::unfold`]), as PyTorch's CPU backend computes them, image by image (a few at
+//! once on small maps, [`MIN_COLUMNS`]): each core unfolds its images into a buffer that stays
+//! in its cache.
 //!
-//! - forward: `y_b = w' cols_b`, `w'` the kernel as `[Co, Ci kh kw]`;
-//! - weight gradient: `dw = Σ_b dy'_b cols_b^T` (or, by shape, its transpose `cols dy'^T`),
-//!   `dy'` the output gradient as `[Co, B Oh Ow]`, that is
+//! - forward: `y_b = w' cols_b`, `w'` the kernel as `[Co, Ci kh kw]`, written straight into `y`;
+//! - weight gradient: `dw = Σ_b dy'_b cols_b^T` (or, by shape, its transpose `Σ_b cols_b
+//!   dy'_b^T`), `dy'_b` image `b`'s output gradient as `[Co, Oh Ow]`, each core summing over
+//!   its images, then the cores' sums added; that is
 //!   `dw[o, (i, p, q)] = Σ_b Σ_(y, z) dy[b, o, y, z] x[b, i, y sh + p dh - ph, z sw + q dw - pw]`.
 //!
 //! Burn's default weight gradient instead runs a convolution of `x` whose kernel is `dy`, whose
-//! cost follows the feature map rather than the weight (issue 16, docs/cpu-profile.md). Flex's
-//! own forward is as fast at stride 1 and kept there, but for stems; this one is taken for
-//! strided convolutions, where flex's is up to 3.6x behind PyTorch's.
+//! cost follows the feature map rather than the weight (issue 16, docs/cpu-profile.md). Image by
+//! image beat both flex's forward (a channels-last copy, then unfolded tiles) and this module's
+//! previous products over large groups of images (whose unfolded input went to memory and
+//! back): on an AVX-512 Xeon, `cargo xtask ops`, the ResNet-18 step's forward convolutions took
+//! 360 ms against 570 and its weight gradients 520 against 740-1,090; the small CNN's 51
+//! against 109 and 67-73 against 110-144.
 
-use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
-use burn::backend::ops::FloatTensorOps;
 use burn::tensor::Shape;
 
-use super::parallel::for_rows;
-use super::unfold::{Geometry, unfold};
+use super::parallel::{cores, for_rows};
+use super::unfold::{Geometry, fold_images, unfold_images};
 use super::{f32s, flex_tensor};
 
-/// About how many elements the unfolded input of one group of images holds (64 MiB of f32).
-const COLUMN_ELEMENTS: usize = 1 << 24;
+/// Columns (output positions) per product, at least: on smaller maps several images go into one
+/// product. `cargo xtask ops` on an AVX-512 Xeon, the forward image by image against 64
+/// columns: 512 x 4x4 (16 positions) 40 against 22 ms, 256->512 8x8 stride 2 20 against 11;
+/// 128 and 256 columns were no faster.
+const MIN_COLUMNS: usize = 64;
 
-/// Images per group for `geometry`, out of `batch`.
-fn group_size(geometry: &Geometry, batch: usize) -> usize {
-    let per_image = geometry.patch() * geometry.positions();
-    (COLUMN_ELEMENTS / per_image.max(1)).clamp(1, batch)
+/// Images per product for maps of `positions`, out of `batch`.
+fn images_per_product(positions: usize, batch: usize) -> usize {
+    MIN_COLUMNS.div_ceil(positions.max(1)).clamp(1, batch)
 }
+
+/// The largest weight (`Co Ci kh kw` values) whose gradient is summed transposed.
+const TRANSPOSED_WEIGHT: usize = 1 << 20;
 
 /// `y` `[B, Co, Oh, Ow]` of float32 `x` and `weight` on flex, one group.
 pub(crate) fn forward(
@@ -38,30 +46,144 @@ pub(crate) fn forward(
     batch: usize,
 ) -> FlexTensor {
     let x = x.to_contiguous();
-    let xs = f32s(&x);
-    let co = geometry.output[0];
-    let kernel = Flex::float_reshape(weight, Shape::new([co, geometry.patch()]));
-    let positions = geometry.positions();
-    let mut y = vec![0.0f32; batch * co * positions];
-    let group = group_size(&geometry, batch);
-    for first in (0..batch).step_by(group) {
-        let images = group.min(batch - first);
-        let cols = unfold(xs, &geometry, first, images);
-        let cols = flex_tensor(cols, Shape::new([geometry.patch(), images * positions]));
-        // [Co, images Oh Ow], channel-major: each image's rows move to their place in y.
-        let part = Flex::float_matmul(kernel.clone(), cols);
-        let part = f32s(&part);
-        let out = &mut y[first * co * positions..(first + images) * co * positions];
-        let work = out.len();
-        for_rows(out, positions, work, |first_row, rows| {
-            for (r, row) in rows.chunks_exact_mut(positions).enumerate() {
-                let (b, o) = ((first_row + r) / co, (first_row + r) % co);
-                row.copy_from_slice(&part[(o * images + b) * positions..][..positions]);
+    let weight = weight.to_contiguous();
+    let (xs, kernel) = (f32s(&x), f32s(&weight));
+    let (co, patch, positions) = (geometry.output[0], geometry.patch(), geometry.positions());
+    let image_len = co * positions;
+    let mut y = vec![0.0f32; batch * image_len];
+    // More than one image per product go through a small buffer.
+    let per_product = images_per_product(positions, batch);
+    let images_from = |first: usize, images: &mut [f32], parallelism: gemm::Parallelism| {
+        let mut cols = Vec::new();
+        let mut part = Vec::new();
+        for (g, group) in images.chunks_mut(per_product * image_len).enumerate() {
+            let count = group.len() / image_len;
+            let columns = count * positions;
+            if cols.len() != patch * columns {
+                // The padding's entries are never written: zero them once per size.
+                cols = vec![0.0f32; patch * columns];
             }
+            let image = first + g * per_product;
+            unfold_images(xs, &geometry, image, count, &mut cols);
+            let direct = count == 1;
+            if !direct {
+                part.resize(co * columns, 0.0);
+            }
+            let out = if direct { &mut *group } else { &mut part[..] };
+            // SAFETY: `out` is `[Co, columns]`, `kernel` `[Co, patch]` and `cols` `[patch,
+            // columns]`, all row-major and as long as the strides say.
+            unsafe {
+                gemm::gemm(
+                    co,
+                    columns,
+                    patch,
+                    out.as_mut_ptr(),
+                    1,
+                    columns as isize,
+                    false,
+                    kernel.as_ptr(),
+                    1,
+                    patch as isize,
+                    cols.as_ptr(),
+                    1,
+                    columns as isize,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    parallelism,
+                );
+            }
+            if !direct {
+                // [Co, count Oh Ow] to count images of [Co, Oh Ow].
+                for (n, image) in group.chunks_exact_mut(image_len).enumerate() {
+                    for (o, row) in image.chunks_exact_mut(positions).enumerate() {
+                        row.copy_from_slice(&part[o * columns + n * positions..][..positions]);
+                    }
+                }
+            }
+        }
+    };
+    if batch < cores() {
+        // Fewer images than cores: one after the other, each product on all of them.
+        images_from(0, &mut y, gemm::Parallelism::Rayon(0));
+    } else {
+        for_rows(&mut y, image_len, batch * image_len, |first, images| {
+            images_from(first, images, gemm::Parallelism::None)
         });
     }
     let [_, oh, ow] = geometry.output;
     flex_tensor(y, Shape::new([batch, co, oh, ow]))
+}
+
+/// `dx` `[B, Ci, H, W]` for float32 `weight` and `output_grad` on flex, one group: `dcols_b =
+/// w'^T dy'_b`, folded back onto the input ([`fold_images`], the adjoint of the unfolding).
+pub(crate) fn input_gradient(
+    weight: FlexTensor,
+    output_grad: FlexTensor,
+    geometry: Geometry,
+    batch: usize,
+) -> FlexTensor {
+    let weight = weight.to_contiguous();
+    let output_grad = output_grad.to_contiguous();
+    let (kernel, dys) = (f32s(&weight), f32s(&output_grad));
+    let (co, patch, positions) = (geometry.output[0], geometry.patch(), geometry.positions());
+    let [ci, h, w] = geometry.input;
+    let (image_len, input_len) = (co * positions, ci * h * w);
+    let per_product = images_per_product(positions, batch);
+    let mut dx = vec![0.0f32; batch * input_len];
+    let images_from = |first: usize, images: &mut [f32], parallelism: gemm::Parallelism| {
+        let mut dcols = Vec::new();
+        let mut dy = Vec::new();
+        for (g, group) in images.chunks_mut(per_product * input_len).enumerate() {
+            let count = group.len() / input_len;
+            let columns = count * positions;
+            dcols.resize(patch * columns, 0.0);
+            let image = first + g * per_product;
+            let source = &dys[image * image_len..(image + count) * image_len];
+            let dy = if count == 1 {
+                source
+            } else {
+                gather_output_grad(source, co, positions, false, &mut dy);
+                &dy[..]
+            };
+            // SAFETY: `dcols` is `[patch, columns]`, `kernel` `[Co, patch]` (read transposed)
+            // and `dy` `[Co, columns]`, row-major and as long as the strides say.
+            unsafe {
+                gemm::gemm(
+                    patch,
+                    columns,
+                    co,
+                    dcols.as_mut_ptr(),
+                    1,
+                    columns as isize,
+                    false,
+                    kernel.as_ptr(),
+                    patch as isize,
+                    1,
+                    dy.as_ptr(),
+                    1,
+                    columns as isize,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    parallelism,
+                );
+            }
+            fold_images(&dcols, &geometry, count, group);
+        }
+    };
+    if batch < cores() {
+        images_from(0, &mut dx, gemm::Parallelism::Rayon(0));
+    } else {
+        for_rows(&mut dx, input_len, batch * input_len, |first, images| {
+            images_from(first, images, gemm::Parallelism::None)
+        });
+    }
+    flex_tensor(dx, Shape::new([batch, ci, h, w]))
 }
 
 /// `dw` `[Co, Ci, kh, kw]` for float32 `x` and `output_grad` on flex, one group.
@@ -73,108 +195,156 @@ pub(crate) fn weight_gradient(
 ) -> FlexTensor {
     let x = x.to_contiguous();
     let output_grad = output_grad.to_contiguous();
-    let xs = f32s(&x);
-    let dys = f32s(&output_grad);
-    let group = group_size(&geometry, batch);
-    let (patch, co) = (geometry.patch(), geometry.output[0]);
-    // Which way round the product goes. gemm wants the right-hand operand row-major: as
-    // `dy' cols^T` it repacks `cols`, as `(cols dy'^T)^T` it does not, but the output gradient
-    // is gathered transposed and the result transposed back. The second wins where the columns
-    // outnumber the patch rows and those the output channels (the 3x3 convolutions with
-    // outputs of 14x14 and more at a batch of 256, 16x16 and more at 64: 1.2-1.9x faster; as
-    // fast or faster at 7x7 and 8x8), the first on small maps with wide kernels (512 channels
-    // at 4x4: 1.2x) and on narrow patches (the stem: 1.15x). docs/cpu-profile.md, second round.
-    let transposed = group * geometry.positions() >= patch && patch >= co;
-    let mut total: Option<FlexTensor> = None;
-    for first in (0..batch).step_by(group) {
-        let images = group.min(batch - first);
-        let columns = images * geometry.positions();
-        let cols = unfold(xs, &geometry, first, images);
-        let cols = flex_tensor(cols, Shape::new([patch, columns]));
-        let dy = gather_output_grad(dys, &geometry, batch, first, images, transposed);
-        let part = if transposed {
-            Flex::float_matmul(cols, flex_tensor(dy, Shape::new([columns, co])))
-        } else {
-            let dy = flex_tensor(dy, Shape::new([co, columns]));
-            Flex::float_matmul(dy, Flex::float_transpose(cols))
-        };
-        total = Some(match total {
-            None => part,
-            Some(sum) => Flex::float_add(sum, part),
+    let (xs, dys) = (f32s(&x), f32s(&output_grad));
+    let (co, patch, positions) = (geometry.output[0], geometry.patch(), geometry.positions());
+    let image_len = co * positions;
+    let per_product = images_per_product(positions, batch);
+    // Which way round the product goes: `dw^T += cols dy'^T` (the output gradient gathered
+    // transposed, the sum transposed back at the end) where the patch has at least as many
+    // rows as there are output channels and the weight is not too large, `dw += dy' cols^T`
+    // elsewhere. `cargo xtask ops` on an AVX-512 Xeon (ms, transposed against not): 64 x 32x32
+    // 30 against 53, 32->64 28x28 stride 2 17-19 against 17-26, 128 x 16x16 28-30 against
+    // 33-34; the stems 7 against 3, 512 x 4x4 (a weight of 2.4 Mi values) 47 against 33-42.
+    let transposed = patch >= co && co * patch <= TRANSPOSED_WEIGHT;
+    let sum_images = |first: usize, images: usize, parallelism: gemm::Parallelism| {
+        let mut sum = vec![0.0f32; co * patch];
+        let mut cols = Vec::new();
+        let mut dy = Vec::new();
+        for group_first in (first..first + images).step_by(per_product) {
+            let count = per_product.min(first + images - group_first);
+            let columns = count * positions;
+            if cols.len() != patch * columns {
+                // The padding's entries are never written: zero them once per size.
+                cols = vec![0.0f32; patch * columns];
+            }
+            unfold_images(xs, &geometry, group_first, count, &mut cols);
+            let source = &dys[group_first * image_len..(group_first + count) * image_len];
+            let dy = if count == 1 && !transposed {
+                source
+            } else {
+                gather_output_grad(source, co, positions, transposed, &mut dy);
+                &dy[..]
+            };
+            // SAFETY: `sum` is `[Co, patch]` (or `[patch, Co]`), `dy` `[Co, columns]` (or
+            // `[columns, Co]`) and `cols` `[patch, columns]`, row-major and as long as the
+            // strides say.
+            unsafe {
+                let (m, n) = if transposed { (patch, co) } else { (co, patch) };
+                let (lhs, lhs_rs, rhs, rhs_cs, rhs_rs) = if transposed {
+                    (cols.as_ptr(), columns, dy.as_ptr(), 1, co)
+                } else {
+                    (dy.as_ptr(), columns, cols.as_ptr(), columns, 1)
+                };
+                gemm::gemm(
+                    m,
+                    n,
+                    columns,
+                    sum.as_mut_ptr(),
+                    1,
+                    n as isize,
+                    true,
+                    lhs,
+                    1,
+                    lhs_rs as isize,
+                    rhs,
+                    rhs_cs as isize,
+                    rhs_rs as isize,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    parallelism,
+                );
+            }
+        }
+        sum
+    };
+    let total = if batch < cores() {
+        // Fewer images than cores: one after the other, each product on all of them.
+        sum_images(0, batch, gemm::Parallelism::Rayon(0))
+    } else {
+        let per_core = batch.div_ceil(cores());
+        let sums: Vec<Vec<f32>> = std::thread::scope(|scope| {
+            let sum_images = &sum_images;
+            let workers: Vec<_> = (0..batch)
+                .step_by(per_core)
+                .map(|first| {
+                    let images = per_core.min(batch - first);
+                    scope.spawn(move || sum_images(first, images, gemm::Parallelism::None))
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|worker| worker.join().expect("a weight-gradient thread panicked"))
+                .collect()
         });
-    }
-    let total = total.expect("a batch of at least one image");
-    let total = if transposed {
-        Flex::float_transpose(total)
+        let mut sums = sums.into_iter();
+        let mut total = sums.next().expect("a batch of at least one image");
+        for sum in sums {
+            total.iter_mut().zip(&sum).for_each(|(t, v)| *t += v);
+        }
+        total
+    };
+    let dw = if transposed {
+        let mut dw = vec![0.0f32; co * patch];
+        for_rows(&mut dw, patch, co * patch, |first, rows| {
+            for (r, row) in rows.chunks_exact_mut(patch).enumerate() {
+                let o = first + r;
+                for (j, v) in row.iter_mut().enumerate() {
+                    *v = total[j * co + o];
+                }
+            }
+        });
+        dw
     } else {
         total
     };
     let [ci, _, _] = geometry.input;
-    Flex::float_reshape(
-        total,
+    flex_tensor(
+        dw,
         Shape::new([co, ci, geometry.kernel[0], geometry.kernel[1]]),
     )
 }
 
-/// The output gradient of images `first..first + images` as `[Co, images Oh Ow]` or, where
-/// `transposed`, as `[images Oh Ow, Co]` (each image's `[Co, Oh Ow]` block transposed).
+/// The output gradient of a group of images (`source`, blocks of `[Co, positions]`) into `out`
+/// as `[Co, images positions]` or, where `transposed`, as `[images positions, Co]`.
 fn gather_output_grad(
-    dy: &[f32],
-    g: &Geometry,
-    batch: usize,
-    first: usize,
-    images: usize,
+    source: &[f32],
+    co: usize,
+    positions: usize,
     transposed: bool,
-) -> Vec<f32> {
-    let co = g.output[0];
-    let positions = g.positions();
-    debug_assert_eq!(dy.len(), batch * co * positions);
-    let work = images * co * positions;
-    let mut out = vec![0.0f32; work];
-    if transposed {
-        let image_len = co * positions;
-        for_rows(&mut out, image_len, work, |first_image, block| {
-            for (n, image) in block.chunks_exact_mut(image_len).enumerate() {
-                let source = &dy[(first + first_image + n) * image_len..][..image_len];
-                for (o, channel) in source.chunks_exact(positions).enumerate() {
-                    for (position, &v) in channel.iter().enumerate() {
-                        image[position * co + o] = v;
-                    }
+    out: &mut Vec<f32>,
+) {
+    out.resize(source.len(), 0.0);
+    let columns = source.len() / co;
+    for (n, image) in source.chunks_exact(co * positions).enumerate() {
+        for (o, channel) in image.chunks_exact(positions).enumerate() {
+            if transposed {
+                for (p, &v) in channel.iter().enumerate() {
+                    out[(n * positions + p) * co + o] = v;
                 }
+            } else {
+                out[o * columns + n * positions..][..positions].copy_from_slice(channel);
             }
-        });
-    } else {
-        let row_len = images * positions;
-        for_rows(&mut out, row_len, work, |first_row, rows| {
-            for (r, row) in rows.chunks_exact_mut(row_len).enumerate() {
-                let channel = first_row + r;
-                for b in 0..images {
-                    let source = &dy[((first + b) * co + channel) * positions..][..positions];
-                    row[b * positions..(b + 1) * positions].copy_from_slice(source);
-                }
-            }
-        });
+        }
     }
-    out
 }
 
 #[cfg(test)]
 mod tests {
-    use burn::tensor::ops::ConvOptions;
-
     use super::*;
 
-    /// Both layouts of the gathered output gradient, for a group that does not start at the
-    /// first image.
+    /// Both layouts of the gathered output gradient, for a group of two images after the first.
     #[test]
-    fn gathers_a_later_group_in_both_layouts() {
-        // x [3, 1, 2, 2] by a 1x1 kernel of 2 outputs: dy [3, 2, 2, 2], 4 positions.
-        let options = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
-        let g = Geometry::of_forward(&[3, 1, 2, 2], &[2, 1, 1, 1], &options).unwrap();
+    fn gathers_a_group_in_both_layouts() {
+        // dy [3, 2, 2, 2]: 2 output channels, 4 positions.
         let dy: Vec<f32> = (0..24).map(|i| i as f32).collect();
         let value = |b: usize, o: usize, p: usize| dy[(b * 2 + o) * 4 + p];
-        let plain = gather_output_grad(&dy, &g, 3, 1, 2, false);
-        let transposed = gather_output_grad(&dy, &g, 3, 1, 2, true);
+        let (mut plain, mut transposed) = (Vec::new(), vec![-1.0; 3]);
+        gather_output_grad(&dy[8..], 2, 4, false, &mut plain);
+        gather_output_grad(&dy[8..], 2, 4, true, &mut transposed);
+        assert_eq!((plain.len(), transposed.len()), (16, 16));
         for b in 0..2 {
             for o in 0..2 {
                 for p in 0..4 {
@@ -184,5 +354,13 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn small_maps_share_a_product() {
+        assert_eq!(images_per_product(16, 256), 4);
+        assert_eq!(images_per_product(49, 256), 2);
+        assert_eq!(images_per_product(64, 256), 1);
+        assert_eq!(images_per_product(1, 3), 3);
     }
 }

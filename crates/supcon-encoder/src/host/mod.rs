@@ -1,15 +1,13 @@
 //! Faster training on Burn's flex (CPU) backend, behind this crate's `flex` feature: BatchNorm
 //! in two passes each way, with the ReLU that follows it where there is one ([`batch_norm`]),
-//! and the convolution weight gradient (and the forward of strided convolutions and stems) as
-//! one matrix product with the unfolded input ([`conv`], [`unfold`]), where Burn 0.22 composes
-//! tensor operations or runs slower kernels.
+//! and the convolution's forward and weight gradient as matrix products with the unfolded input
+//! ([`conv`], [`unfold`]), where Burn 0.22 composes tensor operations or runs slower kernels.
 //!
 //! They are a Burn backend extension ([`HostKernels`], implemented for `Flex` and for
 //! `Autodiff<Flex>` with its own backward steps); [`fused_batch_norm_train`] and
 //! [`fused_conv2d`] take them for float32 tensors on a flex device and answer `None` elsewhere,
 //! so the callers fall back to Burn's operations. The convolution's input gradient stays Burn's
-//! (`conv2d_x_backward`), and so does its forward at stride 1 (flex's `conv2d`) except on the
-//! narrow patches of a stem.
+//! (`conv2d_x_backward`).
 
 mod autodiff;
 mod batch_norm;
@@ -56,8 +54,8 @@ pub trait HostKernels: Backend {
         activation: Activation,
     ) -> NormalisedBatch<Self>;
 
-    /// A bias-free convolution of one group whose weight gradient is one product per group of
-    /// images.
+    /// A bias-free convolution of one group, its output and both gradients as products with
+    /// the unfolded input, image by image.
     fn host_conv2d(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -66,6 +64,14 @@ pub trait HostKernels: Backend {
 
     /// The weight gradient of [`HostKernels::host_conv2d`] alone (not differentiable again).
     fn host_conv2d_weight_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self>;
+
+    /// The input gradient of [`HostKernels::host_conv2d`] alone (not differentiable again).
+    fn host_conv2d_x_backward(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         output_grad: FloatTensor<Self>,
@@ -102,7 +108,7 @@ impl HostKernels for Flex {
 
     fn host_conv2d(x: FlexTensor, weight: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
         match Geometry::of_forward(&x.shape(), &weight.shape(), &options) {
-            Some(geometry) if options.stride != [1, 1] || geometry.patch() < NARROW_PATCH => {
+            Some(geometry) => {
                 let batch = x.shape()[0];
                 conv::forward(x, weight, geometry, batch)
             }
@@ -117,6 +123,15 @@ impl HostKernels for Flex {
         options: ConvOptions<2>,
     ) -> FlexTensor {
         conv2d_weight_backward(x, weight, output_grad, options)
+    }
+
+    fn host_conv2d_x_backward(
+        x: FlexTensor,
+        weight: FlexTensor,
+        output_grad: FlexTensor,
+        options: ConvOptions<2>,
+    ) -> FlexTensor {
+        conv2d_x_backward(&x, weight, output_grad, &options)
     }
 }
 
@@ -162,6 +177,24 @@ fn batch_norm_backward(
     ]
 }
 
+/// The input gradient of [`HostKernels::host_conv2d`] (`x` for its shape).
+fn conv2d_x_backward(
+    x: &FlexTensor,
+    weight: FlexTensor,
+    output_grad: FlexTensor,
+    options: &ConvOptions<2>,
+) -> FlexTensor {
+    let weight_shape = weight.shape();
+    let x_shape = x.shape();
+    let geometry = Geometry::new(
+        &x_shape,
+        &output_grad.shape(),
+        [weight_shape[2], weight_shape[3]],
+        options,
+    );
+    conv::input_gradient(weight, output_grad, geometry, x_shape[0])
+}
+
 /// The weight gradient of [`HostKernels::host_conv2d`].
 fn conv2d_weight_backward(
     x: FlexTensor,
@@ -179,11 +212,6 @@ fn conv2d_weight_backward(
     );
     conv::weight_gradient(x, output_grad, geometry, x_shape[0])
 }
-
-/// Below this many patch rows (`Ci kh kw`: the stems, of 1-3 input channels) the forward at
-/// stride 1 is ours too: flex's takes 1.3x as long there (`cargo xtask ops`, the small CNN's
-/// 1->32 3x3: 26-28 ms against 19-20; on wider patches it is as fast or faster).
-const NARROW_PATCH: usize = 32;
 
 /// The kernels' view of a `[batch, channels, ...]` shape.
 fn planes(shape: &Shape) -> Planes {
@@ -302,6 +330,27 @@ pub(crate) fn fused_conv2d_weight_backward(
     Some(Tensor::from_dispatch(grad))
 }
 
+/// [`HostKernels::host_conv2d_x_backward`] where it applies (as
+/// [`fused_conv2d_weight_backward`]), `None` elsewhere.
+pub(crate) fn fused_conv2d_x_backward(
+    x: &Tensor<4>,
+    weight: &Tensor<4>,
+    output_grad: &Tensor<4>,
+    options: &ConvOptions<2>,
+) -> Option<Tensor<4>> {
+    let output = host_conv_output(x, weight, options)?;
+    if output_grad.dims() != output || !on_flex(output_grad) {
+        return None;
+    }
+    let grad = burn::backend::Dispatch::host_conv2d_x_backward(
+        x.clone().into_dispatch(),
+        weight.clone().into_dispatch(),
+        output_grad.clone().into_dispatch(),
+        options.clone(),
+    );
+    Some(Tensor::from_dispatch(grad))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,6 +373,7 @@ mod tests {
             assert!(fused_batch_norm_train(&x, &gamma, &beta, 1e-5, Activation::Relu).is_some());
             let output_grad = Tensor::<4>::ones([2, 6, 3, 3], &device);
             assert!(fused_conv2d_weight_backward(&x, &weight, &output_grad, &one_group).is_some());
+            assert!(fused_conv2d_x_backward(&x, &weight, &output_grad, &one_group).is_some());
             let empty = Tensor::<4>::ones([0, 4, 3, 3], &device);
             let empty_grad = Tensor::<4>::ones([0, 6, 3, 3], &device);
             assert!(

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 const MIN_PARALLEL_ELEMENTS: usize = 1 << 15;
 
 /// The cores this process may use, asked once.
-fn cores() -> usize {
+pub(crate) fn cores() -> usize {
     static CORES: OnceLock<usize> = OnceLock::new();
     *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
 }

@@ -6,8 +6,6 @@
 
 use burn::tensor::ops::ConvOptions;
 
-use super::parallel::for_rows;
-
 /// The geometry of one convolution, as the unfolding needs it.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Geometry {
@@ -75,43 +73,99 @@ impl Geometry {
     }
 }
 
-/// The unfolded input of images `first..first + images`: `[Ci kh kw, images Oh Ow]`.
-pub(crate) fn unfold(x: &[f32], g: &Geometry, first: usize, images: usize) -> Vec<f32> {
+/// The unfolded input of images `first..first + images`, `[Ci kh kw, images Oh Ow]`, written
+/// into `cols` on the calling thread. Only the entries inside the input are written: the
+/// padding's stay as they are, so a buffer zeroed once serves every group of images of the same
+/// size and geometry.
+pub(crate) fn unfold_images(
+    x: &[f32],
+    g: &Geometry,
+    first: usize,
+    images: usize,
+    cols: &mut [f32],
+) {
+    debug_assert_eq!(cols.len(), g.patch() * images * g.positions());
+    fill_rows(x, g, first, images, 0, cols);
+}
+
+/// Rows `first_row..` of the unfolded input of images `first..first + images` (`rows`, whole
+/// rows of `images Oh Ow`): the entries inside the input.
+fn fill_rows(
+    x: &[f32],
+    g: &Geometry,
+    first: usize,
+    images: usize,
+    first_row: usize,
+    rows: &mut [f32],
+) {
     let [ci, h, w] = g.input;
     let [_, oh, ow] = g.output;
     let [kh, kw] = g.kernel;
     let row_len = images * oh * ow;
-    let mut cols = vec![0.0f32; g.patch() * row_len];
-    for_rows(
-        &mut cols,
-        row_len,
-        g.patch() * row_len,
-        |first_row, rows| {
-            for (r, row) in rows.chunks_exact_mut(row_len).enumerate() {
-                let patch_row = first_row + r;
-                let channel = patch_row / (kh * kw);
-                let (p, q) = ((patch_row / kw) % kh, patch_row % kw);
-                // Columns z whose input column z sw + q dw - pw lies in [0, w).
-                let column_offset = (q * g.dilation[1]) as isize - g.padding[1] as isize;
-                let (z_lo, z_hi) = valid_range(ow, g.stride[1], column_offset, w);
-                for b in 0..images {
-                    let plane = &x[((first + b) * ci + channel) * h * w..][..h * w];
-                    for y in 0..oh {
-                        let out = &mut row[(b * oh + y) * ow..][..ow];
-                        let input_row =
-                            (y * g.stride[0] + p * g.dilation[0]) as isize - g.padding[0] as isize;
-                        if input_row < 0 || input_row >= h as isize || z_lo >= z_hi {
-                            continue;
-                        }
-                        let line = &plane[input_row as usize * w..][..w];
-                        let start = ((z_lo * g.stride[1]) as isize + column_offset) as usize;
-                        gather_strided(&mut out[z_lo..z_hi], &line[start..], g.stride[1]);
-                    }
+    for (r, row) in rows.chunks_exact_mut(row_len).enumerate() {
+        let patch_row = first_row + r;
+        let channel = patch_row / (kh * kw);
+        let (p, q) = ((patch_row / kw) % kh, patch_row % kw);
+        // Columns z whose input column z sw + q dw - pw lies in [0, w).
+        let column_offset = (q * g.dilation[1]) as isize - g.padding[1] as isize;
+        let (z_lo, z_hi) = valid_range(ow, g.stride[1], column_offset, w);
+        for b in 0..images {
+            let plane = &x[((first + b) * ci + channel) * h * w..][..h * w];
+            for y in 0..oh {
+                let out = &mut row[(b * oh + y) * ow..][..ow];
+                let input_row =
+                    (y * g.stride[0] + p * g.dilation[0]) as isize - g.padding[0] as isize;
+                if input_row < 0 || input_row >= h as isize || z_lo >= z_hi {
+                    continue;
+                }
+                let line = &plane[input_row as usize * w..][..w];
+                let start = ((z_lo * g.stride[1]) as isize + column_offset) as usize;
+                gather_strided(&mut out[z_lo..z_hi], &line[start..], g.stride[1]);
+            }
+        }
+    }
+}
+
+/// The adjoint of [`unfold_images`]: adds each entry of `cols` (`[Ci kh kw, images Oh Ow]`) to
+/// the input element it was taken from, in `x` (the `images` images' `[images, Ci, H, W]`).
+/// This is the convolution's input gradient from the gradient of the unfolded input.
+pub(crate) fn fold_images(cols: &[f32], g: &Geometry, images: usize, x: &mut [f32]) {
+    let [ci, h, w] = g.input;
+    let [_, oh, ow] = g.output;
+    let [kh, kw] = g.kernel;
+    let row_len = images * oh * ow;
+    debug_assert_eq!(cols.len(), g.patch() * row_len);
+    debug_assert_eq!(x.len(), images * ci * h * w);
+    for (patch_row, row) in cols.chunks_exact(row_len).enumerate() {
+        let channel = patch_row / (kh * kw);
+        let (p, q) = ((patch_row / kw) % kh, patch_row % kw);
+        let column_offset = (q * g.dilation[1]) as isize - g.padding[1] as isize;
+        let (z_lo, z_hi) = valid_range(ow, g.stride[1], column_offset, w);
+        if z_lo >= z_hi {
+            continue;
+        }
+        let start = ((z_lo * g.stride[1]) as isize + column_offset) as usize;
+        for b in 0..images {
+            let plane = &mut x[(b * ci + channel) * h * w..][..h * w];
+            for y in 0..oh {
+                let input_row =
+                    (y * g.stride[0] + p * g.dilation[0]) as isize - g.padding[0] as isize;
+                if input_row < 0 || input_row >= h as isize {
+                    continue;
+                }
+                let source = &row[(b * oh + y) * ow..][z_lo..z_hi];
+                let line = &mut plane[input_row as usize * w..][start..];
+                match g.stride[1] {
+                    1 => line.iter_mut().zip(source).for_each(|(t, &v)| *t += v),
+                    stride => line
+                        .iter_mut()
+                        .step_by(stride)
+                        .zip(source)
+                        .for_each(|(t, &v)| *t += v),
                 }
             }
-        },
-    );
-    cols
+        }
+    }
 }
 
 /// The output positions `z` in `0..len` with `z stride + offset` in `0..size`, as a range.
@@ -199,6 +253,52 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// `<unfold(x), c> = <x, fold(c)>` for every geometry tried: `fold_images` is the adjoint of
+    /// `unfold_images`, hence the input gradient of a convolution computed through them.
+    #[test]
+    fn fold_is_the_adjoint_of_unfold() {
+        let mut seed = 7u32;
+        let mut next = move || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        };
+        // (input [Ci, H, W], kernel, stride, padding, dilation)
+        let cases = [
+            ([2, 5, 6], [3, 3], [1, 1], [1, 1], [1, 1]),
+            ([3, 7, 7], [3, 3], [2, 2], [1, 1], [1, 1]),
+            ([2, 8, 5], [1, 1], [2, 2], [0, 0], [1, 1]),
+            ([1, 9, 9], [3, 2], [3, 2], [2, 0], [2, 1]),
+            ([2, 4, 4], [5, 5], [1, 1], [2, 2], [1, 1]),
+        ];
+        for (input, kernel, stride, padding, dilation) in cases {
+            let images = 2;
+            let options = ConvOptions::new(stride, padding, dilation, 1);
+            let x_shape = [images, input[0], input[1], input[2]];
+            let g = Geometry::of_forward(&x_shape, &[4, input[0], kernel[0], kernel[1]], &options)
+                .unwrap();
+            let x: Vec<f32> = (0..x_shape.iter().product()).map(|_| next()).collect();
+            let c: Vec<f32> = (0..g.patch() * images * g.positions())
+                .map(|_| next())
+                .collect();
+            let mut cols = vec![0.0; c.len()];
+            unfold_images(&x, &g, 0, images, &mut cols);
+            let mut folded = vec![0.0; x.len()];
+            fold_images(&c, &g, images, &mut folded);
+            let dot = |a: &[f32], b: &[f32]| -> f64 {
+                a.iter()
+                    .zip(b)
+                    .map(|(&u, &v)| f64::from(u) * f64::from(v))
+                    .sum()
+            };
+            let (left, right) = (dot(&cols, &c), dot(&x, &folded));
+            assert!(
+                (left - right).abs() < 1e-4,
+                "{input:?} {kernel:?}: {left} {right}"
+            );
+            assert!(folded.iter().any(|&v| v != 0.0));
         }
     }
 }
