@@ -1,5 +1,5 @@
-//! Convolutions as Burn's `Conv2d` computes them, with the weight gradient as one matrix
-//! product on flex (this crate's `flex` feature; see `docs/cpu-profile.md`).
+//! Convolutions as Burn's `Conv2d` computes them, with the output and both gradients as matrix
+//! products on flex (this crate's `flex` feature; see `docs/cpu-profile.md`).
 
 #[cfg(feature = "flex")]
 use burn::nn::PaddingConfig2d;

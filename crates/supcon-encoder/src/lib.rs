@@ -16,9 +16,10 @@
 //! an ImageNet stem (7x7 stride 2 + 3x3 max-pool) and any number of input channels.
 //!
 //! The cargo feature `flex` makes training on Burn's flex CPU backend faster: BatchNorm in
-//! training mode (with the ReLU after it, [`norm::batch_norm_relu`]), the convolutions' weight
-//! gradient and the forward of strided convolutions and stems run as kernels of this crate (a
-//! Burn backend extension with its own backward; [`norm::batch_norm`], [`conv::conv2d`]), the
+//! training mode (with the ReLU after it, [`norm::batch_norm_relu`]) and the convolutions'
+//! forward, weight gradient and input gradient (products with the unfolded input, image by
+//! image) run as kernels of this crate (a Burn backend extension with its own backward;
+//! [`norm::batch_norm`], [`conv::conv2d`], [`conv::conv2d_x_backward`]), the
 //! same results to float32 rounding. Other devices, and flex tensors in another float type, take
 //! Burn's operations whether it is on or not.
 //!
