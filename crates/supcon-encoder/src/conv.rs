@@ -2,6 +2,8 @@
 //! products on flex (this crate's `flex` feature; see `docs/cpu-profile.md`).
 
 #[cfg(feature = "flex")]
+use crate::host::ConvGradient::{Input, Weight};
+#[cfg(feature = "flex")]
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
@@ -58,7 +60,7 @@ pub fn conv2d_weight_backward(
 ) -> Tensor<4> {
     #[cfg(feature = "flex")]
     if let Some(grad) =
-        crate::host::fused_conv2d_weight_backward(&x, &weight, &output_grad, &options)
+        crate::host::fused_conv2d_backward(Weight, &x, &weight, &output_grad, &options)
     {
         return grad;
     }
@@ -91,7 +93,9 @@ pub fn conv2d_x_backward(
     options: ConvOptions<2>,
 ) -> Tensor<4> {
     #[cfg(feature = "flex")]
-    if let Some(grad) = crate::host::fused_conv2d_x_backward(&x, &weight, &output_grad, &options) {
+    if let Some(grad) =
+        crate::host::fused_conv2d_backward(Input, &x, &weight, &output_grad, &options)
+    {
         return grad;
     }
     use burn::backend::ops::ModuleOps;

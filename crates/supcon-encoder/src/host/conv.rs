@@ -38,6 +38,24 @@ fn images_per_product(positions: usize, batch: usize) -> usize {
 /// The largest weight (`Co Ci kh kw` values) whose gradient is summed transposed.
 const TRANSPOSED_WEIGHT: usize = 1 << 20;
 
+/// Calls `f(first_image, images, parallelism)` on pieces of `out` (whole images of
+/// `image_len` values), one piece a core with single-threaded products; with fewer images than
+/// cores, on all of `out` at once, each product on all the cores.
+fn over_cores(
+    out: &mut [f32],
+    image_len: usize,
+    f: impl Fn(usize, &mut [f32], gemm::Parallelism) + Sync,
+) {
+    if out.len() / image_len.max(1) < cores() {
+        f(0, out, gemm::Parallelism::Rayon(0));
+    } else {
+        let work = out.len();
+        for_rows(out, image_len, work, |first, images| {
+            f(first, images, gemm::Parallelism::None)
+        });
+    }
+}
+
 /// `y` `[B, Co, Oh, Ow]` of float32 `x` and `weight` on flex, one group.
 pub(crate) fn forward(
     x: FlexTensor,
@@ -105,14 +123,7 @@ pub(crate) fn forward(
             }
         }
     };
-    if batch < cores() {
-        // Fewer images than cores: one after the other, each product on all of them.
-        images_from(0, &mut y, gemm::Parallelism::Rayon(0));
-    } else {
-        for_rows(&mut y, image_len, batch * image_len, |first, images| {
-            images_from(first, images, gemm::Parallelism::None)
-        });
-    }
+    over_cores(&mut y, image_len, images_from);
     let [_, oh, ow] = geometry.output;
     flex_tensor(y, Shape::new([batch, co, oh, ow]))
 }
@@ -176,13 +187,7 @@ pub(crate) fn input_gradient(
             fold_images(&dcols, &geometry, count, group);
         }
     };
-    if batch < cores() {
-        images_from(0, &mut dx, gemm::Parallelism::Rayon(0));
-    } else {
-        for_rows(&mut dx, input_len, batch * input_len, |first, images| {
-            images_from(first, images, gemm::Parallelism::None)
-        });
-    }
+    over_cores(&mut dx, input_len, images_from);
     flex_tensor(dx, Shape::new([batch, ci, h, w]))
 }
 

@@ -184,15 +184,8 @@ fn conv2d_x_backward(
     output_grad: FlexTensor,
     options: &ConvOptions<2>,
 ) -> FlexTensor {
-    let weight_shape = weight.shape();
-    let x_shape = x.shape();
-    let geometry = Geometry::new(
-        &x_shape,
-        &output_grad.shape(),
-        [weight_shape[2], weight_shape[3]],
-        options,
-    );
-    conv::input_gradient(weight, output_grad, geometry, x_shape[0])
+    let geometry = backward_geometry(x, &weight, &output_grad, options);
+    conv::input_gradient(weight, output_grad, geometry, x.shape()[0])
 }
 
 /// The weight gradient of [`HostKernels::host_conv2d`].
@@ -202,15 +195,25 @@ fn conv2d_weight_backward(
     output_grad: FlexTensor,
     options: ConvOptions<2>,
 ) -> FlexTensor {
+    let geometry = backward_geometry(&x, &weight, &output_grad, &options);
+    let batch = x.shape()[0];
+    conv::weight_gradient(x, output_grad, geometry, batch)
+}
+
+/// The geometry of the convolution of `x` by `weight` whose output gradient is `output_grad`.
+fn backward_geometry(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    output_grad: &FlexTensor,
+    options: &ConvOptions<2>,
+) -> Geometry {
     let weight_shape = weight.shape();
-    let x_shape = x.shape();
-    let geometry = Geometry::new(
-        &x_shape,
+    Geometry::new(
+        &x.shape(),
         &output_grad.shape(),
         [weight_shape[2], weight_shape[3]],
-        &options,
-    );
-    conv::weight_gradient(x, output_grad, geometry, x_shape[0])
+        options,
+    )
 }
 
 /// The kernels' view of a `[batch, channels, ...]` shape.
@@ -308,31 +311,19 @@ pub(crate) fn fused_conv2d(
     Some(Tensor::from_dispatch(output))
 }
 
-/// The weight gradient of a one-group convolution through [`HostKernels`] where
-/// [`host_conv_output`] allows and `output_grad`, float32 on flex, has the output's shape;
-/// `None` otherwise.
-pub(crate) fn fused_conv2d_weight_backward(
-    x: &Tensor<4>,
-    weight: &Tensor<4>,
-    output_grad: &Tensor<4>,
-    options: &ConvOptions<2>,
-) -> Option<Tensor<4>> {
-    let output = host_conv_output(x, weight, options)?;
-    if output_grad.dims() != output || !on_flex(output_grad) {
-        return None;
-    }
-    let grad = burn::backend::Dispatch::host_conv2d_weight_backward(
-        x.clone().into_dispatch(),
-        weight.clone().into_dispatch(),
-        output_grad.clone().into_dispatch(),
-        options.clone(),
-    );
-    Some(Tensor::from_dispatch(grad))
+/// Which gradient of a convolution [`fused_conv2d_backward`] computes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum ConvGradient {
+    /// With respect to the input, `[B, Ci, H, W]`.
+    Input,
+    /// With respect to the weight, `[Co, Ci, kh, kw]`.
+    Weight,
 }
 
-/// [`HostKernels::host_conv2d_x_backward`] where it applies (as
-/// [`fused_conv2d_weight_backward`]), `None` elsewhere.
-pub(crate) fn fused_conv2d_x_backward(
+/// A gradient of a one-group convolution through [`HostKernels`] where [`host_conv_output`]
+/// allows and `output_grad`, float32 on flex, has the output's shape; `None` otherwise.
+pub(crate) fn fused_conv2d_backward(
+    which: ConvGradient,
     x: &Tensor<4>,
     weight: &Tensor<4>,
     output_grad: &Tensor<4>,
@@ -342,7 +333,11 @@ pub(crate) fn fused_conv2d_x_backward(
     if output_grad.dims() != output || !on_flex(output_grad) {
         return None;
     }
-    let grad = burn::backend::Dispatch::host_conv2d_x_backward(
+    let kernel = match which {
+        ConvGradient::Input => burn::backend::Dispatch::host_conv2d_x_backward,
+        ConvGradient::Weight => burn::backend::Dispatch::host_conv2d_weight_backward,
+    };
+    let grad = kernel(
         x.clone().into_dispatch(),
         weight.clone().into_dispatch(),
         output_grad.clone().into_dispatch(),
@@ -372,15 +367,19 @@ mod tests {
             let beta = Tensor::<1>::zeros([4], &device);
             assert!(fused_batch_norm_train(&x, &gamma, &beta, 1e-5, Activation::Relu).is_some());
             let output_grad = Tensor::<4>::ones([2, 6, 3, 3], &device);
-            assert!(fused_conv2d_weight_backward(&x, &weight, &output_grad, &one_group).is_some());
-            assert!(fused_conv2d_x_backward(&x, &weight, &output_grad, &one_group).is_some());
+            for which in [ConvGradient::Input, ConvGradient::Weight] {
+                let grad = fused_conv2d_backward(which, &x, &weight, &output_grad, &one_group);
+                assert!(grad.is_some());
+            }
             let empty = Tensor::<4>::ones([0, 4, 3, 3], &device);
             let empty_grad = Tensor::<4>::ones([0, 6, 3, 3], &device);
-            assert!(
-                fused_conv2d_weight_backward(&empty, &weight, &empty_grad, &one_group).is_none()
-            );
             let wrong_grad = Tensor::<4>::ones([2, 6, 2, 3], &device);
-            assert!(fused_conv2d_weight_backward(&x, &weight, &wrong_grad, &one_group).is_none());
+            for which in [ConvGradient::Input, ConvGradient::Weight] {
+                let empty = fused_conv2d_backward(which, &empty, &weight, &empty_grad, &one_group);
+                assert!(empty.is_none());
+                let wrong = fused_conv2d_backward(which, &x, &weight, &wrong_grad, &one_group);
+                assert!(wrong.is_none());
+            }
             let half = x.clone().cast(DType::F16);
             assert!(
                 fused_batch_norm_train(&half, &gamma, &beta, 1e-5, Activation::Identity).is_none()
