@@ -15,7 +15,7 @@
 //! previous products over large groups of images (whose unfolded input went to memory and
 //! back): on an AVX-512 Xeon, `cargo xtask ops`, the ResNet-18 step's forward convolutions took
 //! 360 ms against 570 and its weight gradients 520 against 740-1,090; the small CNN's 51
-//! against 109 and 67-73 against 110-144.
+//! against 109 and 49-66 against 110-144.
 
 use burn::backend::flex::FlexTensor;
 use burn::tensor::Shape;
@@ -269,20 +269,14 @@ pub(crate) fn weight_gradient(
         // Fewer images than cores: one after the other, each product on all of them.
         sum_images(0, batch, gemm::Parallelism::Rayon(0))
     } else {
+        // One sum a core, each over its consecutive images.
         let per_core = batch.div_ceil(cores());
-        let sums: Vec<Vec<f32>> = std::thread::scope(|scope| {
-            let sum_images = &sum_images;
-            let workers: Vec<_> = (0..batch)
-                .step_by(per_core)
-                .map(|first| {
-                    let images = per_core.min(batch - first);
-                    scope.spawn(move || sum_images(first, images, gemm::Parallelism::None))
-                })
-                .collect();
-            workers
-                .into_iter()
-                .map(|worker| worker.join().expect("a weight-gradient thread panicked"))
-                .collect()
+        let mut sums = vec![Vec::new(); batch.div_ceil(per_core)];
+        for_rows(&mut sums, 1, xs.len(), |first_core, piece| {
+            for (k, sum) in piece.iter_mut().enumerate() {
+                let first = (first_core + k) * per_core;
+                *sum = sum_images(first, per_core.min(batch - first), gemm::Parallelism::None);
+            }
         });
         let mut sums = sums.into_iter();
         let mut total = sums.next().expect("a batch of at least one image");
