@@ -8,12 +8,28 @@ use supcon_data::cifar::{Cifar100Labels, load_cifar10, load_cifar100};
 use supcon_data::folder::load_image_folder;
 use supcon_data::{DataError, idx};
 
-/// A fresh empty folder under the target directory's temp space.
-fn scratch(name: &str) -> PathBuf {
+/// A fresh empty folder in the system's temp space, removed with what it holds when dropped.
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch(name: &str) -> Scratch {
     let dir = std::env::temp_dir().join(format!("supcon-data-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    Scratch(dir)
 }
 
 fn idx_images(count: u32, rows: u32, cols: u32, pixels: &[u8]) -> Vec<u8> {
@@ -190,7 +206,8 @@ fn cifar_record(label_bytes: &[u8], fill: u8) -> Vec<u8> {
 
 #[test]
 fn cifar10_reads_five_training_batches_and_the_test_batch() {
-    let dir = scratch("cifar10").join("cifar-10-batches-bin");
+    let root = scratch("cifar10");
+    let dir = root.join("cifar-10-batches-bin");
     std::fs::create_dir_all(&dir).unwrap();
     for i in 1..=5u8 {
         let bytes: Vec<u8> = [cifar_record(&[i], i * 10), cifar_record(&[9], 0)].concat();
@@ -306,7 +323,7 @@ fn loose_images_and_folders_load_for_inference_in_a_stated_order() {
     write(&root.join("readme.txt"), b"skipped");
     let single = root.join("more/deeper/c.png");
     let (images, files) =
-        supcon_data::folder::load_images(&[root.clone(), single.clone()], 4, 1).unwrap();
+        supcon_data::folder::load_images(&[root.to_path_buf(), single.clone()], 4, 1).unwrap();
     assert_eq!(
         files,
         [
