@@ -2,13 +2,21 @@
 with as many threads as the Rust side uses (or, with --device cuda, the tensors and models on
 the GPU; the augmentation stays on PIL images on the CPU, as the reference's data loader does it).
 Prints one JSON object:
-{"torch": version, "threads": n, "figures": [{"key", "median_s", "min_s", "max_s"}, ...]}.
+{"torch": version, "threads": n, "device": name, "autocast": "none"|"bf16"|"f16",
+ "tf32": {"matmul": bool, "cudnn": bool}, "figures": [{"key", "median_s", "min_s", "max_s"}, ...]}.
+
+--autocast bf16|f16 runs the training steps as PyTorch's automatic mixed precision does: the
+forward and the loss under torch.autocast, the backward and the optimiser step outside it (f16
+with a GradScaler, as f16 AMP needs). The loss-only workloads stay float32, as ours always
+compute the loss. --tf32 on|off sets PyTorch's TF32 use for float32 matrix products and cuDNN
+convolutions (default: PyTorch's own defaults, which the output states).
 
 The augmentation follows the reference (main_supcon.py): torchvision transforms on PIL images,
 one image at a time. The models are the parity-test definitions of encoder_parity.py.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -63,6 +71,37 @@ def timed(fn, repeats, warmup=2):
     return {"median_s": runs[len(runs) // 2], "min_s": runs[0], "max_s": runs[-1]}
 
 
+def set_tf32(choice):
+    """Applies --tf32 and returns PyTorch's TF32 settings as they then are."""
+    if choice != "default":
+        torch.backends.cuda.matmul.allow_tf32 = choice == "on"
+        torch.backends.cudnn.allow_tf32 = choice == "on"
+    return {"matmul": bool(torch.backends.cuda.matmul.allow_tf32), "cudnn": bool(torch.backends.cudnn.allow_tf32)}
+
+
+class Precision:
+    """The forward's context and the backward + step of a training step under --autocast."""
+
+    def __init__(self, choice, device):
+        self.dtype = {"none": None, "bf16": torch.bfloat16, "f16": torch.float16}[choice]
+        self.device_type = device.type
+        self.scaler = torch.amp.GradScaler(device.type) if self.dtype == torch.float16 else None
+
+    def forward(self):
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, dtype=self.dtype)
+
+    def backward_and_step(self, loss, optim):
+        if self.scaler is None:
+            loss.backward()
+            optim.step()
+        else:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(optim)
+            self.scaler.update()
+
+
 def supcon_transform(size, scale_min, jitter, colour, mean, std, flip):
     steps = [transforms.RandomResizedCrop(size=size, scale=(scale_min, 1.0))]
     if flip > 0:
@@ -86,8 +125,12 @@ def main():
     parser.add_argument("--demo-crop-min-scale", type=float, default=0.5)
     parser.add_argument("--demo-jitter", type=float, default=0.4)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--autocast", default="none", choices=("none", "bf16", "f16"))
+    parser.add_argument("--tf32", default="default", choices=("default", "on", "off"))
     args = parser.parse_args()
     device = torch.device(args.device)
+    tf32 = set_tf32(args.tf32)
+    precision = Precision(args.autocast, device)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
@@ -125,8 +168,9 @@ def main():
 
         def step():
             optim.zero_grad()
-            F.cross_entropy(model(x), y).backward()
-            optim.step()
+            with precision.forward():
+                loss = F.cross_entropy(model(x), y)
+            precision.backward_and_step(loss, optim)
 
         add(key, timed(step, args.repeats))
 
@@ -154,16 +198,28 @@ def main():
         def step():
             views = torch.cat([torch.stack([transform(im) for im in images]) for _ in range(2)])
             views = views.to(device)
-            z = model(views)
-            features = torch.stack(torch.split(z, len(images)), dim=1)
             optim.zero_grad()
-            supcon_loss(features, labels).backward()
-            optim.step()
+            with precision.forward():
+                z = model(views)
+                features = torch.stack(torch.split(z, len(images)), dim=1)
+                loss = supcon_loss(features, labels)
+            precision.backward_and_step(loss, optim)
 
         add(key, timed(step, args.repeats))
 
     name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
-    print(json.dumps({"torch": torch.__version__, "threads": args.threads, "device": name, "figures": figures}))
+    print(
+        json.dumps(
+            {
+                "torch": torch.__version__,
+                "threads": args.threads,
+                "device": name,
+                "autocast": args.autocast,
+                "tf32": tf32,
+                "figures": figures,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

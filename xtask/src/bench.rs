@@ -323,10 +323,60 @@ pub fn run_device(device: &Device, plan: Plan) -> Vec<Figure> {
 
 /// The PyTorch side's figures, or why there are none.
 pub enum PyTorch {
-    /// Figures by key, torch's version and the device it ran on.
-    Measured(Vec<Value>, String, String),
+    /// Figures by key, and what made them.
+    Measured {
+        /// `{"key", "median_s", "min_s", "max_s"}` per workload.
+        figures: Vec<Value>,
+        /// torch's version.
+        version: String,
+        /// The device it ran on (`cpu` or the GPU's name).
+        device: String,
+        /// Its training steps' automatic mixed precision: `none`, `bf16` or `f16`.
+        autocast: String,
+        /// Its TF32 settings, `{"matmul": bool, "cudnn": bool}`.
+        tf32: Value,
+    },
     /// Not run, and why.
     Absent(String),
+}
+
+impl PyTorch {
+    /// One line saying what PyTorch's figures are of.
+    fn describe(&self, threads: usize) -> String {
+        match self {
+            PyTorch::Measured {
+                version,
+                device,
+                autocast,
+                tf32,
+                ..
+            } => {
+                let on_off = |key: &str| match tf32[key].as_bool() {
+                    Some(true) => "on",
+                    Some(false) => "off",
+                    None => "?",
+                };
+                let autocast = match autocast.as_str() {
+                    "none" => "float32".to_string(),
+                    dtype => format!("training steps under torch.autocast {dtype}"),
+                };
+                format!(
+                    "PyTorch: torch {version} on {device} ({threads} CPU threads), {autocast}, \
+                     TF32 for matmul {} and cuDNN {}.",
+                    on_off("matmul"),
+                    on_off("cudnn")
+                )
+            }
+            PyTorch::Absent(why) => format!("PyTorch: {why}; only our figures are shown."),
+        }
+    }
+}
+
+/// How PyTorch's side runs.
+struct TorchSettings<'a> {
+    device: &'a str,
+    autocast: &'a str,
+    tf32: &'a str,
 }
 
 fn run_pytorch(
@@ -334,7 +384,7 @@ fn run_pytorch(
     threads: usize,
     plan: Plan,
     demo: &RunConfig,
-    torch_device: &str,
+    torch: &TorchSettings<'_>,
 ) -> PyTorch {
     if !plan.pytorch {
         return PyTorch::Absent("not run (--quick)".into());
@@ -361,7 +411,11 @@ fn run_pytorch(
             "--demo-jitter".into(),
             demo.augment.jitter.to_string(),
             "--device".into(),
-            torch_device.to_string(),
+            torch.device.to_string(),
+            "--autocast".into(),
+            torch.autocast.to_string(),
+            "--tf32".into(),
+            torch.tf32.to_string(),
         ])
         .current_dir(root)
         .output();
@@ -379,11 +433,16 @@ fn run_pytorch(
         Err(e) => return PyTorch::Absent(format!("could not run python3: {e}")),
     };
     match serde_json::from_slice::<Value>(&output.stdout) {
-        Ok(v) => PyTorch::Measured(
-            v["figures"].as_array().cloned().unwrap_or_default(),
-            v["torch"].as_str().unwrap_or("?").to_string(),
-            v["device"].as_str().unwrap_or("?").to_string(),
-        ),
+        Ok(v) => {
+            let text = |key: &str| v[key].as_str().unwrap_or("?").to_string();
+            PyTorch::Measured {
+                figures: v["figures"].as_array().cloned().unwrap_or_default(),
+                version: text("torch"),
+                device: text("device"),
+                autocast: text("autocast"),
+                tf32: v["tf32"].clone(),
+            }
+        }
         Err(e) => PyTorch::Absent(format!("unreadable output of bench.py: {e}")),
     }
 }
@@ -457,7 +516,7 @@ pub fn table(devices: &[(String, Vec<Figure>)], pytorch: &PyTorch) -> String {
                 format!("{:.0} {unit}/s", n as f64 / f.median())
             });
             let theirs = match pytorch {
-                PyTorch::Measured(values, ..) => values
+                PyTorch::Measured { figures, .. } => figures
                     .iter()
                     .find(|v| v["key"] == f.key)
                     .and_then(|v| v["median_s"].as_f64()),
@@ -489,7 +548,7 @@ pub fn table(devices: &[(String, Vec<Figure>)], pytorch: &PyTorch) -> String {
 }
 
 /// The options of `cargo xtask bench`.
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
     /// A smoke run: one repetition of every workload at an eighth of the batch sizes, no
     /// PyTorch.
@@ -504,13 +563,38 @@ pub struct BenchArgs {
     /// PyTorch's device.
     #[arg(long = "torch-device", default_value = "cpu", value_parser = ["cpu", "cuda"])]
     pub torch_device: String,
+    /// PyTorch's automatic mixed precision for its training steps (`torch.autocast` around the
+    /// forward and the loss; f16 with a GradScaler); its loss-only workloads stay float32.
+    #[arg(long = "torch-autocast", default_value = "none", value_parser = ["none", "bf16", "f16"])]
+    pub torch_autocast: String,
+    /// PyTorch's TF32 use for float32 matmuls and cuDNN convolutions: its defaults (matmul
+    /// off, cuDNN on in torch 2.x), or both on or off. The output states what was used.
+    #[arg(long = "torch-tf32", default_value = "default", value_parser = ["default", "on", "off"])]
+    pub torch_tf32: String,
     /// Where the JSON results go (default: target/bench/results.json).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Float type of our side: f32 (default), f16, bf16 or flex32 (GPU devices); the losses
-    /// compute in f32 whatever it is. PyTorch's side stays f32.
+    /// compute in f32 whatever it is. PyTorch's side: `--torch-autocast`.
     #[arg(long, default_value = "f32")]
     pub precision: Precision,
+}
+
+impl Default for BenchArgs {
+    /// The command line's defaults: the full bench on every compiled-in device, PyTorch on the
+    /// CPU at float32 with its own TF32 defaults.
+    fn default() -> Self {
+        Self {
+            quick: false,
+            only: None,
+            devices: None,
+            torch_device: "cpu".into(),
+            torch_autocast: "none".into(),
+            torch_tf32: "default".into(),
+            out: None,
+            precision: Precision::default(),
+        }
+    }
 }
 
 /// Runs the bench as `args` say, prints the table, and returns the JSON file's path.
@@ -525,7 +609,6 @@ pub fn bench(root: &Path, args: &BenchArgs) -> Result<PathBuf, String> {
         .clone()
         .unwrap_or_else(|| root.join("target/bench/results.json"));
     let devices_wanted = args.devices.clone();
-    let torch_device = args.torch_device.clone();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let names: Vec<String> = match devices_wanted {
         Some(list) => list,
@@ -541,7 +624,12 @@ pub fn bench(root: &Path, args: &BenchArgs) -> Result<PathBuf, String> {
         devices.push((name.to_string(), run_device(&device, plan)));
     }
     eprintln!("bench: PyTorch ...");
-    let pytorch = run_pytorch(root, threads, plan, &demo_config(), &torch_device);
+    let torch = TorchSettings {
+        device: &args.torch_device,
+        autocast: &args.torch_autocast,
+        tf32: &args.torch_tf32,
+    };
+    let pytorch = run_pytorch(root, threads, plan, &demo_config(), &torch);
     let table = table(&devices, &pytorch);
     let (simd, extensions) = simd_level();
     let build: Vec<Value> = names
@@ -572,15 +660,16 @@ pub fn bench(root: &Path, args: &BenchArgs) -> Result<PathBuf, String> {
             .join(", ")
     );
     println!("{table}");
-    if let PyTorch::Measured(_, version, device) = &pytorch {
-        println!("PyTorch: torch {version} on {device} ({threads} CPU threads).");
-    }
-    if let PyTorch::Absent(why) = &pytorch {
-        println!("PyTorch: {why}; only our figures are shown.");
-    }
+    println!("{}", pytorch.describe(threads));
     let (torch_version, torch_figures, absent) = match &pytorch {
-        PyTorch::Measured(figures, version, device) => (
-            json!({ "version": version, "device": device }),
+        PyTorch::Measured {
+            figures,
+            version,
+            device,
+            autocast,
+            tf32,
+        } => (
+            json!({ "version": version, "device": device, "autocast": autocast, "tf32": tf32 }),
             json!(figures),
             Value::Null,
         ),
@@ -683,5 +772,62 @@ mod tests {
         let simd = results["machine"]["simd"].as_str().unwrap();
         assert!(!simd.is_empty(), "{results}");
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// `BenchArgs::default()` is what `cargo xtask bench` without options runs, and the PyTorch
+    /// options reach it.
+    #[test]
+    fn defaults_match_the_command_line() {
+        #[derive(clap::Parser)]
+        struct Command {
+            #[command(flatten)]
+            args: BenchArgs,
+        }
+        let parsed = <Command as clap::Parser>::parse_from(["bench"]).args;
+        assert_eq!(format!("{parsed:?}"), format!("{:?}", BenchArgs::default()));
+        let parsed = <Command as clap::Parser>::parse_from([
+            "bench",
+            "--torch-device",
+            "cuda",
+            "--torch-autocast",
+            "bf16",
+            "--torch-tf32",
+            "off",
+        ])
+        .args;
+        assert_eq!(
+            (
+                parsed.torch_device.as_str(),
+                parsed.torch_autocast.as_str(),
+                parsed.torch_tf32.as_str()
+            ),
+            ("cuda", "bf16", "off")
+        );
+        assert!(
+            <Command as clap::Parser>::try_parse_from(["bench", "--torch-autocast", "fp8"])
+                .is_err()
+        );
+    }
+
+    /// The line under the table says how PyTorch's figures were made.
+    #[test]
+    fn states_pytorch_precision_and_tf32() {
+        let measured = PyTorch::Measured {
+            figures: Vec::new(),
+            version: "2.15.0".into(),
+            device: "NVIDIA H200".into(),
+            autocast: "bf16".into(),
+            tf32: json!({"matmul": false, "cudnn": true}),
+        };
+        assert_eq!(
+            measured.describe(16),
+            "PyTorch: torch 2.15.0 on NVIDIA H200 (16 CPU threads), training steps under \
+             torch.autocast bf16, TF32 for matmul off and cuDNN on."
+        );
+        let absent = PyTorch::Absent("not run (--quick)".into());
+        assert_eq!(
+            absent.describe(2),
+            "PyTorch: not run (--quick); only our figures are shown."
+        );
     }
 }
