@@ -3,7 +3,9 @@
 //!
 //! Every workload runs a few warm-up repetitions, then timed ones; the figures are median, min
 //! and max seconds per repetition and, where it means something, items per second of the
-//! median. The SupCon loss also reports the peak of live host memory during one forward and
+//! median. The first warm-up repetition's time is kept apart: it holds what a device does on
+//! the first use of each shape (Burn's autotune tuning every convolution and matmul on the GPU
+//! backends; allocation and caches elsewhere). The SupCon loss also reports the peak of live host memory during one forward and
 //! backward pass (allocator counters; on a GPU device this is only the host side).
 
 use std::path::{Path, PathBuf};
@@ -79,6 +81,8 @@ pub struct Figure {
     pub what: String,
     /// Seconds per repetition, sorted.
     pub seconds: Vec<f64>,
+    /// Seconds of the first, untimed repetition (none without warm-up).
+    pub first_seconds: Option<f64>,
     /// Items (images or samples) per repetition, for a rate.
     pub items: Option<(usize, &'static str)>,
     /// Peak live host bytes above the starting point, when measured.
@@ -106,16 +110,22 @@ impl Figure {
         if let Some(bytes) = self.peak_bytes {
             v["peak_bytes"] = json!(bytes);
         }
+        if let Some(first) = self.first_seconds {
+            v["first_s"] = json!(first);
+        }
         v
     }
 }
 
-/// Seconds of `plan.repeats` runs of `work` after `plan.warmup` untimed ones, sorted (the device
-/// synchronised after each).
-pub(crate) fn time(plan: Plan, device: &Device, mut work: impl FnMut()) -> Vec<f64> {
+/// Seconds of `plan.repeats` runs of `work` after `plan.warmup` untimed ones, sorted, and the
+/// first untimed run's seconds (the device synchronised after each).
+pub(crate) fn time(plan: Plan, device: &Device, mut work: impl FnMut()) -> (Option<f64>, Vec<f64>) {
+    let mut first = None;
     for _ in 0..plan.warmup {
+        let start = Instant::now();
         work();
         let _ = device.sync();
+        first.get_or_insert(start.elapsed().as_secs_f64());
     }
     let mut seconds: Vec<f64> = (0..plan.repeats)
         .map(|_| {
@@ -126,7 +136,7 @@ pub(crate) fn time(plan: Plan, device: &Device, mut work: impl FnMut()) -> Vec<f
         })
         .collect();
     seconds.sort_by(f64::total_cmp);
-    seconds
+    (first, seconds)
 }
 
 /// The demo's configuration (its recipe), which the demo-step workload reproduces.
@@ -156,7 +166,7 @@ pub fn run_device(device: &Device, plan: Plan) -> Vec<Figure> {
             let grads = value.backward();
             f.grad(&grads).expect("gradient").into_data();
         };
-        let seconds = time(plan, device, step);
+        let (first_seconds, seconds) = time(plan, device, step);
         let before = alloc::reset_peak();
         step();
         let peak = alloc::peak() - before;
@@ -164,6 +174,7 @@ pub fn run_device(device: &Device, plan: Plan) -> Vec<Figure> {
             key,
             what: format!("SupCon loss forward + backward, features [{batch}, 2, 128], 10 classes"),
             seconds,
+            first_seconds,
             items: Some((batch, "samples")),
             peak_bytes: Some(peak),
         });
@@ -181,7 +192,7 @@ pub fn run_device(device: &Device, plan: Plan) -> Vec<Figure> {
         );
         let pipeline = ViewPipeline::new(config.clone());
         let mut seed = 0;
-        let seconds = time(plan, device, || {
+        let (first_seconds, seconds) = time(plan, device, || {
             seed += 1;
             pipeline
                 .views(images.clone(), 2, seed)
@@ -192,6 +203,7 @@ pub fn run_device(device: &Device, plan: Plan) -> Vec<Figure> {
             key: "augment_256x3x32x32",
             what: format!("two SupCon-recipe views of {images_n} images 3x32x32"),
             seconds,
+            first_seconds,
             items: Some((2 * images_n, "views")),
             peak_bytes: None,
         });
@@ -230,7 +242,7 @@ pub fn run_device(device: &Device, plan: Plan) -> Vec<Figure> {
         );
         let labels: Vec<i64> = (0..batch as i64).map(|i| i % 10).collect();
         let y = Tensor::<1, Int>::from_ints(labels.as_slice(), &train);
-        let seconds = time(plan, device, || {
+        let (first_seconds, seconds) = time(plan, device, || {
             let loss = ce.forward(model.forward(x.clone()), y.clone());
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(0.01, model.clone(), grads);
@@ -242,6 +254,7 @@ pub fn run_device(device: &Device, plan: Plan) -> Vec<Figure> {
                 arch.name()
             ),
             seconds,
+            first_seconds,
             items: Some((batch, "images")),
             peak_bytes: None,
         });
@@ -301,7 +314,7 @@ pub fn run_device(device: &Device, plan: Plan) -> Vec<Figure> {
         let pipeline = ViewPipeline::new(views_config);
         let indices: Vec<usize> = (0..batch).map(|i| i % data.len()).collect();
         let mut seed = 0;
-        let seconds = time(plan, device, || {
+        let (first_seconds, seconds) = time(plan, device, || {
             seed += 1;
             let batch_data = data.batch(&indices, device).expect("valid indices");
             let views = pipeline.views(batch_data.images, 2, seed).expect("valid");
@@ -314,6 +327,7 @@ pub fn run_device(device: &Device, plan: Plan) -> Vec<Figure> {
             key,
             what: what.replace("BATCH", &batch.to_string()),
             seconds,
+            first_seconds,
             items: Some((batch, "images")),
             peak_bytes: None,
         });
@@ -387,7 +401,12 @@ fn run_pytorch(
     torch: &TorchSettings<'_>,
 ) -> PyTorch {
     if !plan.pytorch {
-        return PyTorch::Absent("not run (--quick)".into());
+        let why = if plan.only.is_some() {
+            "--only"
+        } else {
+            "--quick"
+        };
+        return PyTorch::Absent(format!("not run ({why})"));
     }
     let probe = Command::new("python3")
         .args(["-c", "import torch"])
@@ -507,8 +526,8 @@ fn milliseconds(seconds: f64) -> String {
 /// The markdown table: one row per workload and device, PyTorch beside it.
 pub fn table(devices: &[(String, Vec<Figure>)], pytorch: &PyTorch) -> String {
     let mut out = String::from(
-        "| workload | device | median (min-max) | rate | PyTorch median | rate | ours / PyTorch (time) |\n\
-         | --- | --- | --- | ---: | --- | ---: | ---: |\n",
+        "| workload | device | median (min-max) | first run | rate | PyTorch median | rate | ours / PyTorch (time) |\n\
+         | --- | --- | --- | ---: | ---: | --- | ---: | ---: |\n",
     );
     for (device, figures) in devices {
         for f in figures {
@@ -535,8 +554,9 @@ pub fn table(devices: &[(String, Vec<Figure>)], pytorch: &PyTorch) -> String {
             let memory = f.peak_bytes.map_or(String::new(), |b| {
                 format!(", peak {:.1} MiB", b as f64 / 1048576.0)
             });
+            let first = f.first_seconds.map_or("-".into(), milliseconds);
             out.push_str(&format!(
-                "| {}{memory} | {device} | {} ({}-{}) | {rate} | {their_time} | {their_rate} | {ratio} |\n",
+                "| {}{memory} | {device} | {} ({}-{}) | {first} | {rate} | {their_time} | {their_rate} | {ratio} |\n",
                 f.what,
                 milliseconds(f.median()),
                 milliseconds(f.seconds[0]),
@@ -746,6 +766,8 @@ mod tests {
         for f in figures {
             let median = f["median_s"].as_f64().unwrap();
             assert!(median.is_finite() && median > 0.0, "{f}");
+            // --quick has no warm-up, so no first run apart.
+            assert!(f.get("first_s").is_none(), "{f}");
         }
         assert!(
             figures[1]["peak_bytes"].as_u64().unwrap() > figures[0]["peak_bytes"].as_u64().unwrap()
@@ -807,6 +829,54 @@ mod tests {
             <Command as clap::Parser>::try_parse_from(["bench", "--torch-autocast", "fp8"])
                 .is_err()
         );
+    }
+
+    /// Without PyTorch, the bench says which option left it out.
+    #[test]
+    fn says_why_pytorch_did_not_run() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let torch = TorchSettings {
+            device: "cpu",
+            autocast: "none",
+            tf32: "default",
+        };
+        let only = Plan {
+            pytorch: false,
+            only: Some("loss_b256"),
+            ..Plan::FULL
+        };
+        for (plan, want) in [
+            (only, "not run (--only)"),
+            (Plan::QUICK, "not run (--quick)"),
+        ] {
+            match run_pytorch(root, 1, plan, &demo_config(), &torch) {
+                PyTorch::Absent(why) => assert_eq!(why, want),
+                PyTorch::Measured { .. } => panic!("PyTorch ran"),
+            }
+        }
+    }
+
+    /// The first warm-up repetition is timed apart from the timed ones.
+    #[test]
+    fn the_first_warm_up_run_is_timed_apart() {
+        let plan = Plan {
+            warmup: 2,
+            repeats: 3,
+            pytorch: false,
+            shrink: 1,
+            only: None,
+        };
+        let mut calls = 0;
+        let (first, seconds) = time(plan, &Device::flex(), || {
+            calls += 1;
+            if calls == 1 {
+                std::thread::sleep(std::time::Duration::from_millis(30));
+            }
+        });
+        assert_eq!((calls, seconds.len()), (5, 3));
+        assert!(first.unwrap() >= 0.03, "{first:?}");
+        let no_warm_up = Plan { warmup: 0, ..plan };
+        assert_eq!(time(no_warm_up, &Device::flex(), || {}).0, None);
     }
 
     /// The line under the table says how PyTorch's figures were made.

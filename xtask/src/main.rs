@@ -66,12 +66,19 @@ fn main() -> ExitCode {
     }
 }
 
-/// The workspace root (the parent of this crate's folder).
+/// The workspace root: the parent of this crate's folder where it was built or, for a binary
+/// carried to another machine (to bench a GPU there), the current folder when that one holds
+/// the PyTorch scripts and the build-time one does not.
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let built = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("xtask lives inside the workspace")
-        .to_path_buf()
+        .to_path_buf();
+    let scripts = |root: &Path| root.join("xtask/python/bench.py").is_file();
+    match std::env::current_dir() {
+        Ok(here) if !scripts(&built) && scripts(&here) => here,
+        _ => built,
+    }
 }
 
 fn golden() -> Result<(), String> {

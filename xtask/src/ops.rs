@@ -142,7 +142,7 @@ fn median(device: &Device, repeats: usize, work: impl FnMut()) -> f64 {
         shrink: 1,
         only: None,
     };
-    let runs = time(plan, device, work);
+    let (_, runs) = time(plan, device, work);
     runs[runs.len() / 2]
 }
 
