@@ -5,8 +5,9 @@
 //! and max seconds per repetition and, where it means something, items per second of the
 //! median. The first warm-up repetition's time is kept apart: it holds what a device does on
 //! the first use of each shape (Burn's autotune tuning every convolution and matmul on the GPU
-//! backends; allocation and caches elsewhere). The SupCon loss also reports the peak of live host memory during one forward and
-//! backward pass (allocator counters; on a GPU device this is only the host side).
+//! backends; allocation and caches elsewhere). The SupCon loss also reports the peak of live
+//! host memory during one forward and backward pass (allocator counters; on a GPU device this
+//! is only the host side).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
