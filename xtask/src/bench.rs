@@ -4,8 +4,8 @@
 //! Every workload runs a few warm-up repetitions, then timed ones; the figures are median, min
 //! and max seconds per repetition and, where it means something, items per second of the
 //! median. The first warm-up repetition's time is kept apart: it holds what a device does on
-//! the first use of each shape (Burn's autotune tuning every convolution and matmul on the GPU
-//! backends; allocation and caches elsewhere). The SupCon loss also reports the peak of live
+//! the first use of each shape (on the GPU backends, compiling the kernels and Burn's autotune
+//! tuning every convolution and matmul; allocation and caches elsewhere). The SupCon loss also reports the peak of live
 //! host memory during one forward and backward pass (allocator counters; on a GPU device this
 //! is only the host side).
 
