@@ -2,34 +2,18 @@
 //! names it and says what is wrong, never a panic.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use supcon_data::cifar::{Cifar100Labels, load_cifar10, load_cifar100};
 use supcon_data::folder::load_image_folder;
 use supcon_data::{DataError, idx};
 
-/// A fresh empty folder in the system's temp space, removed with what it holds when dropped.
-struct Scratch(PathBuf);
-
-impl std::ops::Deref for Scratch {
-    type Target = Path;
-
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn scratch(name: &str) -> Scratch {
-    let dir = std::env::temp_dir().join(format!("supcon-data-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    Scratch(dir)
+/// A fresh empty folder, removed with what it holds when dropped.
+fn scratch() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("supcon-data-")
+        .tempdir()
+        .unwrap()
 }
 
 fn idx_images(count: u32, rows: u32, cols: u32, pixels: &[u8]) -> Vec<u8> {
@@ -60,7 +44,8 @@ fn write(path: &Path, bytes: &[u8]) {
 
 #[test]
 fn idx_plain_and_gzipped_read_the_same() {
-    let dir = scratch("idx-ok");
+    let scratch_dir = scratch();
+    let dir = scratch_dir.path();
     let pixels: Vec<u8> = (0..3 * 2 * 2).map(|v| v as u8 * 10).collect();
     write(
         &dir.join("train-images-idx3-ubyte"),
@@ -78,8 +63,8 @@ fn idx_plain_and_gzipped_read_the_same() {
         &dir.join("t10k-labels-idx1-ubyte.gz"),
         &gzip(&idx_labels(&[2, 0, 1])),
     );
-    let plain = idx::load_dir(&dir, true).unwrap();
-    let zipped = idx::load_dir(&dir, false).unwrap();
+    let plain = idx::load_dir(dir, true).unwrap();
+    let zipped = idx::load_dir(dir, false).unwrap();
     assert_eq!(plain, zipped);
     assert_eq!(plain.len(), 3);
     assert_eq!(plain.image_shape(), [1, 2, 2]);
@@ -88,14 +73,15 @@ fn idx_plain_and_gzipped_read_the_same() {
     assert_eq!(plain.classes(), &["0", "1", "2"]);
 
     write(&dir.join("classes.txt"), b"zero\none\ntwo\nthree\n");
-    let named = idx::load_dir(&dir, true).unwrap();
+    let named = idx::load_dir(dir, true).unwrap();
     assert_eq!(named.num_classes(), 4);
     assert_eq!(named.classes()[3], "three");
 }
 
 #[test]
 fn idx_errors_name_the_file_and_the_problem() {
-    let dir = scratch("idx-bad");
+    let scratch_dir = scratch();
+    let dir = scratch_dir.path();
     let images = dir.join("images");
     let labels = dir.join("labels");
     let good_images = idx_images(2, 2, 2, &[0; 8]);
@@ -189,7 +175,7 @@ fn idx_errors_name_the_file_and_the_problem() {
 
     // A folder without the files.
     assert!(matches!(
-        idx::load_dir(&scratch("idx-empty"), true),
+        idx::load_dir(scratch().path(), true),
         Err(DataError::NotFound { .. })
     ));
     assert!(matches!(
@@ -206,7 +192,8 @@ fn cifar_record(label_bytes: &[u8], fill: u8) -> Vec<u8> {
 
 #[test]
 fn cifar10_reads_five_training_batches_and_the_test_batch() {
-    let root = scratch("cifar10");
+    let scratch_dir = scratch();
+    let root = scratch_dir.path();
     let dir = root.join("cifar-10-batches-bin");
     std::fs::create_dir_all(&dir).unwrap();
     for i in 1..=5u8 {
@@ -242,24 +229,26 @@ fn cifar10_reads_five_training_batches_and_the_test_batch() {
 
 #[test]
 fn cifar100_fine_by_default_coarse_on_request() {
-    let dir = scratch("cifar100");
+    let scratch_dir = scratch();
+    let dir = scratch_dir.path();
     let bytes: Vec<u8> = [cifar_record(&[4, 72], 0), cifar_record(&[19, 99], 1)].concat();
     write(&dir.join("train.bin"), &bytes);
     write(&dir.join("test.bin"), &cifar_record(&[0, 0], 0));
-    let fine = load_cifar100(&dir, true, Cifar100Labels::default()).unwrap();
+    let fine = load_cifar100(dir, true, Cifar100Labels::default()).unwrap();
     assert_eq!(fine.labels(), &[72, 99]);
     assert_eq!(fine.num_classes(), 100);
-    let coarse = load_cifar100(&dir, true, Cifar100Labels::Coarse).unwrap();
+    let coarse = load_cifar100(dir, true, Cifar100Labels::Coarse).unwrap();
     assert_eq!(coarse.labels(), &[4, 19]);
     assert_eq!(coarse.num_classes(), 20);
     write(&dir.join("fine_label_names.txt"), b"only\ntwo\n");
-    let err = load_cifar100(&dir, false, Cifar100Labels::Fine).unwrap_err();
+    let err = load_cifar100(dir, false, Cifar100Labels::Fine).unwrap_err();
     assert!(err.to_string().contains("fine_label_names.txt"), "{err}");
 }
 
 #[test]
 fn image_folders_decode_resize_and_report_problems() {
-    let root = scratch("folder");
+    let scratch_dir = scratch();
+    let root = scratch_dir.path();
     for (class, value) in [("cat", 200u8), ("dog", 50u8)] {
         std::fs::create_dir_all(root.join(class)).unwrap();
         for i in 0..2u8 {
@@ -270,18 +259,18 @@ fn image_folders_decode_resize_and_report_problems() {
         }
         write(&root.join(class).join("notes.txt"), b"not an image");
     }
-    let rgb = load_image_folder(&root, 4, 3).unwrap();
+    let rgb = load_image_folder(root, 4, 3).unwrap();
     assert_eq!(rgb.len(), 4);
     assert_eq!(rgb.image_shape(), [3, 4, 4]);
     assert_eq!(rgb.classes(), &["cat", "dog"]);
     assert_eq!(rgb.labels(), &[0, 0, 1, 1]);
     let first = rgb.image(0).unwrap();
     assert_eq!((first[0], first[16], first[32]), (200, 100, 0));
-    let grey = load_image_folder(&root, 5, 1).unwrap();
+    let grey = load_image_folder(root, 5, 1).unwrap();
     assert_eq!(grey.image_shape(), [1, 5, 5]);
 
     std::fs::create_dir_all(root.join("empty")).unwrap();
-    let err = load_image_folder(&root, 4, 3).unwrap_err();
+    let err = load_image_folder(root, 4, 3).unwrap_err();
     assert!(matches!(err, DataError::EmptyClass { .. }), "{err}");
     assert!(err.to_string().contains("empty"));
     std::fs::remove_dir(root.join("empty")).unwrap();
@@ -290,12 +279,12 @@ fn image_folders_decode_resize_and_report_problems() {
         &root.join("dog").join("broken.png"),
         b"\x89PNG\r\n\x1a\nnot really",
     );
-    let err = load_image_folder(&root, 4, 3).unwrap_err();
+    let err = load_image_folder(root, 4, 3).unwrap_err();
     assert!(matches!(err, DataError::Decode { .. }), "{err}");
     assert!(err.to_string().contains("broken.png"));
 
     assert!(matches!(
-        load_image_folder(&scratch("no-classes"), 4, 3),
+        load_image_folder(scratch().path(), 4, 3),
         Err(DataError::NoClasses { .. })
     ));
     assert!(matches!(
@@ -303,14 +292,15 @@ fn image_folders_decode_resize_and_report_problems() {
         Err(DataError::NotFound { .. })
     ));
     assert!(matches!(
-        load_image_folder(&root, 4, 2),
+        load_image_folder(root, 4, 2),
         Err(DataError::Invalid(_))
     ));
 }
 
 #[test]
 fn loose_images_and_folders_load_for_inference_in_a_stated_order() {
-    let root = scratch("loose");
+    let scratch_dir = scratch();
+    let root = scratch_dir.path();
     std::fs::create_dir_all(root.join("more/deeper")).unwrap();
     let save = |path: &std::path::Path, value: u8| {
         image::GrayImage::from_pixel(6, 6, image::Luma([value]))

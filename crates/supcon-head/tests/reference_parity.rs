@@ -23,32 +23,12 @@ fn golden(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// A file name in the system's temp space, unique to this process; the file is removed when
-/// dropped.
-struct Scratch(PathBuf);
-
-impl std::ops::Deref for Scratch {
-    type Target = Path;
-
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl AsRef<Path> for Scratch {
-    fn as_ref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-fn scratch(name: &str) -> Scratch {
-    Scratch(std::env::temp_dir().join(format!("supcon-head-{}-{name}", std::process::id())))
+/// A fresh empty folder for files a test writes, removed with them when dropped.
+fn scratch() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("supcon-head-")
+        .tempdir()
+        .unwrap()
 }
 
 /// `encoder_parity.py`'s `noise`: 2 frac(43758.5453 sin(12.9898 i + 78.233 c)) - 1.
@@ -200,7 +180,8 @@ fn resnet18_and_resnet50_match_pytorch_in_both_batchnorm_modes() {
                 .into_iter()
                 .map(|(k, shape)| (format!("{prefix}{k}"), shape))
                 .collect();
-        let path = scratch(&format!("{name}.safetensors"));
+        let dir = scratch();
+        let path = dir.path().join(format!("{name}.safetensors"));
         write_formula_safetensors(&path, &keys);
 
         let device = Device::flex();
@@ -296,8 +277,8 @@ fn checkpoints_of_other_architectures_are_refused_by_key() {
     assert!(matches!(err, WeightsError::Mismatch { .. }), "{err}");
     assert!(err.to_string().contains("convs.0"), "{err}");
 
-    let err = weights::load_reference_checkpoint(small_model(1, &device), scratch("missing.pth"))
-        .unwrap_err();
+    let missing = scratch().path().join("missing.pth");
+    let err = weights::load_reference_checkpoint(small_model(1, &device), missing).unwrap_err();
     assert!(matches!(err, WeightsError::NotFound(_)), "{err}");
 }
 
@@ -307,11 +288,12 @@ fn our_models_round_trip_through_burnpack_and_safetensors() {
     let model = small_model(1, &device);
     let x = formula_input([2, 1, 28, 28], &device);
     let want = to_vec(model.forward(x.clone()));
-    let burnpack = scratch("model.bpk");
+    let dir = scratch();
+    let burnpack = dir.path().join("model.bpk");
     weights::save_burnpack(&model, &burnpack).unwrap();
     let loaded = weights::load_burnpack(small_model(1, &device), &burnpack).unwrap();
     assert_eq!(to_vec(loaded.forward(x.clone())), want);
-    let safetensors = scratch("model.safetensors");
+    let safetensors = dir.path().join("model.safetensors");
     weights::save_safetensors(&model, &safetensors).unwrap();
     let loaded = weights::load_safetensors(small_model(1, &device), &safetensors).unwrap();
     assert_eq!(to_vec(loaded.forward(x)), want);
