@@ -387,19 +387,12 @@ impl PyTorch {
     }
 }
 
-/// How PyTorch's side runs.
-struct TorchSettings<'a> {
-    device: &'a str,
-    autocast: &'a str,
-    tf32: &'a str,
-}
-
 fn run_pytorch(
     root: &Path,
     threads: usize,
     plan: Plan,
     demo: &RunConfig,
-    torch: &TorchSettings<'_>,
+    args: &BenchArgs,
 ) -> PyTorch {
     if !plan.pytorch {
         let why = if plan.only.is_some() {
@@ -431,11 +424,11 @@ fn run_pytorch(
             "--demo-jitter".into(),
             demo.augment.jitter.to_string(),
             "--device".into(),
-            torch.device.to_string(),
+            args.torch_device.clone(),
             "--autocast".into(),
-            torch.autocast.to_string(),
+            args.torch_autocast.clone(),
             "--tf32".into(),
-            torch.tf32.to_string(),
+            args.torch_tf32.clone(),
         ])
         .current_dir(root)
         .output();
@@ -645,12 +638,7 @@ pub fn bench(root: &Path, args: &BenchArgs) -> Result<PathBuf, String> {
         devices.push((name.to_string(), run_device(&device, plan)));
     }
     eprintln!("bench: PyTorch ...");
-    let torch = TorchSettings {
-        device: &args.torch_device,
-        autocast: &args.torch_autocast,
-        tf32: &args.torch_tf32,
-    };
-    let pytorch = run_pytorch(root, threads, plan, &demo_config(), &torch);
+    let pytorch = run_pytorch(root, threads, plan, &demo_config(), args);
     let table = table(&devices, &pytorch);
     let (simd, extensions) = simd_level();
     let build: Vec<Value> = names
@@ -836,11 +824,7 @@ mod tests {
     #[test]
     fn says_why_pytorch_did_not_run() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let torch = TorchSettings {
-            device: "cpu",
-            autocast: "none",
-            tf32: "default",
-        };
+        let args = BenchArgs::default();
         let only = Plan {
             pytorch: false,
             only: Some("loss_b256"),
@@ -850,7 +834,7 @@ mod tests {
             (only, "not run (--only)"),
             (Plan::QUICK, "not run (--quick)"),
         ] {
-            match run_pytorch(root, 1, plan, &demo_config(), &torch) {
+            match run_pytorch(root, 1, plan, &demo_config(), &args) {
                 PyTorch::Absent(why) => assert_eq!(why, want),
                 PyTorch::Measured { .. } => panic!("PyTorch ran"),
             }
