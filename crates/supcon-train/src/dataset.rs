@@ -206,7 +206,8 @@ impl DatasetSpec {
 }
 
 /// `data` with its labels renumbered to `classes` (the training data's) by class name; a class
-/// that `classes` lacks is an error naming it.
+/// that `classes` lacks is an error naming it when `data` has images of it, and dropped when it
+/// has none (IDX class names run up to the largest label, whether every number is used or not).
 fn relabel_by_class_name(
     data: &ImageDataset,
     classes: &[String],
@@ -215,17 +216,21 @@ fn relabel_by_class_name(
     if data.classes() == classes {
         return Ok(data.clone());
     }
+    let counts = data.class_counts();
     let mut map = Vec::with_capacity(data.num_classes());
-    for name in data.classes() {
+    for (name, &count) in data.classes().iter().zip(&counts) {
         match classes.iter().position(|c| c == name) {
             Some(index) => map.push(index as u32),
+            // Never looked up: no label refers to it.
+            None if count == 0 => map.push(u32::MAX),
             None => {
                 return Err(TrainError::run(
                     source,
                     format!(
-                        "the test data has a class `{name}` that the training data does not \
-                         have (training classes: {})",
-                        classes.join(", ")
+                        "the test data has {count} image{} of class `{name}`, which the \
+                         training data does not have (training classes: {})",
+                        if count == 1 { "" } else { "s" },
+                        list_names(classes, 20)
                     ),
                 ));
             }
@@ -239,6 +244,45 @@ fn relabel_by_class_name(
         classes.to_vec(),
         source,
     )?)
+}
+
+/// A line for the classes of `train` that have no image in it, or `None` when every class has
+/// some. Such classes are legitimate (EMNIST letters are numbered from 1, so class 0 has none)
+/// but are also what a corrupt label byte looks like: class names inferred from label numbers
+/// run up to the largest label, so one label 200 among digits gives 201 classes.
+pub fn empty_classes_note(train: &ImageDataset) -> Option<String> {
+    let empty: Vec<String> = train
+        .class_counts()
+        .iter()
+        .zip(train.classes())
+        .filter(|(count, _)| **count == 0)
+        .map(|(_, name)| name.clone())
+        .collect();
+    if empty.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "note: {} of the {} classes have no training images ({}); their linear-evaluation \
+         outputs are never trained. If the labels should be numbered without gaps, the label \
+         file may be corrupt; class names (a classes.txt beside IDX files) make a label out of \
+         range an error",
+        empty.len(),
+        train.num_classes(),
+        list_names(&empty, 10)
+    ))
+}
+
+/// `names` joined by commas, the first `most` of them and a count of the rest.
+fn list_names(names: &[String], most: usize) -> String {
+    if names.len() <= most {
+        names.join(", ")
+    } else {
+        format!(
+            "{}, ... and {} more",
+            names[..most].join(", "),
+            names.len() - most
+        )
+    }
 }
 
 /// Refuses splits no run could finish correctly on.
@@ -271,8 +315,8 @@ fn check_splits(splits: &Splits) -> Result<(), TrainError> {
     if splits.test.classes() != splits.train.classes() {
         return Err(TrainError::Config(format!(
             "the test data's classes ({}) are not the training data's ({})",
-            splits.test.classes().join(", "),
-            splits.train.classes().join(", ")
+            list_names(splits.test.classes(), 20),
+            list_names(splits.train.classes(), 20)
         )));
     }
     Ok(())

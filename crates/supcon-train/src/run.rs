@@ -63,6 +63,9 @@ impl Prepared {
             splits.train.image_shape(),
             splits.train.num_classes()
         ));
+        if let Some(note) = crate::dataset::empty_classes_note(&splits.train) {
+            progress.message(&note);
+        }
         Ok(Prepared {
             config,
             splits,

@@ -32,8 +32,57 @@ fn a_test_class_unknown_to_training_is_refused() {
     common::write_png_classes(&dir.path().join("test"), &["bee", "cat"], 3);
     let error = load(&format!("folder:{}", dir.path().display())).unwrap_err();
     assert!(
-        error.contains("class `cat` that the training data does not have"),
+        error.contains("3 images of class `cat`, which the training data does not have"),
         "{error}"
+    );
+}
+
+/// IDX class names are the label numbers up to the largest: a test file whose largest label is
+/// 12 names classes 0..=12. Only a class that test images carry must exist in training, and the
+/// error names that one (label 12), not the first number training lacks (10).
+#[test]
+fn only_test_classes_with_images_must_exist_in_training() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_split(dir.path(), "train", 64, 1);
+    let pixels = vec![0u8; 3 * common::SIDE * common::SIDE];
+    common::write_idx(dir.path(), "test", &pixels, &[0, 1, 12], common::SIDE);
+    let error = load(&format!("idx:{}", dir.path().display())).unwrap_err();
+    assert!(
+        error.contains("1 image of class `12`, which the training data does not have"),
+        "{error}"
+    );
+}
+
+#[test]
+fn training_classes_without_images_are_noted() {
+    let dir = tempfile::tempdir().unwrap();
+    // Labels 0..4 and a few 9s (corrupt bytes, say): classes 5..=8 have no image.
+    let labels: Vec<u8> = (0..40)
+        .map(|i| if i % 10 == 7 { 9 } else { i % 5 })
+        .collect();
+    let pixels = vec![0u8; labels.len() * common::SIDE * common::SIDE];
+    common::write_idx(dir.path(), "train", &pixels, &labels, common::SIDE);
+    common::write_idx(
+        dir.path(),
+        "test",
+        &pixels[..4 * common::SIDE * common::SIDE],
+        &[0, 1, 2, 3],
+        common::SIDE,
+    );
+    let splits = load(&format!("idx:{}", dir.path().display())).unwrap();
+    let note = supcon_train::dataset::empty_classes_note(&splits.train).expect("a note");
+    assert!(
+        note.contains("4 of the 10 classes have no training images (5, 6, 7, 8)"),
+        "{note}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    common::write_split(dir.path(), "train", 64, 1);
+    common::write_split(dir.path(), "test", 8, 2);
+    let splits = load(&format!("idx:{}", dir.path().display())).unwrap();
+    assert_eq!(
+        supcon_train::dataset::empty_classes_note(&splits.train),
+        None
     );
 }
 
