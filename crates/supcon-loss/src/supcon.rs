@@ -62,7 +62,8 @@ impl SupConLossConfig {
     ///
     /// # Panics
     ///
-    /// If a temperature is not a positive finite number (the message names it); use
+    /// If a temperature is not a positive finite number, or so far from 1 that float32 cannot
+    /// hold `1 / temperature` or `temperature / base_temperature` (the message names it); use
     /// [`try_init`](Self::try_init) to get a [`LossError`] instead.
     pub fn init(&self) -> SupConLoss {
         self.try_init()
@@ -73,6 +74,25 @@ impl SupConLossConfig {
     pub fn try_init(&self) -> Result<SupConLoss, LossError> {
         LossError::check_positive("temperature", self.temperature)?;
         LossError::check_positive("base_temperature", self.base_temperature)?;
+        // The loss computes in float32: the logits' scale `1 / T` and the loss's `T / T_base`
+        // must be normal float32 numbers (not infinite, not flushed towards zero).
+        let normal_f32 = |x: f64| (f64::from(f32::MIN_POSITIVE)..=f64::from(f32::MAX)).contains(&x);
+        if !normal_f32(1.0 / self.temperature) {
+            return Err(LossError::OutOfRange {
+                name: "temperature",
+                value: self.temperature,
+                why: "the loss computes in float32, where 1 / temperature must be a normal \
+                      number (temperature between about 3e-39 and 8e37)",
+            });
+        }
+        if !normal_f32(self.temperature / self.base_temperature) {
+            return Err(LossError::OutOfRange {
+                name: "base_temperature",
+                value: self.base_temperature,
+                why: "the loss computes in float32, where temperature / base_temperature must \
+                      be a normal number",
+            });
+        }
         Ok(SupConLoss {
             temperature: self.temperature,
             base_temperature: self.base_temperature,
@@ -103,7 +123,8 @@ impl SupConLossConfig {
 ///
 /// Numerics: the log-sum-exp subtracts the row maximum over the entries it sums (not over the
 /// anchor's own similarity, which it excludes), so finite inputs give a finite loss and finite
-/// gradients at any temperature, unnormalised features included.
+/// gradients at any temperature float32 can scale by (tested down to 1e-20, where the loss is
+/// its hard-maximum limit), unnormalised features included.
 /// The mean ([`forward`](Self::forward), [`forward_with_memory`](Self::forward_with_memory))
 /// of the default formula (`L_out`, [`DenominatorMode::All`]) is computed block of anchors by
 /// block with its gradient written out (memory bounded by a block of about a million logits,

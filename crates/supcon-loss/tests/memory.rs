@@ -41,21 +41,27 @@ fn the_memory_of_extra_samples_is_forward_on_the_whole_batch_restricted_to_its_a
     let (b1, b2, v) = (4, 3, 2);
     let all = rng.unit_features(b1 + b2, v, 5);
     let ids = [0, 1, 2, 0, 1, 2, 0];
-    let loss = SupConLossConfig::new().with_temperature(0.2).init();
-    // forward on all samples, per sample: the first b1 are the anchors we keep.
-    let per_sample =
-        values(loss.forward_per_sample(features(&all), Positives::Labels(labels(&ids))));
-    let want = per_sample[..b1].iter().sum::<f64>() / b1 as f64;
-    // The memory holds every view of the extra samples, in any order.
-    let memory: Vec<Vec<f64>> = all[b1..].iter().flat_map(|s| s.iter().cloned()).collect();
-    let memory_ids: Vec<i64> = ids[b1..].iter().flat_map(|&l| [l, l]).collect();
-    let got = scalar(loss.forward_with_memory(
-        features(&all[..b1]),
-        Positives::Labels(labels(&ids[..b1])),
-        rows(&memory),
-        Some(labels(&memory_ids)),
-    ));
-    assert!((got - want).abs() < 1e-5 * want.abs(), "{got} vs {want}");
+    // 1e-12: logits near 1e12, where only exact exponents keep the two paths together.
+    for temperature in [0.2, 1e-12] {
+        let loss = SupConLossConfig::new().with_temperature(temperature).init();
+        // forward on all samples, per sample: the first b1 are the anchors we keep.
+        let per_sample =
+            values(loss.forward_per_sample(features(&all), Positives::Labels(labels(&ids))));
+        let want = per_sample[..b1].iter().sum::<f64>() / b1 as f64;
+        // The memory holds every view of the extra samples, in any order.
+        let memory: Vec<Vec<f64>> = all[b1..].iter().flat_map(|s| s.iter().cloned()).collect();
+        let memory_ids: Vec<i64> = ids[b1..].iter().flat_map(|&l| [l, l]).collect();
+        let got = scalar(loss.forward_with_memory(
+            features(&all[..b1]),
+            Positives::Labels(labels(&ids[..b1])),
+            rows(&memory),
+            Some(labels(&memory_ids)),
+        ));
+        assert!(
+            (got - want).abs() < 1e-5 * want.abs(),
+            "T = {temperature:e}: {got} vs {want}"
+        );
+    }
 }
 
 #[test]

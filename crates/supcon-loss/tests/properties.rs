@@ -133,9 +133,14 @@ fn low_temperature_and_large_features_stay_finite() {
             DenominatorMode::OnlyNegatives,
         ] {
             for summation in [SummationLocation::Outside, SummationLocation::Inside] {
-                for mode in [ContrastMode::All, ContrastMode::One] {
+                for (mode, temperature) in [
+                    (ContrastMode::All, 0.05),
+                    (ContrastMode::One, 0.05),
+                    (ContrastMode::All, 1e-12),
+                    (ContrastMode::One, 1e-12),
+                ] {
                     let loss = SupConLossConfig::new()
-                        .with_temperature(0.05)
+                        .with_temperature(temperature)
                         .with_contrast_mode(mode)
                         .with_summation(summation)
                         .with_denominator(denominator)
@@ -146,7 +151,8 @@ fn low_temperature_and_large_features_stay_finite() {
                         .unwrap();
                     let v = values(value.clone())[0];
                     let grad = values(input.grad(&value.backward()).unwrap());
-                    let what = format!("{denominator:?}/{summation:?}/{mode:?}");
+                    let what =
+                        format!("{denominator:?}/{summation:?}/{mode:?}/T = {temperature:e}");
                     assert!(v.is_finite() && v >= 0.0, "{what}: loss {v}");
                     assert!(
                         grad.iter().all(|g| g.is_finite()),
@@ -155,6 +161,77 @@ fn low_temperature_and_large_features_stay_finite() {
                 }
             }
         }
+    }
+}
+
+/// As `T -> 0` the softmax over the other views becomes the indicator of the most similar one,
+/// `a*(i)`, and the loss `-(T / T_base) mean_p log softmax` tends to
+/// `(1 / T_base) mean_i (s_{i a*(i)} - mean_{p in P(i)} s_ip)` with `s_ij = z_i . z_j`, whose
+/// gradient is worked out here in float64. Down to `T = 1e-20` (logits near 1e20) the loss and
+/// its gradient must equal that limit: no exponent may carry the rounding of a logit that large.
+#[test]
+fn tiny_temperatures_reach_the_hard_limit() {
+    let (batch, views, dim, base) = (8usize, 2usize, 6usize, 0.07);
+    let rows = Lcg(21).unit_features(batch, views, dim);
+    let ids: Vec<i64> = (0..batch as i64).map(|i| i % 3).collect();
+    // Anchors view-major, as the loss orders them.
+    let z: Vec<&Vec<f64>> = (0..views)
+        .flat_map(|v| rows.iter().map(move |r| &r[v]))
+        .collect();
+    let n = z.len();
+    let label = |a: usize| ids[a % batch];
+    let dot = |x: &[f64], y: &[f64]| x.iter().zip(y).map(|(a, b)| a * b).sum::<f64>();
+    let (mut want, mut grad) = (0.0, vec![vec![0.0; dim]; n]);
+    for i in 0..n {
+        let others = (0..n).filter(|&j| j != i);
+        let top = others
+            .clone()
+            .max_by(|&a, &b| dot(z[i], z[a]).total_cmp(&dot(z[i], z[b])))
+            .unwrap();
+        let positives: Vec<usize> = others.filter(|&j| label(j) == label(i)).collect();
+        let p = positives.len() as f64;
+        want += dot(z[i], z[top]) - positives.iter().map(|&j| dot(z[i], z[j])).sum::<f64>() / p;
+        // d s_ij = z_j dz_i + z_i dz_j, each term scaled by 1 / (T_base n).
+        let mut add = |k: usize, other: usize, weight: f64| {
+            for d in 0..dim {
+                grad[k][d] += weight * z[other][d] / (base * n as f64);
+            }
+        };
+        add(i, top, 1.0);
+        add(top, i, 1.0);
+        for &j in &positives {
+            add(i, j, -1.0 / p);
+            add(j, i, -1.0 / p);
+        }
+    }
+    want /= base * n as f64;
+    // Back to the input's [batch, views, dim] order.
+    let want_grad: Vec<f64> = (0..batch)
+        .flat_map(|b| (0..views).map(move |v| v * batch + b))
+        .flat_map(|a| grad[a].clone())
+        .collect();
+    for temperature in [1e-6, 1e-9, 1e-12, 1e-20] {
+        let loss = SupConLossConfig::new()
+            .with_temperature(temperature)
+            .with_base_temperature(base)
+            .init();
+        let input = features(&rows).require_grad();
+        let value = loss
+            .try_forward(input.clone(), Positives::Labels(labels(&ids)))
+            .unwrap();
+        let got = values(value.clone())[0];
+        let got_grad = values(input.grad(&value.backward()).unwrap());
+        assert!(
+            (got - want).abs() < 1e-5 * want.abs().max(1.0),
+            "T = {temperature:e}: loss {got}, limit {want}"
+        );
+        assert_close(
+            &got_grad,
+            &want_grad,
+            1e-4,
+            1e-5,
+            &format!("gradient at T = {temperature:e}"),
+        );
     }
 }
 
@@ -266,6 +343,42 @@ fn bad_input_is_a_typed_error() {
             ..
         })
     ));
+    // Beyond what float32 can scale by: 1 / T overflows (or is not a normal number), or
+    // T / T_base underflows.
+    for temperature in [1e-39, 1e-300, 1e38, 1e300] {
+        assert!(
+            matches!(
+                SupConLossConfig::new()
+                    .with_temperature(temperature)
+                    .try_init(),
+                Err(LossError::OutOfRange {
+                    name: "temperature",
+                    ..
+                })
+            ),
+            "temperature {temperature:e}"
+        );
+    }
+    assert!(matches!(
+        SupConLossConfig::new()
+            .with_temperature(1e-20)
+            .with_base_temperature(1e20)
+            .try_init(),
+        Err(LossError::OutOfRange {
+            name: "base_temperature",
+            ..
+        })
+    ));
+    for temperature in [1e-38, 1e-20, 1e37] {
+        assert!(
+            SupConLossConfig::new()
+                .with_temperature(temperature)
+                .with_base_temperature(temperature)
+                .try_init()
+                .is_ok(),
+            "temperature {temperature:e}"
+        );
+    }
     // `forward` panics with the message `try_forward` returns.
     let panic = std::panic::catch_unwind(|| {
         loss.forward(features(&rows), Positives::Labels(labels(&[1, 2, 3])))

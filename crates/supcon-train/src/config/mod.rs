@@ -363,6 +363,17 @@ impl RunConfig {
                 return bad(format!("{name} must be a positive number, got {value}"));
             }
         }
+        // What float32 can compute with (the loss's own check, with our option names).
+        if let Err(error) = supcon_loss::SupConLossConfig::new()
+            .with_temperature(loss.temp)
+            .with_base_temperature(loss.base_temp)
+            .try_init()
+        {
+            return bad(error
+                .to_string()
+                .replace("base_temperature", "base_temp")
+                .replace("temperature", "temp"));
+        }
         for (name, value) in [
             ("weight_decay", optim.weight_decay),
             ("momentum", optim.momentum),
