@@ -1,7 +1,7 @@
 //! The SupCon loss in its default form (`L_out`, denominator over all entries but the anchor)
 //! computed block of anchor rows by block, with its gradient written out: memory grows with a
-//! block of about [`BLOCK_ELEMENTS`] logits, not with `[N, N]`, and no autodiff graph is
-//! recorded over the logits.
+//! block of about [`BLOCK_ELEMENTS`] logits ([`DEVICE_BLOCK_ELEMENTS`] on a GPU), not with
+//! `[N, N]`, and no autodiff graph is recorded over the logits.
 //!
 //! For anchor `i` with logits `l_ij = z_i . c_j / T` over the contrast set (`j != i`), softmax
 //! `p_ij = exp(l_ij) / sum_{a != i} exp(l_ia)` and positive weights `w_ij` (0 or 1, or the
@@ -15,7 +15,7 @@
 //! and an anchor with `W_i = 0` contributes 0 to the value and the gradient. The gradient with
 //! respect to the features follows from `l = Z_a C^T / T`: `G C / T` for the anchor rows and
 //! `G^T Z_a / T` for the contrast rows (the memory's rows get none). Each block of rows holds
-//! `[rows, C]` tensors only, with `rows` chosen so that one is about [`BLOCK_ELEMENTS`] floats;
+//! `[rows, C]` tensors only, with `rows` chosen so that one is about that many floats;
 //! when one block holds every anchor against exactly the anchors, the two products are one,
 //! `(G + G^T) Z / T`. A block's elementwise terms are computed row by row in host memory on
 //! the CPU backends ([`host_rows`]) and with tensor operations elsewhere (a GPU keeps them).
@@ -33,9 +33,20 @@ use crate::masked::NEG_LARGE;
 use crate::supcon::CheckedMemory;
 use crate::{LOSS_DTYPE, Positives};
 
-/// About how many logits one block holds (`rows * contrast columns`): 1 Mi floats, 4 MiB
-/// (measured on flex at batch 1,024: 16 MiB blocks were 35% slower, 2 MiB ones no faster).
+/// About how many logits one block holds (`rows * contrast columns`) on the CPU backends: 1 Mi
+/// floats, 4 MiB (measured on flex at batch 1,024: 16 MiB blocks were 35% slower, 2 MiB ones
+/// no faster).
 pub(crate) const BLOCK_ELEMENTS: usize = 1 << 20;
+
+/// The same on the other devices (GPUs): 16 Mi floats, 64 MiB a `[rows, C]` tensor, so that one
+/// block holds a batch of 1,024 two-view images (4 Mi logits) and the single symmetric product
+/// serves it. A block is about 30 tensor operations and, unless it holds every anchor against
+/// exactly the anchors, two matrix products: on an H200 (Vulkan, before autotune and fusion,
+/// with 1 Mi-float blocks) the loss took 4.65 ms at batch 256 (one block) and 13.7 ms at 1,024
+/// (four), while PyTorch's whole `[N, N]` loss took 1.64 and 1.73 ms, so launches rather than
+/// arithmetic dominate there. Not yet measured with this size on a GPU. The memory stays
+/// bounded, at a size a GPU holds easily.
+pub(crate) const DEVICE_BLOCK_ELEMENTS: usize = 1 << 24;
 
 /// The fewest anchor rows a block takes (small blocks make small matrix products).
 const MIN_BLOCK_ROWS: usize = 32;
@@ -56,7 +67,8 @@ pub(crate) struct Setup<'a> {
 /// How the blocks are computed; the defaults choose from the sizes and the device.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Tuning {
-    /// Anchor rows per block; `None` chooses from [`BLOCK_ELEMENTS`].
+    /// Anchor rows per block; `None` chooses from [`BLOCK_ELEMENTS`] or
+    /// [`DEVICE_BLOCK_ELEMENTS`].
     pub block_rows: Option<usize>,
     /// Whether the terms are computed on the host; `None` asks [`on_host`].
     pub host: Option<bool>,
@@ -94,15 +106,21 @@ pub(crate) fn mean_loss(features: Tensor<3>, setup: Setup<'_>) -> Tensor<1> {
     let inverse_temperature = 1.0 / setup.temperature;
     let scale = setup.temperature / setup.base_temperature;
     let contrast_t = contrast.clone().transpose();
+    let host = setup.tuning.host.unwrap_or_else(|| on_host(&device));
+    let elements = if host {
+        BLOCK_ELEMENTS
+    } else {
+        DEVICE_BLOCK_ELEMENTS
+    };
     let block = setup
         .tuning
         .block_rows
-        .unwrap_or((BLOCK_ELEMENTS / columns).max(MIN_BLOCK_ROWS))
+        .unwrap_or((elements / columns).max(MIN_BLOCK_ROWS))
         .clamp(1, anchors);
 
     // One block holding every anchor against exactly the anchors (see `Terms::symmetric`).
     let symmetric = block == columns;
-    let stage = if setup.tuning.host.unwrap_or_else(|| on_host(&device)) {
+    let stage = if host {
         Stage::Host(weights.to_host(symmetric && with_gradient))
     } else {
         Stage::Tensors(Box::new(weights))

@@ -127,8 +127,9 @@ impl SupConLossConfig {
 /// its hard-maximum limit), unnormalised features included.
 /// The mean ([`forward`](Self::forward), [`forward_with_memory`](Self::forward_with_memory))
 /// of the default formula (`L_out`, [`DenominatorMode::All`]) is computed block of anchors by
-/// block with its gradient written out (memory bounded by a block of about a million logits,
-/// not `[N, N]`; on the CPU backends a vectorised pass over each row); its gradient is then
+/// block with its gradient written out (memory bounded by a block of about a million logits on
+/// the CPU backends, 16 million on GPUs, not `[N, N]`; on the CPU backends a vectorised pass
+/// over each row); its gradient is then
 /// first-order only. The other formulas and the per-sample loss record the whole computation.
 /// The loss computes in float32 ([`LOSS_DTYPE`](crate::LOSS_DTYPE)) whatever the features'
 /// float type (f16 or bf16 on a device configured for them): its value is float32, the
