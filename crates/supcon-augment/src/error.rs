@@ -26,6 +26,15 @@ pub enum AugmentError {
     /// An empty batch or image, or zero views.
     #[error("nothing to augment: {0}")]
     Empty(String),
+    /// Per-sample parameters that cannot be applied to the images (see
+    /// [`SampleParams::check`](crate::SampleParams::check)).
+    #[error("parameter set {index}: {why}")]
+    BadParams {
+        /// Which set (its index in the slice).
+        index: usize,
+        /// What is wrong with it.
+        why: String,
+    },
     /// Per-sample parameters for a different number of images.
     #[error("{got} parameter sets for a batch of {batch} images")]
     ParamsMismatch {

@@ -61,6 +61,60 @@ pub struct SampleParams {
     pub blur_sigma: Option<f32>,
 }
 
+impl SampleParams {
+    /// Why these parameters cannot be applied to a `height x width` image, if they cannot: a
+    /// crop box that is empty or leaves the image (parameters drawn for another size, say), a
+    /// jitter order that is not a permutation of `0..4`, a jitter factor that is negative or
+    /// not finite, a hue shift outside `[-0.5, 0.5]`, a blur sigma that is not positive.
+    pub fn check(&self, height: usize, width: usize) -> Result<(), String> {
+        let c = self.crop;
+        if c.height == 0 || c.width == 0 {
+            return Err(format!("crop box of {}x{} is empty", c.height, c.width));
+        }
+        let past = |start: usize, size: usize, limit: usize| {
+            start.checked_add(size).is_none_or(|end| end > limit)
+        };
+        if past(c.top, c.height, height) || past(c.left, c.width, width) {
+            return Err(format!(
+                "crop box of {}x{} at ({}, {}) does not fit in a {height}x{width} image \
+                 (parameters drawn for another image size?)",
+                c.height, c.width, c.top, c.left
+            ));
+        }
+        if let Some(j) = &self.jitter {
+            let mut seen = [false; 4];
+            for &op in &j.order {
+                if op >= 4 || std::mem::replace(&mut seen[op], true) {
+                    return Err(format!(
+                        "jitter order {:?} is not a permutation of 0..4",
+                        j.order
+                    ));
+                }
+            }
+            for (name, value) in [
+                ("brightness", j.brightness),
+                ("contrast", j.contrast),
+                ("saturation", j.saturation),
+            ] {
+                if !(value.is_finite() && value >= 0.0) {
+                    return Err(format!(
+                        "jitter {name} factor {value} is not a finite number >= 0"
+                    ));
+                }
+            }
+            if !(-0.5..=0.5).contains(&j.hue) {
+                return Err(format!("jitter hue shift {} is outside [-0.5, 0.5]", j.hue));
+            }
+        }
+        if let Some(sigma) = self.blur_sigma
+            && !(sigma.is_finite() && sigma > 0.0)
+        {
+            return Err(format!("blur sigma {sigma} is not a positive number"));
+        }
+        Ok(())
+    }
+}
+
 /// torchvision's `RandomResizedCrop.get_params`: up to ten attempts at a box of
 /// `uniform(scale) * area` with aspect ratio `exp(uniform(log ratio))`, sides rounded half to
 /// even (Python's `round`), accepted if it fits, at a uniform position; otherwise the central

@@ -87,19 +87,25 @@ impl ViewPipeline {
     }
 
     /// Applies given per-sample parameters to `images` (`[B, C, H, W]`): `params.len()` must be
-    /// a multiple `V * B`, and output `r` is image `r % B` augmented with `params[r]`.
+    /// a multiple `V * B`, and output `r` is image `r % B` augmented with `params[r]`. Each set
+    /// must fit the images ([`SampleParams::check`]): parameters drawn by
+    /// [`sample`](Self::sample) for images of another size are refused.
     pub fn apply(
         &self,
         images: Tensor<4>,
         params: &[SampleParams],
     ) -> Result<Tensor<4>, AugmentError> {
         self.check(&images)?;
-        let batch = images.dims()[0];
+        let [batch, _, height, width] = images.dims();
         if params.is_empty() || !params.len().is_multiple_of(batch) {
             return Err(AugmentError::ParamsMismatch {
                 got: params.len(),
                 batch,
             });
+        }
+        for (index, p) in params.iter().enumerate() {
+            p.check(height, width)
+                .map_err(|why| AugmentError::BadParams { index, why })?;
         }
         Ok(self.augment(images, params))
     }

@@ -182,3 +182,67 @@ fn bad_configuration_is_a_typed_error() {
         Err(AugmentError::ParamsMismatch { got: 0, batch: 2 })
     ));
 }
+
+/// `apply` takes parameters as given, so it checks that each set fits the images: drawn for
+/// 64x64 images, the crop boxes do not fit 8x8 ones, and hand-made sets must be well-formed.
+#[test]
+fn parameters_that_do_not_fit_the_images_are_refused() {
+    let device = Device::flex();
+    let images = || Tensor::<4>::ones([2, 3, 8, 8], &device);
+    let pipeline = ViewPipeline::new(supcon());
+    let error = pipeline
+        .apply(images(), &pipeline.sample(2, 64, 64, 3))
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("does not fit in a 8x8 image"),
+        "{error}"
+    );
+    let fitting = pipeline.sample(2, 8, 8, 3);
+    assert!(pipeline.apply(images(), &fitting).is_ok());
+    let with = |edit: fn(&mut supcon_augment::SampleParams)| {
+        let mut params = fitting.clone();
+        edit(&mut params[1]);
+        match pipeline.apply(images(), &params) {
+            Err(AugmentError::BadParams { index: 1, why }) => why,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert!(with(|p| p.crop.width = 0).contains("is empty"));
+    assert!(with(|p| p.crop.left = usize::MAX).contains("does not fit"));
+    assert!(with(|p| p.blur_sigma = Some(f32::NAN)).contains("blur sigma NaN"));
+    let jitter = supcon_augment::JitterParams {
+        brightness: 1.0,
+        contrast: 1.0,
+        saturation: 1.0,
+        hue: 0.0,
+        order: [0, 1, 2, 3],
+    };
+    let mut params = fitting.clone();
+    params[0].jitter = Some(jitter);
+    assert!(pipeline.apply(images(), &params).is_ok());
+    for (bad, want) in [
+        (
+            supcon_augment::JitterParams {
+                order: [0, 1, 1, 3],
+                ..jitter
+            },
+            "not a permutation",
+        ),
+        (
+            supcon_augment::JitterParams {
+                contrast: -1.0,
+                ..jitter
+            },
+            "contrast factor -1",
+        ),
+        (
+            supcon_augment::JitterParams { hue: 0.7, ..jitter },
+            "hue shift 0.7",
+        ),
+    ] {
+        params[0].jitter = Some(bad);
+        let error = pipeline.apply(images(), &params).unwrap_err().to_string();
+        assert!(error.contains(want), "{error}");
+        assert!(error.starts_with("parameter set 0:"), "{error}");
+    }
+}
