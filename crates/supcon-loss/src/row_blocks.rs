@@ -567,6 +567,8 @@ mod tests {
             for mode in [ContrastMode::All, ContrastMode::One] {
                 assert_same(&case, mode, 0.5);
                 assert_same(&case, mode, 0.07);
+                // Logits near 1e12: the hard-maximum limit, on both stages.
+                assert_same(&case, mode, 1e-12);
             }
         }
     }

@@ -57,13 +57,20 @@ pub struct SupConLossConfig {
     pub denominator: DenominatorMode,
 }
 
+/// The smallest temperature [`SupConLossConfig::try_init`] accepts: logits of unit features are
+/// then at most 1e20 in size, ten orders of magnitude from the -1e30 that stands in for minus
+/// infinity in the masked reductions (float32 has no room for much more). The loss reaches its
+/// hard-maximum limit long before (at about 1e-6 for random unit features).
+const MIN_TEMPERATURE: f64 = 1e-20;
+
 impl SupConLossConfig {
     /// Builds the loss.
     ///
     /// # Panics
     ///
-    /// If a temperature is not a positive finite number, or so far from 1 that float32 cannot
-    /// hold `1 / temperature` or `temperature / base_temperature` (the message names it); use
+    /// If a temperature is not a positive finite number, or outside what float32 computes with
+    /// (a temperature below 1e-20 or above 8e37, or a `temperature / base_temperature` that is
+    /// not a normal float32 number; the message names it); use
     /// [`try_init`](Self::try_init) to get a [`LossError`] instead.
     pub fn init(&self) -> SupConLoss {
         self.try_init()
@@ -74,15 +81,16 @@ impl SupConLossConfig {
     pub fn try_init(&self) -> Result<SupConLoss, LossError> {
         LossError::check_positive("temperature", self.temperature)?;
         LossError::check_positive("base_temperature", self.base_temperature)?;
-        // The loss computes in float32: the logits' scale `1 / T` and the loss's `T / T_base`
-        // must be normal float32 numbers (not infinite, not flushed towards zero).
+        // The loss computes in float32: the logits' scale `1 / T` must be a normal float32
+        // number small enough that logits of unit features stay far above the -1e30 that
+        // stands in for minus infinity, and `T / T_base` a normal float32 number.
         let normal_f32 = |x: f64| (f64::from(f32::MIN_POSITIVE)..=f64::from(f32::MAX)).contains(&x);
-        if !normal_f32(1.0 / self.temperature) {
+        if !(normal_f32(1.0 / self.temperature) && self.temperature >= MIN_TEMPERATURE) {
             return Err(LossError::OutOfRange {
                 name: "temperature",
                 value: self.temperature,
-                why: "the loss computes in float32, where 1 / temperature must be a normal \
-                      number (temperature between about 3e-39 and 8e37)",
+                why: "the loss computes in float32, where temperatures from 1e-20 to 8e37 keep \
+                      its logits and their scale finite",
             });
         }
         if !normal_f32(self.temperature / self.base_temperature) {
@@ -123,8 +131,8 @@ impl SupConLossConfig {
 ///
 /// Numerics: the log-sum-exp subtracts the row maximum over the entries it sums (not over the
 /// anchor's own similarity, which it excludes), so finite inputs give a finite loss and finite
-/// gradients at any temperature float32 can scale by (tested down to 1e-20, where the loss is
-/// its hard-maximum limit), unnormalised features included.
+/// gradients at any temperature accepted (1e-20 to 8e37; tested at 1e-20, where the loss is its
+/// hard-maximum limit), unnormalised features included.
 /// The mean ([`forward`](Self::forward), [`forward_with_memory`](Self::forward_with_memory))
 /// of the default formula (`L_out`, [`DenominatorMode::All`]) is computed block of anchors by
 /// block with its gradient written out (memory bounded by a block of about a million logits on

@@ -369,10 +369,23 @@ impl RunConfig {
             .with_base_temperature(loss.base_temp)
             .try_init()
         {
-            return bad(error
-                .to_string()
-                .replace("base_temperature", "base_temp")
-                .replace("temperature", "temp"));
+            return bad(match error {
+                supcon_loss::LossError::OutOfRange { name, value, why } => {
+                    let option = if name == "temperature" {
+                        "temp"
+                    } else {
+                        "base_temp"
+                    };
+                    // 1e-21, not twenty zeros.
+                    let value = if (1e-4..1e6).contains(&value.abs()) {
+                        value.to_string()
+                    } else {
+                        format!("{value:e}")
+                    };
+                    format!("{option} = {value} is out of range: {why}")
+                }
+                other => other.to_string(),
+            });
         }
         for (name, value) in [
             ("weight_decay", optim.weight_decay),
