@@ -145,7 +145,9 @@ pub fn build(base: &RunConfig, layers: &[Layer]) -> Result<RunConfig, TrainError
 /// The default of the setting the command-line option `flag` sets, as `--help` shows it.
 pub fn default_text(flag: &str) -> Option<String> {
     match flag {
-        "size" => return Some("the images' own size".into()),
+        "size" => {
+            return Some("the images' own size; image folders: 32".into());
+        }
         "limit" => return Some("all the training images".into()),
         "name" => return Some("<method>-<model>-<n>, the first free n".into()),
         "mean" | "std" => return Some("measured on the training split".into()),

@@ -78,7 +78,7 @@ pub struct DataConfig {
     #[config(default = 128)]
     pub batch_size: usize,
     /// Side of the square training crops (image folders are resized to it); `None`: the
-    /// images' own size.
+    /// images' own size, and 32 for image folders (whose images may differ in size).
     pub size: Option<usize>,
     /// Per-channel normalisation mean; empty: measured on the training split.
     #[config(default = "Vec::new()")]
