@@ -7,7 +7,7 @@ use supcon_train::TrainError;
 use supcon_train::config::{Options, RunConfig};
 use supcon_train::pretrain::PretrainOutcome;
 use supcon_train::progress::Progress;
-use supcon_train::run::{Prepared, create_run_dir};
+use supcon_train::run::{Prepared, RunKind, create_run_dir};
 use supcon_train::runs::{
     self, EmbedInput, Split, demo_config, embed, knn, linear, resume_pretrain, start_pretrain,
 };
@@ -34,7 +34,11 @@ pub fn run(
         }
         Some(Command::Ce { resume, options }) => {
             let (prepared, run_dir, resume) = match resume {
-                Some(run) => (runs::resume(&run, &options, progress)?, run, true),
+                Some(run) => (
+                    runs::resume(&run, &options, RunKind::CrossEntropy, progress)?,
+                    run,
+                    true,
+                ),
                 None => {
                     let (prepared, dir) = new_ce_run(options, progress)?;
                     (prepared, dir, false)
@@ -215,6 +219,7 @@ fn new_ce_run(
     let dir = create_run_dir(
         &prepared.config,
         &format!("ce-{}", prepared.config.model.architecture),
+        RunKind::CrossEntropy,
     )?;
     progress.message(&format!("run folder {}", dir.display()));
     let settings = prepared.config.describe();

@@ -141,7 +141,8 @@ impl<'a> Fit<'a> {
     }
 
     /// Trains `model` for the schedule's epochs, resuming from the run's checkpoint if
-    /// `resume`. The caller holds the run folder's [`RunLock`](crate::run::RunLock) (as
+    /// `resume` and the run has one (a run stopped during its first epoch has none: it starts
+    /// from epoch 1). The caller holds the run folder's [`RunLock`](crate::run::RunLock) (as
     /// `pretrain` and `cross_entropy` do).
     pub fn run<T: Task>(
         mut self,
@@ -154,7 +155,7 @@ impl<'a> Fit<'a> {
         let mut history = Vec::new();
         let mut seconds = 0.0;
         let mut first_epoch = 1;
-        if resume {
+        if resume && checkpoint_path.is_file() {
             let checkpoint = Checkpoint::load(&checkpoint_path)?;
             check_same_run(&checkpoint.state.config, &self.config, &checkpoint_path)?;
             model = restore_model(model, checkpoint.model, &checkpoint_path)?;

@@ -15,6 +15,75 @@ use crate::progress::Progress;
 /// File name of the configuration saved in a run folder.
 pub const CONFIG_FILE: &str = "config.toml";
 
+/// File name of a run folder's kind ([`RunKind`]), one word.
+pub const KIND_FILE: &str = "kind";
+
+/// What a run folder holds, written beside its configuration when it is created, so that a run
+/// is continued or evaluated by the command that made it, checkpoint or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunKind {
+    /// Pre-training (SupCon or SimCLR): `pretrain`.
+    Pretrain,
+    /// The cross-entropy baseline: `ce`.
+    CrossEntropy,
+    /// An evaluation of an encoder from a checkpoint file: `linear`, `knn`.
+    Evaluation,
+}
+
+impl RunKind {
+    /// The word in the [`KIND_FILE`].
+    pub fn word(self) -> &'static str {
+        match self {
+            RunKind::Pretrain => "pretrain",
+            RunKind::CrossEntropy => "ce",
+            RunKind::Evaluation => "eval",
+        }
+    }
+
+    /// What such a run is, for messages.
+    pub fn description(self) -> &'static str {
+        match self {
+            RunKind::Pretrain => "a pre-training run (`supcon-train pretrain`)",
+            RunKind::CrossEntropy => "a cross-entropy run (`supcon-train ce`)",
+            RunKind::Evaluation => "an evaluation folder (`supcon-train linear` or `knn`)",
+        }
+    }
+
+    /// The kind `run` was created as; `None` for a folder made before kinds were recorded.
+    pub fn of(run: &Path) -> Result<Option<RunKind>, TrainError> {
+        let path = run.join(KIND_FILE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| TrainError::io(&path, e))?;
+        [
+            RunKind::Pretrain,
+            RunKind::CrossEntropy,
+            RunKind::Evaluation,
+        ]
+        .into_iter()
+        .find(|k| k.word() == text.trim())
+        .map(Some)
+        .ok_or_else(|| {
+            TrainError::run(
+                &path,
+                format!("unknown run kind `{}` (pretrain, ce or eval)", text.trim()),
+            )
+        })
+    }
+
+    /// Refuses `run` unless it was created as this kind (or before kinds were recorded).
+    pub fn check(self, run: &Path) -> Result<(), TrainError> {
+        match RunKind::of(run)? {
+            Some(kind) if kind != self => Err(TrainError::run(
+                run,
+                format!("is {}, not {}", kind.description(), self.description()),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// A configuration made concrete: data loaded, normalisation measured, device ready.
 pub struct Prepared {
     /// The configuration, `mean`/`std` filled in.
@@ -159,9 +228,23 @@ pub fn check_out_dir(out: &Path) -> Result<(), TrainError> {
         })
 }
 
-/// Creates a fresh run folder `out/<name>-<n>` (the first free `n` from 1) and saves the
-/// configuration in it.
-pub fn create_run_dir(config: &RunConfig, name: &str) -> Result<PathBuf, TrainError> {
+/// Creates a fresh run folder `out/<name>-<n>` (the first free `n` from 1, or `config.name`)
+/// and saves the configuration and the run's `kind` in it.
+pub fn create_run_dir(
+    config: &RunConfig,
+    name: &str,
+    kind: RunKind,
+) -> Result<PathBuf, TrainError> {
+    let dir = create_dir(config, name)?;
+    crate::atomic::write_atomically(
+        &dir.join(KIND_FILE),
+        format!("{}\n", kind.word()).as_bytes(),
+    )?;
+    Ok(dir)
+}
+
+/// [`create_run_dir`] without the kind.
+fn create_dir(config: &RunConfig, name: &str) -> Result<PathBuf, TrainError> {
     check_new_run(config)?;
     std::fs::create_dir_all(&config.out)
         .map_err(|e| TrainError::run(&config.out, format!("cannot create the folder: {e}")))?;

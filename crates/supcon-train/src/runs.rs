@@ -21,7 +21,7 @@ use crate::pretrain::{
 };
 use crate::progress::Progress;
 use crate::report::{EvaluationRecord, npy, save_evaluation};
-use crate::run::{Prepared, create_run_dir, load_run_config};
+use crate::run::{Prepared, RunKind, create_run_dir, load_run_config};
 
 /// The demo's recipe (`recipes/demo.toml`).
 pub const DEMO_RECIPE: &str = include_str!("../recipes/demo.toml");
@@ -57,7 +57,11 @@ pub fn start_pretrain(
         Method::SupCon => "supcon",
         Method::SimClr => "simclr",
     };
-    let run_dir = create_run_dir(c, &format!("{method}-{}", c.model.architecture))?;
+    let run_dir = create_run_dir(
+        c,
+        &format!("{method}-{}", c.model.architecture),
+        RunKind::Pretrain,
+    )?;
     progress.message(&format!("run folder {}", run_dir.display()));
     progress.message(&format!("configuration (config.toml):\n{}", c.describe()));
     pretrain(&prepared, &run_dir, false, progress, None)
@@ -69,7 +73,7 @@ pub fn resume_pretrain(
     options: &Options,
     progress: &dyn Progress,
 ) -> Result<PretrainOutcome, TrainError> {
-    let prepared = resume(run, options, progress)?;
+    let prepared = resume(run, options, RunKind::Pretrain, progress)?;
     pretrain(&prepared, run, true, progress, None)
 }
 
@@ -84,25 +88,38 @@ pub const REOPEN_SETTINGS: [&str; 4] = [
 /// The setting that extends a run when resuming it: more epochs than it was planned for.
 pub const EXTEND_SETTING: &str = "schedule.epochs";
 
-/// Reopens the interrupted training run in `run` (pre-training or cross-entropy) to continue
-/// it. `--epochs N` with more epochs than the run's extends it, finished or not: the
-/// learning-rate schedule is recomputed over the new total from the next epoch on, and
-/// `config.toml` is updated. A finished run without `--epochs` is refused: it has nothing to
-/// resume (evaluate it with `linear`, `knn` or `embed`).
+/// Reopens the interrupted training run in `run` (pre-training or cross-entropy, as `kind`
+/// says: a run of the other kind is refused) to continue it. `--epochs N` with more epochs than
+/// the run's extends it, finished or not: the learning-rate schedule is recomputed over the new
+/// total from the next epoch on, and `config.toml` is updated. A finished run without
+/// `--epochs` is refused: it has nothing to resume (evaluate it with `linear`, `knn` or
+/// `embed`). A run stopped during its first epoch has no checkpoint: it trains from epoch 1.
 pub fn resume(
     run: &Path,
     options: &Options,
+    kind: RunKind,
     progress: &dyn Progress,
 ) -> Result<Prepared, TrainError> {
     let saved = load_run_config(run)?;
+    kind.check(run)?;
     let checkpoint = run.join(CHECKPOINT_FILE);
-    if !checkpoint.is_file() {
+    // A run stopped during its first epoch has its configuration and no checkpoint: it starts
+    // again from epoch 1, which gives what the uninterrupted run would have (batches and views
+    // are functions of the seed, the epoch and the step).
+    let done = if checkpoint.is_file() {
+        Checkpoint::load(&checkpoint)?.state.epoch
+    } else if RunKind::of(run)?.is_none() {
+        // Made before kinds were recorded: which command made it is unknown.
         return Err(TrainError::run(
             run,
-            format!("no {CHECKPOINT_FILE} in the run folder"),
+            format!(
+                "no {CHECKPOINT_FILE} in the run folder: the run stopped during its first epoch; \
+                 start it again"
+            ),
         ));
-    }
-    let done = Checkpoint::load(&checkpoint)?.state.epoch;
+    } else {
+        0
+    };
     let planned = saved.schedule.epochs;
     let prepared = reopen_allowing(run, options, &[EXTEND_SETTING], progress)?;
     let total = prepared.config.schedule.epochs;
@@ -123,6 +140,13 @@ pub fn resume(
                 run.display(),
                 run.display()
             ),
+        ));
+    }
+    if done == 0 {
+        progress.message(&format!(
+            "{} has no checkpoint (it stopped during its first epoch): training it from epoch 1 \
+             with its saved configuration",
+            run.display()
         ));
     }
     if total > planned {
@@ -147,6 +171,18 @@ pub fn reopen(
     options: &Options,
     progress: &dyn Progress,
 ) -> Result<Prepared, TrainError> {
+    load_run_config(run)?;
+    RunKind::Pretrain.check(run)?;
+    if !run.join(CHECKPOINT_FILE).is_file() {
+        return Err(TrainError::run(
+            run,
+            format!(
+                "no {CHECKPOINT_FILE} in the run folder: the run stopped during its first epoch; \
+                 continue it with `supcon-train pretrain --resume {}`",
+                run.display()
+            ),
+        ));
+    }
     reopen_allowing(run, options, &[], progress)
 }
 
@@ -183,12 +219,6 @@ fn reopen_allowing(
     }
     let config = crate::config::layers::build(&saved, &layers)?;
     config.validate()?;
-    if !run.join(CHECKPOINT_FILE).is_file() {
-        return Err(TrainError::run(
-            run,
-            format!("no {CHECKPOINT_FILE} in the run folder"),
-        ));
-    }
     Prepared::new(config, progress)
 }
 
@@ -292,7 +322,11 @@ pub fn open_encoder(
         let encoder = supcon_head::weights::load_reference_encoder(encoder, source)?.valid();
         (encoder, None)
     };
-    let dir = create_run_dir(&prepared.config, &format!("eval-{architecture}"))?;
+    let dir = create_run_dir(
+        &prepared.config,
+        &format!("eval-{architecture}"),
+        RunKind::Evaluation,
+    )?;
     progress.message(&format!(
         "evaluation folder {} (for {})",
         dir.display(),

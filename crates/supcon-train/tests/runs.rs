@@ -7,7 +7,7 @@ use supcon_train::config::{Method, Options, RunConfig};
 use supcon_train::fit::{CHECKPOINT_FILE, METRICS_FILE};
 use supcon_train::pretrain::pretrain;
 use supcon_train::progress::Silent;
-use supcon_train::run::{CONFIG_FILE, Prepared, create_run_dir};
+use supcon_train::run::{CONFIG_FILE, Prepared, RunKind, create_run_dir};
 use supcon_train::runs::{self as commands, EmbedInput, ExportFormat, Split};
 
 /// Burn's generator is per device and process-wide: runs that must be reproducible take turns.
@@ -49,7 +49,7 @@ fn same_seed_same_run_and_resume_matches_the_uninterrupted_run() {
     let config = tiny_config(&dir.path().join("data"), &dir.path().join("runs"));
 
     let prepared = Prepared::new(config.clone(), &Silent).unwrap();
-    let whole_dir = create_run_dir(&prepared.config, "whole").unwrap();
+    let whole_dir = create_run_dir(&prepared.config, "whole", RunKind::Pretrain).unwrap();
     let whole = pretrain(&prepared, &whole_dir, false, &Silent, None).unwrap();
     assert_eq!(whole.history.len(), 3);
     // The library draws no figures; it hands the test features over for them.
@@ -64,7 +64,7 @@ fn same_seed_same_run_and_resume_matches_the_uninterrupted_run() {
 
     // The same seed again, interrupted after one epoch, then resumed.
     let prepared = Prepared::new(config, &Silent).unwrap();
-    let split_dir = create_run_dir(&prepared.config, "split").unwrap();
+    let split_dir = create_run_dir(&prepared.config, "split", RunKind::Pretrain).unwrap();
     let first = pretrain(&prepared, &split_dir, false, &Silent, Some(1)).unwrap();
     assert_eq!(first.history.len(), 1);
     assert!(first.linear.is_none(), "no evaluation of an unfinished run");
@@ -250,7 +250,7 @@ fn cross_entropy_baseline_selects_on_validation() {
     common::write_tiny_idx(&dir.path().join("data"));
     let config = tiny_config(&dir.path().join("data"), &dir.path().join("runs"));
     let prepared = Prepared::new(config, &Silent).unwrap();
-    let run = create_run_dir(&prepared.config, "ce").unwrap();
+    let run = create_run_dir(&prepared.config, "ce", RunKind::CrossEntropy).unwrap();
     let (history, outcome) =
         supcon_train::ce::cross_entropy(&prepared, &run, false, &Silent, None).unwrap();
     let outcome = outcome.unwrap();
@@ -281,7 +281,7 @@ fn weights_that_diverge_are_never_saved() {
     config.schedule.epochs = 1;
     config.eval.knn_freq = 0;
     let prepared = Prepared::new(config, &Silent).unwrap();
-    let run = create_run_dir(&prepared.config, "diverged").unwrap();
+    let run = create_run_dir(&prepared.config, "diverged", RunKind::Pretrain).unwrap();
     let error = pretrain(&prepared, &run, false, &Silent, None)
         .err()
         .unwrap();
@@ -310,7 +310,7 @@ fn a_loss_that_is_not_finite_before_any_update_blames_the_inputs() {
     config.data.mean = vec![0.5];
     config.data.std = vec![1e-40];
     let prepared = Prepared::new(config, &Silent).unwrap();
-    let run = create_run_dir(&prepared.config, "inputs").unwrap();
+    let run = create_run_dir(&prepared.config, "inputs", RunKind::Pretrain).unwrap();
     let error = pretrain(&prepared, &run, false, &Silent, None)
         .err()
         .unwrap();
@@ -334,11 +334,11 @@ fn a_run_with_a_queue_resumes_exactly_and_chunks_run() {
     config.eval.linear_epochs = 5;
 
     let prepared = Prepared::new(config.clone(), &Silent).unwrap();
-    let whole_dir = create_run_dir(&prepared.config, "queue-whole").unwrap();
+    let whole_dir = create_run_dir(&prepared.config, "queue-whole", RunKind::Pretrain).unwrap();
     let whole = pretrain(&prepared, &whole_dir, false, &Silent, None).unwrap();
     // The same seed again (Prepared seeds the device), interrupted after one epoch.
     let prepared = Prepared::new(config.clone(), &Silent).unwrap();
-    let split_dir = create_run_dir(&prepared.config, "queue-split").unwrap();
+    let split_dir = create_run_dir(&prepared.config, "queue-split", RunKind::Pretrain).unwrap();
     pretrain(&prepared, &split_dir, false, &Silent, Some(1)).unwrap();
     let resumed = pretrain(&prepared, &split_dir, true, &Silent, None).unwrap();
     for (a, b) in whole.history.iter().zip(&resumed.history) {
@@ -352,7 +352,7 @@ fn a_run_with_a_queue_resumes_exactly_and_chunks_run() {
     let mut plain = config.clone();
     plain.step.queue = 0;
     let prepared = Prepared::new(plain, &Silent).unwrap();
-    let plain_dir = create_run_dir(&prepared.config, "plain").unwrap();
+    let plain_dir = create_run_dir(&prepared.config, "plain", RunKind::Pretrain).unwrap();
     let plain = pretrain(&prepared, &plain_dir, false, &Silent, Some(1)).unwrap();
     assert_ne!(plain.history[0].loss, whole.history[0].loss);
 
@@ -362,7 +362,7 @@ fn a_run_with_a_queue_resumes_exactly_and_chunks_run() {
     other.step.chunk = 8;
     other.schedule.epochs = 1;
     let prepared = Prepared::new(other, &Silent).unwrap();
-    let run = create_run_dir(&prepared.config, "simclr-chunked").unwrap();
+    let run = create_run_dir(&prepared.config, "simclr-chunked", RunKind::Pretrain).unwrap();
     let outcome = pretrain(&prepared, &run, false, &Silent, None).unwrap();
     assert!(outcome.history[0].loss.is_finite());
 }
@@ -445,4 +445,76 @@ fn limit_trains_on_a_stratified_subset() {
         let error = Prepared::new(limited, &Silent).err().unwrap().to_string();
         assert!(error.contains("limit"), "{bad}: {error}");
     }
+}
+
+/// A run killed during its first epoch leaves its configuration and no checkpoint: resuming it
+/// trains from epoch 1, as the uninterrupted run would. Each run folder records its kind, so a
+/// run is continued and evaluated only by the command that made it.
+#[test]
+fn a_run_stopped_before_its_first_checkpoint_resumes_from_the_start() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    common::write_tiny_idx(&dir.path().join("data"));
+    let mut config = tiny_config(&dir.path().join("data"), &dir.path().join("runs"));
+    config.schedule.epochs = 1;
+    config.eval.linear_epochs = 2;
+    let prepared = Prepared::new(config.clone(), &Silent).unwrap();
+    // What a kill during the first epoch leaves: the folder as created, nothing else.
+    let run = create_run_dir(&prepared.config, "killed", RunKind::Pretrain).unwrap();
+    let files = |dir: &std::path::Path| {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(files(&run), [CONFIG_FILE, "kind"]);
+    let error = commands::linear(&run, &Options::default(), &Silent)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("stopped during its first epoch"), "{error}");
+
+    let resumed = commands::resume_pretrain(&run, &Options::default(), &Silent).unwrap();
+    let whole = commands::start_pretrain(config.clone(), &Silent).unwrap();
+    assert_eq!(resumed.history.len(), 1);
+    assert_eq!(resumed.history[0].loss, whole.history[0].loss);
+
+    // The other command's runs are refused, before anything is written.
+    let ce_run = create_run_dir(&prepared.config, "ce-killed", RunKind::CrossEntropy).unwrap();
+    let error = commands::resume_pretrain(&ce_run, &Options::default(), &Silent)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.contains("is a cross-entropy run (`supcon-train ce`), not a pre-training run"),
+        "{error}"
+    );
+    assert_eq!(files(&ce_run), [CONFIG_FILE, "kind"]);
+    let more = Options {
+        epochs: Some(3),
+        ..Options::default()
+    };
+    let error = commands::resume(&run, &more, RunKind::CrossEntropy, &Silent)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("is a pre-training run"), "{error}");
+    let saved = supcon_train::run::load_run_config(&run).unwrap();
+    assert_eq!(saved.schedule.epochs, 1, "config.toml is left as it was");
+    let error = commands::linear(&ce_run, &Options::default(), &Silent)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("is a cross-entropy run"), "{error}");
+
+    // A folder made before kinds were recorded, without a checkpoint: which command made it is
+    // unknown, so it is not restarted.
+    std::fs::remove_file(ce_run.join("kind")).unwrap();
+    let error = commands::resume_pretrain(&ce_run, &Options::default(), &Silent)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("start it again"), "{error}");
 }
