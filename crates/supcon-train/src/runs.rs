@@ -101,7 +101,6 @@ pub fn resume(
     progress: &dyn Progress,
 ) -> Result<Prepared, TrainError> {
     let saved = load_run_config(run)?;
-    kind.check(run)?;
     let checkpoint = run.join(CHECKPOINT_FILE);
     // A run stopped during its first epoch has its configuration and no checkpoint: it starts
     // again from epoch 1, which gives what the uninterrupted run would have (batches and views
@@ -121,7 +120,9 @@ pub fn resume(
         0
     };
     let planned = saved.schedule.epochs;
-    let prepared = reopen_allowing(run, options, &[EXTEND_SETTING], progress)?;
+    let layers = checked_layers(run, options, &[EXTEND_SETTING])?;
+    kind.check(run)?;
+    let prepared = prepare(&saved, &layers, progress)?;
     let total = prepared.config.schedule.epochs;
     if total < planned {
         return Err(TrainError::Config(format!(
@@ -171,7 +172,8 @@ pub fn reopen(
     options: &Options,
     progress: &dyn Progress,
 ) -> Result<Prepared, TrainError> {
-    load_run_config(run)?;
+    let saved = load_run_config(run)?;
+    let layers = checked_layers(run, options, &[])?;
     RunKind::Pretrain.check(run)?;
     if !run.join(CHECKPOINT_FILE).is_file() {
         return Err(TrainError::run(
@@ -183,17 +185,12 @@ pub fn reopen(
             ),
         ));
     }
-    reopen_allowing(run, options, &[], progress)
+    prepare(&saved, &layers, progress)
 }
 
-/// [`reopen`], with the settings of `extra` allowed too.
-fn reopen_allowing(
-    run: &Path,
-    options: &Options,
-    extra: &[&str],
-    progress: &dyn Progress,
-) -> Result<Prepared, TrainError> {
-    let saved = load_run_config(run)?;
+/// The layers of settings `options` (and its `--config` file) give a reopened run, refused if
+/// they set anything but [`REOPEN_SETTINGS`] and `extra`.
+fn checked_layers(run: &Path, options: &Options, extra: &[&str]) -> Result<Vec<Layer>, TrainError> {
     let mut layers = Vec::new();
     if let Some(path) = &options.config {
         layers.push(Layer::from_file(path)?);
@@ -217,7 +214,16 @@ fn reopen_allowing(
             )));
         }
     }
-    let config = crate::config::layers::build(&saved, &layers)?;
+    Ok(layers)
+}
+
+/// The saved configuration under `layers`, checked, with its data loaded.
+fn prepare(
+    saved: &RunConfig,
+    layers: &[Layer],
+    progress: &dyn Progress,
+) -> Result<Prepared, TrainError> {
+    let config = crate::config::layers::build(saved, layers)?;
     config.validate()?;
     Prepared::new(config, progress)
 }

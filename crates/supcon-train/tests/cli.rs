@@ -318,4 +318,12 @@ fn a_reference_checkpoint_file_is_evaluated_in_its_own_folder() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("cannot be given with it"), "{stderr}");
+    // An evaluation folder holds results, not an encoder to evaluate.
+    let refused = supcon_train(&["knn", "--encoder", "evals/eval-small-1"], dir.path());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("is an evaluation folder (`supcon-train linear` or `knn`)"),
+        "{stderr}"
+    );
 }
