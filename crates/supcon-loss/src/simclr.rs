@@ -80,6 +80,13 @@ impl SimClrLoss {
                 right: view_b.dims().to_vec(),
             });
         }
+        let [batch, dim] = view_a.dims();
+        if batch == 0 || dim == 0 {
+            // Before normalising, whose reduction over an empty row Burn cannot do.
+            return Err(LossError::Empty {
+                shape: vec![batch, 2, dim],
+            });
+        }
         // Normalised in float32: squares of f16 features overflow above 256.
         let (view_a, view_b) = (
             view_a.cast(crate::LOSS_DTYPE),

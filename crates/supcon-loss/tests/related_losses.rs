@@ -281,6 +281,19 @@ fn nt_xent_matches_its_formula() {
         SimClrLossConfig::new().init().try_forward(view(0), short),
         Err(LossError::ShapeMismatch { .. })
     ));
+    // Empty views are an error, not a panic in the normalisation.
+    for shape in [[0, 4], [2, 0]] {
+        let empty = || Tensor::<2>::zeros(shape, &device());
+        assert_eq!(
+            SimClrLossConfig::new()
+                .init()
+                .try_forward(empty(), empty())
+                .unwrap_err(),
+            LossError::Empty {
+                shape: vec![shape[0], 2, shape[1]]
+            }
+        );
+    }
 }
 
 #[test]
