@@ -515,6 +515,17 @@ pub fn export(
     output: Option<&Path>,
 ) -> Result<PathBuf, TrainError> {
     let config = load_run_config(run)?;
+    if RunKind::of(run)? == Some(RunKind::CrossEntropy) {
+        return Err(TrainError::run(
+            run,
+            format!(
+                "is a cross-entropy run: its best network (encoder and classifier) is already \
+                 saved as a burnpack, {}; `export` writes pre-training runs",
+                crate::ce::BEST_MODEL_FILE
+            ),
+        ));
+    }
+    RunKind::Pretrain.check(run)?;
     let channels = config.data.mean.len();
     if channels == 0 {
         return Err(TrainError::run(

@@ -508,6 +508,11 @@ fn a_run_stopped_before_its_first_checkpoint_resumes_from_the_start() {
         .unwrap()
         .to_string();
     assert!(error.contains("is a cross-entropy run"), "{error}");
+    let error = commands::export(&ce_run, ExportFormat::Safetensors, false, None)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("best-model.bpk"), "{error}");
 
     // A folder made before kinds were recorded, without a checkpoint: which command made it is
     // unknown, so it is not restarted.
