@@ -50,7 +50,8 @@ pub enum LossError {
         value: f64,
     },
     /// A parameter outside its range (a negative margin, say).
-    #[error("{name} = {value} is out of range: {why}")]
+    // `{value:?}`: 1e-21 rather than twenty zeros and a 1.
+    #[error("{name} = {value:?} is out of range: {why}")]
     OutOfRange {
         /// The parameter's name.
         name: &'static str,

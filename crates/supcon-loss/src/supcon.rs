@@ -57,11 +57,11 @@ pub struct SupConLossConfig {
     pub denominator: DenominatorMode,
 }
 
-/// The smallest temperature [`SupConLossConfig::try_init`] accepts: logits of unit features are
-/// then at most 1e20 in size, ten orders of magnitude from the -1e30 that stands in for minus
-/// infinity in the masked reductions (float32 has no room for much more). The loss reaches its
-/// hard-maximum limit long before (at about 1e-6 for random unit features).
-const MIN_TEMPERATURE: f64 = 1e-20;
+/// The temperatures [`SupConLossConfig::try_init`] accepts. Below: logits of unit features
+/// would exceed 1e20, within ten orders of magnitude of the -1e30 that stands in for minus
+/// infinity in the masked reductions (the loss reaches its hard-maximum limit far earlier: by
+/// 1e-6 in the tests). Above: `1 / T` would not be a normal float32 number.
+const TEMPERATURES: std::ops::RangeInclusive<f64> = 1e-20..=8e37;
 
 impl SupConLossConfig {
     /// Builds the loss.
@@ -81,11 +81,7 @@ impl SupConLossConfig {
     pub fn try_init(&self) -> Result<SupConLoss, LossError> {
         LossError::check_positive("temperature", self.temperature)?;
         LossError::check_positive("base_temperature", self.base_temperature)?;
-        // The loss computes in float32: the logits' scale `1 / T` must be a normal float32
-        // number small enough that logits of unit features stay far above the -1e30 that
-        // stands in for minus infinity, and `T / T_base` a normal float32 number.
-        let normal_f32 = |x: f64| (f64::from(f32::MIN_POSITIVE)..=f64::from(f32::MAX)).contains(&x);
-        if !(normal_f32(1.0 / self.temperature) && self.temperature >= MIN_TEMPERATURE) {
+        if !TEMPERATURES.contains(&self.temperature) {
             return Err(LossError::OutOfRange {
                 name: "temperature",
                 value: self.temperature,
@@ -93,7 +89,10 @@ impl SupConLossConfig {
                       its logits and their scale finite",
             });
         }
-        if !normal_f32(self.temperature / self.base_temperature) {
+        // `T / T_base` scales the loss: a normal float32 number.
+        let ratio = self.temperature / self.base_temperature;
+        let normal_f32 = f64::from(f32::MIN_POSITIVE)..=f64::from(f32::MAX);
+        if !normal_f32.contains(&ratio) {
             return Err(LossError::OutOfRange {
                 name: "base_temperature",
                 value: self.base_temperature,

@@ -72,14 +72,15 @@ impl RunKind {
         })
     }
 
-    /// Refuses `run` unless it was created as this kind (or before kinds were recorded).
-    pub fn check(self, run: &Path) -> Result<(), TrainError> {
+    /// Refuses `run` unless it was created as this kind (or before kinds were recorded);
+    /// returns the kind recorded.
+    pub fn check(self, run: &Path) -> Result<Option<RunKind>, TrainError> {
         match RunKind::of(run)? {
             Some(kind) if kind != self => Err(TrainError::run(
                 run,
                 format!("is {}, not {}", kind.description(), self.description()),
             )),
-            _ => Ok(()),
+            recorded => Ok(recorded),
         }
     }
 }

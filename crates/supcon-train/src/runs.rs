@@ -101,13 +101,15 @@ pub fn resume(
     progress: &dyn Progress,
 ) -> Result<Prepared, TrainError> {
     let saved = load_run_config(run)?;
+    let layers = checked_layers(run, options, &[EXTEND_SETTING])?;
+    let recorded = kind.check(run)?;
     let checkpoint = run.join(CHECKPOINT_FILE);
     // A run stopped during its first epoch has its configuration and no checkpoint: it starts
     // again from epoch 1, which gives what the uninterrupted run would have (batches and views
     // are functions of the seed, the epoch and the step).
     let done = if checkpoint.is_file() {
         Checkpoint::load(&checkpoint)?.state.epoch
-    } else if RunKind::of(run)?.is_none() {
+    } else if recorded.is_none() {
         // Made before kinds were recorded: which command made it is unknown.
         return Err(TrainError::run(
             run,
@@ -120,8 +122,6 @@ pub fn resume(
         0
     };
     let planned = saved.schedule.epochs;
-    let layers = checked_layers(run, options, &[EXTEND_SETTING])?;
-    kind.check(run)?;
     let prepared = prepare(&saved, &layers, progress)?;
     let total = prepared.config.schedule.epochs;
     if total < planned {

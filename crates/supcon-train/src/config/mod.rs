@@ -369,6 +369,7 @@ impl RunConfig {
             .with_base_temperature(loss.base_temp)
             .try_init()
         {
+            // The loss's message, in our option names.
             return bad(match error {
                 supcon_loss::LossError::OutOfRange { name, value, why } => {
                     let option = if name == "temperature" {
@@ -376,13 +377,7 @@ impl RunConfig {
                     } else {
                         "base_temp"
                     };
-                    // 1e-21, not twenty zeros.
-                    let value = if (1e-4..1e6).contains(&value.abs()) {
-                        value.to_string()
-                    } else {
-                        format!("{value:e}")
-                    };
-                    format!("{option} = {value} is out of range: {why}")
+                    format!("{option} = {value:?} is out of range: {why}")
                 }
                 other => other.to_string(),
             });
