@@ -57,11 +57,15 @@ pub struct SupConLossConfig {
     pub denominator: DenominatorMode,
 }
 
-/// The temperatures [`SupConLossConfig::try_init`] accepts. Below: logits of unit features
-/// would exceed 1e20, within ten orders of magnitude of the -1e30 that stands in for minus
-/// infinity in the masked reductions (the loss reaches its hard-maximum limit far earlier: by
-/// 1e-6 in the tests). Above: `1 / T` would not be a normal float32 number.
+/// The temperatures (and base temperatures) [`SupConLossConfig::try_init`] accepts. Below:
+/// logits of unit features would exceed 1e20, within ten orders of magnitude of the -1e30 that
+/// stands in for minus infinity in the masked reductions (the loss reaches its hard-maximum limit
+/// far earlier: by 1e-6 in the tests). Above: `1 / T` would not be a normal float32 number.
 const TEMPERATURES: std::ops::RangeInclusive<f64> = 1e-20..=8e37;
+
+/// The scales `T / T_base` it accepts: the loss, about `T / T_base` times `ln N` plus logit
+/// differences, stays a finite, normal float32 number.
+const SCALES: std::ops::RangeInclusive<f64> = 1e-30..=1e30;
 
 impl SupConLossConfig {
     /// Builds the loss.
@@ -69,8 +73,8 @@ impl SupConLossConfig {
     /// # Panics
     ///
     /// If a temperature is not a positive finite number, or outside what float32 computes with
-    /// (a temperature below 1e-20 or above 8e37, or a `temperature / base_temperature` that is
-    /// not a normal float32 number; the message names it); use
+    /// (a temperature or base temperature below 1e-20 or above 8e37, or a `temperature /
+    /// base_temperature` outside 1e-30 to 1e30; the message names it); use
     /// [`try_init`](Self::try_init) to get a [`LossError`] instead.
     pub fn init(&self) -> SupConLoss {
         self.try_init()
@@ -81,23 +85,25 @@ impl SupConLossConfig {
     pub fn try_init(&self) -> Result<SupConLoss, LossError> {
         LossError::check_positive("temperature", self.temperature)?;
         LossError::check_positive("base_temperature", self.base_temperature)?;
-        if !TEMPERATURES.contains(&self.temperature) {
-            return Err(LossError::OutOfRange {
-                name: "temperature",
-                value: self.temperature,
-                why: "the loss computes in float32, where temperatures from 1e-20 to 8e37 keep \
-                      its logits and their scale finite",
-            });
+        for (name, value) in [
+            ("temperature", self.temperature),
+            ("base_temperature", self.base_temperature),
+        ] {
+            if !TEMPERATURES.contains(&value) {
+                return Err(LossError::OutOfRange {
+                    name,
+                    value,
+                    why: "the loss computes in float32, where temperatures from 1e-20 to 8e37 \
+                          keep its logits and their scale finite",
+                });
+            }
         }
-        // `T / T_base` scales the loss: a normal float32 number.
-        let ratio = self.temperature / self.base_temperature;
-        let normal_f32 = f64::from(f32::MIN_POSITIVE)..=f64::from(f32::MAX);
-        if !normal_f32.contains(&ratio) {
+        if !SCALES.contains(&(self.temperature / self.base_temperature)) {
             return Err(LossError::OutOfRange {
                 name: "base_temperature",
                 value: self.base_temperature,
                 why: "the loss computes in float32, where temperature / base_temperature must \
-                      be a normal number",
+                      be from 1e-30 to 1e30",
             });
         }
         Ok(SupConLoss {
@@ -130,8 +136,9 @@ impl SupConLossConfig {
 ///
 /// Numerics: the log-sum-exp subtracts the row maximum over the entries it sums (not over the
 /// anchor's own similarity, which it excludes), so finite inputs give a finite loss and finite
-/// gradients at any temperature accepted (1e-20 to 8e37; tested at 1e-20, where the loss is its
-/// hard-maximum limit), unnormalised features included.
+/// gradients at any temperature accepted (1e-20 to 8e37, with `T / T_base` from 1e-30 to 1e30;
+/// tested at the corners and at 1e-20, where the loss is its hard-maximum limit), unnormalised
+/// features included.
 /// The mean ([`forward`](Self::forward), [`forward_with_memory`](Self::forward_with_memory))
 /// of the default formula (`L_out`, [`DenominatorMode::All`]) is computed block of anchors by
 /// block with its gradient written out (memory bounded by a block of about a million logits on

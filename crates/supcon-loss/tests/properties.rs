@@ -359,16 +359,41 @@ fn bad_input_is_a_typed_error() {
             "temperature {temperature:e}"
         );
     }
-    assert!(matches!(
-        SupConLossConfig::new()
-            .with_temperature(1e-20)
-            .with_base_temperature(1e20)
-            .try_init(),
-        Err(LossError::OutOfRange {
-            name: "base_temperature",
-            ..
-        })
-    ));
+    // A base temperature out of the same range, or a scale T / T_base that would make the
+    // loss overflow (1e37 ln N) or vanish.
+    for (temperature, base) in [(1e-20, 1e20), (0.1, 1e-39), (1e18, 1e-19)] {
+        assert!(
+            matches!(
+                SupConLossConfig::new()
+                    .with_temperature(temperature)
+                    .with_base_temperature(base)
+                    .try_init(),
+                Err(LossError::OutOfRange {
+                    name: "base_temperature",
+                    ..
+                })
+            ),
+            "temperature {temperature:e}, base {base:e}"
+        );
+    }
+    // The corners accepted give a finite loss and gradient.
+    for (temperature, base) in [(1e-20, 1e-20), (0.1, 1e-20), (1e10, 1e-20), (8e37, 8e37)] {
+        let loss = SupConLossConfig::new()
+            .with_temperature(temperature)
+            .with_base_temperature(base)
+            .try_init()
+            .unwrap();
+        let input = features(&rows).require_grad();
+        let value = loss
+            .try_forward(input.clone(), Positives::Labels(labels(&[1, 2, 1, 2])))
+            .unwrap();
+        let v = values(value.clone())[0];
+        let grad = values(input.grad(&value.backward()).unwrap());
+        assert!(
+            v.is_finite() && grad.iter().all(|g| g.is_finite()),
+            "temperature {temperature:e}, base {base:e}: loss {v}"
+        );
+    }
     for temperature in [1e-20, 1e37] {
         assert!(
             SupConLossConfig::new()

@@ -75,6 +75,11 @@ fn what_cannot_work_is_refused_before_the_run_folder_exists() {
         &["pretrain", "--temp", "1e-20", "--base_temp", "1e20"],
         "base_temp = 1e20 is out of range",
     );
+    // A loss scale of 1e38 would overflow at the first step, after the run folder exists.
+    assert_rejected(
+        &["pretrain", "--temp", "0.1", "--base_temp", "1e-39"],
+        "base_temp = 1e-39 is out of range",
+    );
     assert_rejected(
         &["pretrain", "--batch_size", "1"],
         "batch_size 1 cannot pre-train",
