@@ -236,50 +236,48 @@ pub fn create_run_dir(
     name: &str,
     kind: RunKind,
 ) -> Result<PathBuf, TrainError> {
-    let dir = create_dir(config, name)?;
+    check_new_run(config)?;
+    std::fs::create_dir_all(&config.out)
+        .map_err(|e| TrainError::run(&config.out, format!("cannot create the folder: {e}")))?;
+    let dir = match &config.name {
+        Some(chosen) => {
+            let dir = config.out.join(chosen);
+            match std::fs::create_dir(&dir) {
+                Ok(()) => dir,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    return Err(name_taken(&dir));
+                }
+                Err(e) => return Err(cannot_create(&dir, e)),
+            }
+        }
+        None => numbered_dir(&config.out, name)?,
+    };
+    // The kind first: a folder with a configuration but no kind reads as one made before kinds
+    // were recorded, which any command would take; one stopped between the two writes has no
+    // configuration, which every command refuses.
     crate::atomic::write_atomically(
         &dir.join(KIND_FILE),
         format!("{}\n", kind.word()).as_bytes(),
     )?;
+    config.save(&dir.join(CONFIG_FILE))?;
     Ok(dir)
 }
 
-/// [`create_run_dir`] without the kind.
-fn create_dir(config: &RunConfig, name: &str) -> Result<PathBuf, TrainError> {
-    check_new_run(config)?;
-    std::fs::create_dir_all(&config.out)
-        .map_err(|e| TrainError::run(&config.out, format!("cannot create the folder: {e}")))?;
-    if let Some(chosen) = &config.name {
-        let dir = config.out.join(chosen);
-        return match std::fs::create_dir(&dir) {
-            Ok(()) => {
-                config.save(&dir.join(CONFIG_FILE))?;
-                Ok(dir)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(name_taken(&dir)),
-            Err(e) => Err(TrainError::run(
-                &dir,
-                format!("cannot create the run folder: {e}"),
-            )),
-        };
-    }
+/// Creates the first free `out/name-n` (n = 1, 2, ...).
+fn numbered_dir(out: &Path, name: &str) -> Result<PathBuf, TrainError> {
     for n in 1.. {
-        let dir = config.out.join(format!("{name}-{n}"));
+        let dir = out.join(format!("{name}-{n}"));
         match std::fs::create_dir(&dir) {
-            Ok(()) => {
-                config.save(&dir.join(CONFIG_FILE))?;
-                return Ok(dir);
-            }
+            Ok(()) => return Ok(dir),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => {
-                return Err(TrainError::run(
-                    &dir,
-                    format!("cannot create the run folder: {e}"),
-                ));
-            }
+            Err(e) => return Err(cannot_create(&dir, e)),
         }
     }
     unreachable!("some run number is free")
+}
+
+fn cannot_create(dir: &Path, e: std::io::Error) -> TrainError {
+    TrainError::run(dir, format!("cannot create the run folder: {e}"))
 }
 
 /// File name of a run folder's lock.

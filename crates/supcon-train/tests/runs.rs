@@ -522,4 +522,14 @@ fn a_run_stopped_before_its_first_checkpoint_resumes_from_the_start() {
         .unwrap()
         .to_string();
     assert!(error.contains("start it again"), "{error}");
+
+    // The kind is written before the configuration: a process stopped between the two leaves a
+    // folder every command refuses, never one that reads as made before kinds were recorded.
+    let half = create_run_dir(&prepared.config, "half", RunKind::CrossEntropy).unwrap();
+    std::fs::remove_file(half.join(CONFIG_FILE)).unwrap();
+    let error = commands::resume_pretrain(&half, &Options::default(), &Silent)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("not a run folder"), "{error}");
 }
