@@ -66,24 +66,52 @@ pub fn load_dir(dir: &Path, train: bool) -> Result<ImageDataset, DataError> {
         });
     }
     let prefixes: &[&str] = if train { &["train"] } else { &["test", "t10k"] };
-    let find = |kind: &str| -> Result<PathBuf, DataError> {
-        let candidates: Vec<PathBuf> = prefixes
-            .iter()
-            .flat_map(|p| {
-                let stem = format!("{p}-{kind}");
-                [dir.join(format!("{stem}.gz")), dir.join(stem)]
-            })
-            .collect();
-        candidates
-            .iter()
-            .find(|p| p.is_file())
-            .cloned()
-            .ok_or_else(|| DataError::NotFound {
-                path: candidates[0].clone(),
-            })
+    let prefix = prefixes
+        .iter()
+        .find(|p| find_file(dir, p, IMAGES_SUFFIX).is_some())
+        .unwrap_or(&prefixes[0]);
+    load_set(dir, prefix)
+}
+
+/// The end of an image file's name, after its set's prefix and before an optional `.gz`.
+const IMAGES_SUFFIX: &str = "-images-idx3-ubyte";
+/// The end of a label file's name.
+const LABELS_SUFFIX: &str = "-labels-idx1-ubyte";
+
+/// The sets of IDX files in `dir`: the prefixes of its `{prefix}-images-idx3-ubyte[.gz]` and
+/// `{prefix}-labels-idx1-ubyte[.gz]` files (a prefix is listed when either file is there),
+/// sorted. MNIST's own folder gives `["t10k", "train"]`; a folder holding one set under any
+/// name (`all-images-idx3-ubyte.gz`, ...) gives that name.
+pub fn sets_in(dir: &Path) -> Result<Vec<String>, DataError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| DataError::io(dir, e))?;
+    let mut sets = Vec::new();
+    for entry in entries {
+        let name = entry.map_err(|e| DataError::io(dir, e))?.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let stem = name.strip_suffix(".gz").unwrap_or(name);
+        let prefix = stem
+            .strip_suffix(IMAGES_SUFFIX)
+            .or_else(|| stem.strip_suffix(LABELS_SUFFIX));
+        if let Some(prefix) = prefix.filter(|p| !p.is_empty()) {
+            sets.push(prefix.to_string());
+        }
+    }
+    sets.sort();
+    sets.dedup();
+    Ok(sets)
+}
+
+/// One set of IDX files in `dir`: `{prefix}-images-idx3-ubyte[.gz]` and
+/// `{prefix}-labels-idx1-ubyte[.gz]` (the gzipped file first where both are there), with the
+/// class names of a `classes.txt` beside them.
+pub fn load_set(dir: &Path, prefix: &str) -> Result<ImageDataset, DataError> {
+    let find = |suffix: &str| {
+        find_file(dir, prefix, suffix).ok_or_else(|| DataError::NotFound {
+            path: dir.join(format!("{prefix}{suffix}.gz")),
+        })
     };
-    let images = find("images-idx3-ubyte")?;
-    let labels = find("labels-idx1-ubyte")?;
+    let images = find(IMAGES_SUFFIX)?;
+    let labels = find(LABELS_SUFFIX)?;
     let names = dir.join("classes.txt");
     let classes = if names.is_file() {
         let text = std::fs::read_to_string(&names).map_err(|e| DataError::io(&names, e))?;
@@ -98,6 +126,14 @@ pub fn load_dir(dir: &Path, train: bool) -> Result<ImageDataset, DataError> {
         None
     };
     load_files(&images, &labels, classes)
+}
+
+/// `dir/{prefix}{suffix}.gz`, or else `dir/{prefix}{suffix}`, whichever is a file.
+fn find_file(dir: &Path, prefix: &str, suffix: &str) -> Option<PathBuf> {
+    let stem = format!("{prefix}{suffix}");
+    [dir.join(format!("{stem}.gz")), dir.join(stem)]
+        .into_iter()
+        .find(|p| p.is_file())
 }
 
 pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {

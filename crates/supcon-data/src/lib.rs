@@ -3,7 +3,7 @@
 //!
 //! | source | function |
 //! | --- | --- |
-//! | IDX files (MNIST, Fashion-MNIST, ...), gzipped or not | [`idx::load_files`], [`idx::load_dir`] |
+//! | IDX files (MNIST, Fashion-MNIST, ...), gzipped or not | [`idx::load_files`], [`idx::load_dir`], [`idx::load_set`] (with [`idx::sets_in`]) |
 //! | CIFAR-10 / CIFAR-100 binary version | [`cifar::load_cifar10`], [`cifar::load_cifar100`] |
 //! | image folders, one sub-folder a class (PNG/JPEG) | [`folder::load_image_folder`] |
 //! | 10,000 real MNIST digits compiled in | [`embedded_mnist`] (feature `embedded-mnist`, default) |

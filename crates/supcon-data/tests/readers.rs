@@ -78,6 +78,49 @@ fn idx_plain_and_gzipped_read_the_same() {
     assert_eq!(named.classes()[3], "three");
 }
 
+/// A folder holding one set under its own name (the layout of `assets/mnist-10k`), and MNIST's
+/// own folder: `sets_in` lists the prefixes, `load_set` reads one.
+#[test]
+fn idx_sets_are_listed_by_prefix_and_read_by_name() {
+    let scratch_dir = scratch();
+    let dir = scratch_dir.path();
+    let pixels: Vec<u8> = (0..2 * 3).collect();
+    write(
+        &dir.join("all-images-idx3-ubyte.gz"),
+        &gzip(&idx_images(2, 1, 3, &pixels)),
+    );
+    write(
+        &dir.join("all-labels-idx1-ubyte.gz"),
+        &gzip(&idx_labels(&[1, 0])),
+    );
+    write(&dir.join("README.md"), b"not a set");
+    write(&dir.join("-images-idx3-ubyte"), b"no prefix, not a set");
+    assert_eq!(idx::sets_in(dir).unwrap(), ["all"]);
+    let all = idx::load_set(dir, "all").unwrap();
+    assert_eq!((all.len(), all.image_shape()), (2, [1, 1, 3]));
+    assert_eq!(all.labels(), &[1, 0]);
+    assert_eq!(all.image(1).unwrap(), &[3, 4, 5]);
+
+    // A set with one of its files is listed, and reading it names the missing file.
+    write(
+        &dir.join("t10k-images-idx3-ubyte"),
+        &idx_images(2, 1, 3, &pixels),
+    );
+    write(&dir.join("train-labels-idx1-ubyte"), &idx_labels(&[0, 1]));
+    assert_eq!(idx::sets_in(dir).unwrap(), ["all", "t10k", "train"]);
+    let error = idx::load_set(dir, "t10k").unwrap_err().to_string();
+    assert!(
+        error.ends_with("t10k-labels-idx1-ubyte.gz: no such file or folder"),
+        "{error}"
+    );
+    let error = idx::load_dir(dir, true).unwrap_err().to_string();
+    assert!(
+        error.ends_with("train-images-idx3-ubyte.gz: no such file or folder"),
+        "{error}"
+    );
+    assert!(idx::sets_in(&dir.join("missing")).is_err());
+}
+
 #[test]
 fn idx_errors_name_the_file_and_the_problem() {
     let scratch_dir = scratch();

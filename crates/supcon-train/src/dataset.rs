@@ -48,14 +48,17 @@ impl std::fmt::Display for DatasetSpec {
 pub enum DatasetSpec {
     /// The 10,000 MNIST digits compiled into the binary (`mnist`).
     EmbeddedMnist,
-    /// A folder of IDX files, MNIST's layout (`idx:DIR`).
+    /// A folder of IDX files (`idx:DIR`): MNIST's layout (`train-*` and `test-*` or `t10k-*`),
+    /// or a single set under any name (`all-images-idx3-ubyte.gz` and
+    /// `all-labels-idx1-ubyte.gz`), a sixth of each class then kept for testing.
     Idx(PathBuf),
     /// CIFAR-10's binary version (`cifar10:DIR`).
     Cifar10(PathBuf),
     /// CIFAR-100's binary version, fine labels (`cifar100:DIR`).
     Cifar100(PathBuf),
     /// Class sub-folders of images (`folder:DIR`): `DIR/train` and `DIR/test`, or the class
-    /// folders directly, a sixth of each class then kept for testing.
+    /// folders directly, a sixth of each class then kept for testing
+    /// ([`DatasetSpec::holds_out_test`]).
     Folder(PathBuf),
 }
 
@@ -114,6 +117,17 @@ impl DatasetSpec {
         }
     }
 
+    /// Whether the dataset has no test set of its own, so that the test set is held out of its
+    /// images ([`HELD_OUT_TEST_FRACTION`] of each class, chosen by [`HELD_OUT_TEST_SEED`]):
+    /// `folder:DIR` with class folders only, `idx:DIR` with a single set of files.
+    pub fn holds_out_test(&self) -> Result<bool, TrainError> {
+        match self {
+            DatasetSpec::Idx(dir) => Ok(matches!(idx_layout(dir)?, IdxLayout::Single(_))),
+            DatasetSpec::Folder(dir) => folder_holds_out_test(dir),
+            _ => Ok(false),
+        }
+    }
+
     /// Loads the splits: the dataset's own test set, and its training set split (stratified,
     /// `val_fraction` of each class, chosen by `seed`) into train and validation. The
     /// embedded MNIST comes with its own fixed split.
@@ -142,10 +156,10 @@ impl DatasetSpec {
     ) -> Result<Splits, TrainError> {
         let (train, test) = match self {
             DatasetSpec::EmbeddedMnist => return embedded(),
-            DatasetSpec::Idx(dir) => {
-                check_dir(dir)?;
-                (idx::load_dir(dir, true)?, idx::load_dir(dir, false)?)
-            }
+            DatasetSpec::Idx(dir) => match idx_layout(dir)? {
+                IdxLayout::TrainTest => (idx::load_dir(dir, true)?, idx::load_dir(dir, false)?),
+                IdxLayout::Single(prefix) => hold_out_test(idx::load_set(dir, &prefix)?)?,
+            },
             DatasetSpec::Cifar10(dir) => {
                 check_dir(dir)?;
                 (
@@ -162,30 +176,13 @@ impl DatasetSpec {
                 )
             }
             DatasetSpec::Folder(dir) => {
-                check_dir(dir)?;
-                let (train, test) = (dir.join("train"), dir.join("test"));
-                if train.is_dir() && test.is_dir() {
-                    (
-                        folder::load_image_folder(&train, size, 3)?,
-                        folder::load_image_folder(&test, size, 3)?,
-                    )
-                } else if train.is_dir() != test.is_dir() {
-                    let (has, lacks) = if train.is_dir() {
-                        ("train", "test")
-                    } else {
-                        ("test", "train")
-                    };
-                    return Err(TrainError::run(
-                        dir,
-                        format!(
-                            "has a {has}/ folder but no {lacks}/ folder: give both, or only \
-                             class folders (a sixth of each class is then kept for testing)"
-                        ),
-                    ));
+                if folder_holds_out_test(dir)? {
+                    hold_out_test(folder::load_image_folder(dir, size, 3)?)?
                 } else {
-                    let all = folder::load_image_folder(dir, size, 3)?;
-                    let parts = stratified_split(all.labels(), 1.0 / 6.0, seed ^ 0x7e57)?;
-                    (all.subset(&parts.train)?, all.subset(&parts.validation)?)
+                    (
+                        folder::load_image_folder(&dir.join("train"), size, 3)?,
+                        folder::load_image_folder(&dir.join("test"), size, 3)?,
+                    )
                 }
             }
         };
@@ -203,6 +200,90 @@ impl DatasetSpec {
             test,
         })
     }
+}
+
+/// The seed that chooses the test images held out of a dataset without a test set of its own:
+/// fixed, so that every run on the same data is tested on the same images.
+pub const HELD_OUT_TEST_SEED: u64 = 0x7e57;
+
+/// The fraction of each class held out as the test set of a dataset without one.
+pub const HELD_OUT_TEST_FRACTION: f64 = 1.0 / 6.0;
+
+/// How an `idx:DIR` folder holds its images.
+enum IdxLayout {
+    /// `train-*` and `test-*` (or `t10k-*`) files, as MNIST ships.
+    TrainTest,
+    /// One set of files under this prefix (`all-images-idx3-ubyte.gz`, ...), no test set.
+    Single(String),
+}
+
+fn idx_layout(dir: &Path) -> Result<IdxLayout, TrainError> {
+    check_dir(dir)?;
+    let sets = idx::sets_in(dir)?;
+    let has = |prefix: &str| sets.iter().any(|s| s == prefix);
+    let (train, test) = (has("train"), has("test") || has("t10k"));
+    if train && test {
+        return Ok(IdxLayout::TrainTest);
+    }
+    if train || test {
+        let (has, lacks) = if train {
+            ("train-", "test- (or t10k-)")
+        } else {
+            ("test- (or t10k-)", "train-")
+        };
+        return Err(TrainError::run(
+            dir,
+            format!(
+                "has {has} IDX files but no {lacks} files: give both, or a single set of \
+                 files (a sixth of each class is then kept for testing)"
+            ),
+        ));
+    }
+    match sets.as_slice() {
+        [only] => Ok(IdxLayout::Single(only.clone())),
+        [] => Err(TrainError::run(
+            dir,
+            "no IDX files: expected train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz] \
+             with test- (or t10k-) files likewise, or a single set \
+             <name>-images-idx3-ubyte[.gz] and <name>-labels-idx1-ubyte[.gz]",
+        )),
+        several => Err(TrainError::run(
+            dir,
+            format!(
+                "holds {} sets of IDX files ({}): name the training files train-... and the \
+                 test files test-..., or keep a single set",
+                several.len(),
+                several.join(", ")
+            ),
+        )),
+    }
+}
+
+/// Whether a `folder:DIR` holds class folders only (no `train/` and `test/`).
+fn folder_holds_out_test(dir: &Path) -> Result<bool, TrainError> {
+    check_dir(dir)?;
+    let (train, test) = (dir.join("train").is_dir(), dir.join("test").is_dir());
+    if train != test {
+        let (has, lacks) = if train {
+            ("train", "test")
+        } else {
+            ("test", "train")
+        };
+        return Err(TrainError::run(
+            dir,
+            format!(
+                "has a {has}/ folder but no {lacks}/ folder: give both, or only class folders \
+                 (a sixth of each class is then kept for testing)"
+            ),
+        ));
+    }
+    Ok(!train)
+}
+
+/// `all` split into training images and the held-out test images.
+fn hold_out_test(all: ImageDataset) -> Result<(ImageDataset, ImageDataset), TrainError> {
+    let parts = stratified_split(all.labels(), HELD_OUT_TEST_FRACTION, HELD_OUT_TEST_SEED)?;
+    Ok((all.subset(&parts.train)?, all.subset(&parts.validation)?))
 }
 
 /// `data` with its labels renumbered to `classes` (the training data's) by class name; a class

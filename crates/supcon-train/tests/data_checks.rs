@@ -137,3 +137,64 @@ fn an_unknown_dataset_kind_is_named() {
     let error = load("foo:/tmp").unwrap_err();
     assert!(error.contains("unknown dataset kind `foo`"), "{error}");
 }
+
+/// An IDX folder with one set of files under its own name (`all-*`, the layout of
+/// `assets/mnist-10k`): a sixth of each class is the test set, the same images whatever the
+/// run's seed, and the rest is split into train and validation by the seed.
+#[test]
+fn a_single_idx_set_holds_out_its_test_set() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_split(dir.path(), "all", 96, 1);
+    let spec = DatasetSpec::parse(&format!("idx:{}", dir.path().display())).unwrap();
+    assert!(spec.holds_out_test().unwrap());
+    let first = spec.load(0.25, 0, 8).unwrap();
+    let other_seed = spec.load(0.25, 5, 8).unwrap();
+    assert_eq!(
+        first.test, other_seed.test,
+        "the test set does not follow the seed"
+    );
+    assert_ne!(first.train, other_seed.train, "train/validation do");
+    let all = supcon_data::idx::load_set(dir.path(), "all").unwrap();
+    let count = |labels: &[u32], class: u32| labels.iter().filter(|&&l| l == class).count();
+    for class in 0..all.num_classes() as u32 {
+        let total = count(all.labels(), class);
+        let test = count(first.test.labels(), class);
+        assert_eq!(test, (total as f64 / 6.0).round() as usize, "class {class}");
+        let rest = count(first.train.labels(), class) + count(first.validation.labels(), class);
+        assert_eq!(test + rest, total);
+    }
+
+    // MNIST's own folder has a test set of its own.
+    let mnist = tempfile::tempdir().unwrap();
+    common::write_split(mnist.path(), "train", 32, 1);
+    common::write_split(mnist.path(), "t10k", 8, 2);
+    let spec = DatasetSpec::parse(&format!("idx:{}", mnist.path().display())).unwrap();
+    assert!(!spec.holds_out_test().unwrap());
+    assert_eq!(spec.load(0.25, 0, 8).unwrap().test.len(), 8);
+}
+
+#[test]
+fn idx_folders_without_a_usable_layout_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let error = load(&format!("idx:{}", dir.path().display())).unwrap_err();
+    assert!(
+        error.contains("no IDX files: expected train-images"),
+        "{error}"
+    );
+
+    common::write_split(dir.path(), "train", 32, 1);
+    let error = load(&format!("idx:{}", dir.path().display())).unwrap_err();
+    assert!(
+        error.contains("has train- IDX files but no test- (or t10k-) files"),
+        "{error}"
+    );
+
+    let several = tempfile::tempdir().unwrap();
+    common::write_split(several.path(), "digits", 32, 1);
+    common::write_split(several.path(), "letters", 32, 2);
+    let error = load(&format!("idx:{}", several.path().display())).unwrap_err();
+    assert!(
+        error.contains("holds 2 sets of IDX files (digits, letters)"),
+        "{error}"
+    );
+}
