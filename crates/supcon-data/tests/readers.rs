@@ -288,6 +288,143 @@ fn cifar100_fine_by_default_coarse_on_request() {
     assert!(err.to_string().contains("fine_label_names.txt"), "{err}");
 }
 
+/// The pixels `xtask/python/cifar_pickles.py` writes: image `i`, byte `j`.
+fn pickled_pixel(i: usize, j: usize) -> u8 {
+    ((j * 31 + i * 17) % 256) as u8
+}
+
+/// CIFAR's Python version as Python 3 pickles it at each protocol (files written by NumPy and
+/// `pickle` themselves, see the script), from the torchvision root and from the inner folder.
+#[test]
+fn cifar_python_version_reads_at_every_pickle_protocol() {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/golden/cifar_pickles");
+    let want: Vec<u8> = (0..2)
+        .flat_map(|i| (0..3072).map(move |j| pickled_pixel(i, j)))
+        .collect();
+    for protocol in 2..=5 {
+        let root = golden.join(format!("p{protocol}"));
+        for dir in [root.clone(), root.join("cifar-10-batches-py")] {
+            let test = load_cifar10(&dir, false).unwrap();
+            assert_eq!(test.pixels(), &want[..], "protocol {protocol}");
+            assert_eq!(test.labels(), &[3, 9]);
+            assert_eq!(test.classes()[9], "name9");
+        }
+        let fine = load_cifar100(&root, false, Cifar100Labels::Fine).unwrap();
+        assert_eq!(fine.pixels(), &want[..], "protocol {protocol}");
+        assert_eq!((fine.labels(), fine.num_classes()), (&[99, 0][..], 100));
+        assert_eq!(fine.classes()[99], "fine99");
+        let coarse = load_cifar100(
+            &root.join("cifar-100-python"),
+            false,
+            Cifar100Labels::Coarse,
+        );
+        let coarse = coarse.unwrap();
+        assert_eq!(
+            (coarse.labels(), coarse.classes()[19].as_str()),
+            (&[19, 4][..], "coarse19")
+        );
+        // The training files are not there: the error names the first.
+        let err = load_cifar10(&root, true).unwrap_err().to_string();
+        assert!(
+            err.ends_with("cifar-10-batches-py/data_batch_1: no such file or folder"),
+            "{err}"
+        );
+    }
+}
+
+/// One CIFAR batch as Python 2's `cPickle` (protocol 2) lays out the published files:
+/// `{'data': uint8 array [N, 3072], 'labels': [...]}`, strings as `str`, the array through
+/// `numpy.core.multiarray._reconstruct` and its state, `dtype` `u1`.
+fn py2_cifar_batch(labels: &[u8], data: &[u8], dtype: &[u8]) -> Vec<u8> {
+    let mut out = b"\x80\x02}q\x01(U\x04dataq\x02".to_vec();
+    out.extend(b"cnumpy.core.multiarray\n_reconstruct\nq\x03cnumpy\nndarray\nq\x04");
+    out.extend(b"K\x00\x85U\x01b\x87Rq\x05(K\x01");
+    out.extend(b"M");
+    out.extend((labels.len() as u16).to_le_bytes());
+    out.extend(b"M\x00\x0c\x86cnumpy\ndtype\nq\x06U");
+    out.push(dtype.len() as u8);
+    out.extend(dtype);
+    out.extend(b"K\x00K\x01\x87Rq\x07(K\x03U\x01|NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb");
+    out.extend(b"\x89T");
+    out.extend((data.len() as u32).to_le_bytes());
+    out.extend(data);
+    out.extend(b"q\x08tbU\x06labelsq\x09]q\x0a(");
+    for &l in labels {
+        out.extend([b'K', l]);
+    }
+    out.extend(b"eu.");
+    out
+}
+
+#[test]
+fn cifar10_python_version_as_python_2_wrote_it() {
+    let scratch_dir = scratch();
+    let dir = scratch_dir.path();
+    let image = |fill: u8| -> Vec<u8> {
+        (0..3072)
+            .map(|j| fill.wrapping_add((j / 1024) as u8))
+            .collect()
+    };
+    for b in 1..=5u8 {
+        let data = [image(b * 10), image(0)].concat();
+        write(
+            &dir.join(format!("data_batch_{b}")),
+            &py2_cifar_batch(&[b, 9], &data, b"u1"),
+        );
+    }
+    write(
+        &dir.join("test_batch"),
+        &py2_cifar_batch(&[3], &image(100), b"u1"),
+    );
+    let train = load_cifar10(dir, true).unwrap();
+    assert_eq!(train.len(), 10);
+    assert_eq!(&train.labels()[..4], &[1, 9, 2, 9]);
+    assert_eq!(
+        train.classes()[9],
+        "truck",
+        "CIFAR-10's names without batches.meta"
+    );
+    let image2 = train.image(2).unwrap();
+    assert_eq!((image2[0], image2[1024], image2[2048]), (20, 21, 22));
+    assert_eq!(load_cifar10(dir, false).unwrap().labels(), &[3]);
+
+    // Broken files: each error names the file and the problem.
+    let test = dir.join("test_batch");
+    let cases: [(Vec<u8>, &str); 5] = [
+        (
+            py2_cifar_batch(&[10], &image(0), b"u1"),
+            "label 10 of sample 0 is out of range",
+        ),
+        (
+            py2_cifar_batch(&[1, 2], &image(0), b"u1"),
+            "shape [2, 3072] but 3072 bytes of data",
+        ),
+        (
+            py2_cifar_batch(&[1], &image(0), b"i1"),
+            "element type `i1`, expected uint8",
+        ),
+        (
+            py2_cifar_batch(&[1], &image(0), b"u1")[..2000].to_vec(),
+            "truncated pickle",
+        ),
+        (
+            b"\x80\x02}q\x01.".to_vec(),
+            "no `data` in this pickled CIFAR batch",
+        ),
+    ];
+    for (bytes, problem) in cases {
+        write(&test, &bytes);
+        let err = load_cifar10(dir, false).unwrap_err().to_string();
+        assert!(
+            err.contains("test_batch") && err.contains(problem),
+            "{problem}: {err}"
+        );
+    }
+    // Where both versions are there, the binary one is read.
+    write(&dir.join("test_batch.bin"), &cifar_record(&[7], 0));
+    assert_eq!(load_cifar10(dir, false).unwrap().labels(), &[7]);
+}
+
 #[test]
 fn image_folders_decode_resize_and_report_problems() {
     let scratch_dir = scratch();
