@@ -91,6 +91,8 @@ fn golden() -> Result<(), String> {
         ),
         ("crop_stats.py", "crop_stats.json", "torch and torchvision"),
         ("encoder_parity.py", "encoder_parity.json", "torch"),
+        ("torch_names.py", "torch_names", "torch"),
+        ("cifar_pickles.py", "cifar_pickles", "numpy"),
     ] {
         let script = root.join("xtask/python").join(script);
         let status = Command::new("python3")
