@@ -56,8 +56,8 @@ pub enum DatasetSpec {
     Cifar10(PathBuf),
     /// CIFAR-100's binary version, fine labels (`cifar100:DIR`).
     Cifar100(PathBuf),
-    /// Class sub-folders of images (`folder:DIR`): `DIR/train` and `DIR/test`, or the class
-    /// folders directly, a sixth of each class then kept for testing
+    /// Class sub-folders of images (`folder:DIR`): `DIR/train` and `DIR/test` (or else
+    /// `DIR/val`), or the class folders directly, a sixth of each class then kept for testing
     /// ([`DatasetSpec::holds_out_test`]).
     Folder(PathBuf),
 }
@@ -123,9 +123,32 @@ impl DatasetSpec {
     pub fn holds_out_test(&self) -> Result<bool, TrainError> {
         match self {
             DatasetSpec::Idx(dir) => Ok(matches!(idx_layout(dir)?, IdxLayout::Single(_))),
-            DatasetSpec::Folder(dir) => folder_holds_out_test(dir),
+            DatasetSpec::Folder(dir) => {
+                Ok(matches!(folder_layout(dir)?, FolderLayout::ClassesOnly))
+            }
             _ => Ok(false),
         }
+    }
+
+    /// Where the test images come from when that is not the dataset's own `test` files, for
+    /// the user: `test_images` held out, or a `folder:DIR`'s `val/` folder.
+    pub fn test_note(&self, test_images: usize) -> Result<Option<String>, TrainError> {
+        if self.holds_out_test()? {
+            return Ok(Some(format!(
+                "{self} has no test set of its own: {test_images} of its images (a sixth of \
+                 each class, the same for every run) are held out as the test set"
+            )));
+        }
+        if let DatasetSpec::Folder(dir) = self
+            && let FolderLayout::Split(test) = folder_layout(dir)?
+            && !test.ends_with("test")
+        {
+            return Ok(Some(format!(
+                "{self}: the test set is {} (there is no test/ folder)",
+                test.display()
+            )));
+        }
+        Ok(None)
     }
 
     /// Loads the splits: the dataset's own test set, and its training set split (stratified,
@@ -175,16 +198,15 @@ impl DatasetSpec {
                     cifar::load_cifar100(dir, false, fine)?,
                 )
             }
-            DatasetSpec::Folder(dir) => {
-                if folder_holds_out_test(dir)? {
+            DatasetSpec::Folder(dir) => match folder_layout(dir)? {
+                FolderLayout::Split(test) => (
+                    folder::load_image_folder(&dir.join("train"), size, 3)?,
+                    folder::load_image_folder(&test, size, 3)?,
+                ),
+                FolderLayout::ClassesOnly => {
                     hold_out_test(folder::load_image_folder(dir, size, 3)?)?
-                } else {
-                    (
-                        folder::load_image_folder(&dir.join("train"), size, 3)?,
-                        folder::load_image_folder(&dir.join("test"), size, 3)?,
-                    )
                 }
-            }
+            },
         };
         let parts = stratified_split(train.labels(), val_fraction, seed)?;
         if parts.train.is_empty() || parts.validation.is_empty() {
@@ -259,25 +281,42 @@ fn idx_layout(dir: &Path) -> Result<IdxLayout, TrainError> {
     }
 }
 
-/// Whether a `folder:DIR` holds class folders only (no `train/` and `test/`).
-fn folder_holds_out_test(dir: &Path) -> Result<bool, TrainError> {
+/// How a `folder:DIR` holds its images.
+enum FolderLayout {
+    /// `train/` and this test folder (`test/`, or else `val/`), each with class folders.
+    Split(PathBuf),
+    /// The class folders themselves, no test set.
+    ClassesOnly,
+}
+
+/// The folders a `folder:DIR` may hold its test images in, in order of preference.
+const TEST_FOLDERS: [&str; 2] = ["test", "val"];
+
+fn folder_layout(dir: &Path) -> Result<FolderLayout, TrainError> {
     check_dir(dir)?;
-    let (train, test) = (dir.join("train").is_dir(), dir.join("test").is_dir());
-    if train != test {
-        let (has, lacks) = if train {
-            ("train", "test")
-        } else {
-            ("test", "train")
-        };
-        return Err(TrainError::run(
+    let train = dir.join("train").is_dir();
+    let test = TEST_FOLDERS
+        .iter()
+        .map(|name| dir.join(name))
+        .find(|path| path.is_dir());
+    match (train, test) {
+        (true, Some(test)) => Ok(FolderLayout::Split(test)),
+        (false, None) => Ok(FolderLayout::ClassesOnly),
+        (true, None) => Err(TrainError::run(
+            dir,
+            "has a train/ folder but no test/ (or val/) folder: give both, or only class \
+             folders (a sixth of each class is then kept for testing)",
+        )),
+        (false, Some(test)) => Err(TrainError::run(
             dir,
             format!(
-                "has a {has}/ folder but no {lacks}/ folder: give both, or only class folders \
-                 (a sixth of each class is then kept for testing)"
+                "has a {}/ folder but no train/ folder: give both, or only class folders (a \
+                 sixth of each class is then kept for testing)",
+                test.file_name()
+                    .map_or_else(Default::default, |n| n.to_string_lossy())
             ),
-        ));
+        )),
     }
-    Ok(!train)
 }
 
 /// `all` split into training images and the held-out test images.

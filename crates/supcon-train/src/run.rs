@@ -133,13 +133,8 @@ impl Prepared {
             splits.train.image_shape(),
             splits.train.num_classes()
         ));
-        if config.data.dataset.holds_out_test()? {
-            progress.message(&format!(
-                "{} has no test set of its own: {} of its images (a sixth of each class, the \
-                 same for every run) are held out as the test set",
-                config.data.dataset,
-                splits.test.len()
-            ));
+        if let Some(note) = config.data.dataset.test_note(splits.test.len())? {
+            progress.message(&note);
         }
         if let Some(note) = crate::dataset::empty_classes_note(&splits.train) {
             progress.message(&note);

@@ -92,7 +92,34 @@ fn a_train_folder_without_a_test_folder_is_named() {
     common::write_png_classes(&dir.path().join("train"), &["ant", "bee"], 8);
     let error = load(&format!("folder:{}", dir.path().display())).unwrap_err();
     assert!(
-        error.contains("has a train/ folder but no test/ folder"),
+        error.contains("has a train/ folder but no test/ (or val/) folder"),
+        "{error}"
+    );
+}
+
+/// `train/` and `val/` (ImageNet's layout): `val/` is the test set, and the run says so; a
+/// `test/` folder beside it wins.
+#[test]
+fn a_val_folder_is_the_test_set_when_there_is_no_test_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_png_classes(&dir.path().join("train"), &["ant", "bee"], 8);
+    common::write_png_classes(&dir.path().join("val"), &["ant", "bee"], 3);
+    let spec = DatasetSpec::parse(&format!("folder:{}", dir.path().display())).unwrap();
+    let splits = spec.load(0.25, 0, 8).unwrap();
+    assert_eq!(splits.test.len(), 6);
+    let note = spec.test_note(6).unwrap().unwrap();
+    assert!(note.ends_with("val (there is no test/ folder)"), "{note}");
+    assert!(!spec.holds_out_test().unwrap());
+
+    common::write_png_classes(&dir.path().join("test"), &["ant", "bee"], 2);
+    assert_eq!(spec.load(0.25, 0, 8).unwrap().test.len(), 4);
+    assert_eq!(spec.test_note(4).unwrap(), None);
+
+    let lone = tempfile::tempdir().unwrap();
+    common::write_png_classes(&lone.path().join("val"), &["ant", "bee"], 3);
+    let error = load(&format!("folder:{}", lone.path().display())).unwrap_err();
+    assert!(
+        error.contains("has a val/ folder but no train/ folder"),
         "{error}"
     );
 }
