@@ -2,7 +2,8 @@
 //!
 //! ```sh
 //! cargo run --release -p supcon-data --example inspect -- idx ../shared/data/fashion-mnist
-//! cargo run --release -p supcon-data --example inspect -- cifar10 DIR
+//! cargo run --release -p supcon-data --example inspect -- idx assets/mnist-10k
+//! cargo run --release -p supcon-data --example inspect -- cifar10 DIR   # binary or Python version
 //! cargo run --release -p supcon-data --example inspect -- folder DIR 32
 //! cargo run --release -p supcon-data --example inspect -- embedded
 //! ```
@@ -25,35 +26,48 @@ fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     let dir = args.get(1).map(Path::new);
     let need_dir = || dir.ok_or_else(|| format!("`{kind}` needs a folder"));
     let start = Instant::now();
-    let parts: Vec<(&str, ImageDataset)> = match kind {
-        "idx" => vec![
-            ("train", idx::load_dir(need_dir()?, true)?),
-            ("test", idx::load_dir(need_dir()?, false)?),
-        ],
+    let parts: Vec<(String, ImageDataset)> = match kind {
+        // Every set of files in the folder: `train` and `t10k` for MNIST's, `all` for
+        // `assets/mnist-10k`.
+        "idx" => {
+            let dir = need_dir()?;
+            let mut sets = Vec::new();
+            for prefix in idx::sets_in(dir)? {
+                let data = idx::load_set(dir, &prefix)?;
+                sets.push((prefix, data));
+            }
+            if sets.is_empty() {
+                return Err(format!("{}: no IDX files", dir.display()).into());
+            }
+            sets
+        }
         "cifar10" => vec![
-            ("train", cifar::load_cifar10(need_dir()?, true)?),
-            ("test", cifar::load_cifar10(need_dir()?, false)?),
+            ("train".into(), cifar::load_cifar10(need_dir()?, true)?),
+            ("test".into(), cifar::load_cifar10(need_dir()?, false)?),
         ],
         "cifar100" => vec![
             (
-                "train",
+                "train".into(),
                 cifar::load_cifar100(need_dir()?, true, Default::default())?,
             ),
             (
-                "test",
+                "test".into(),
                 cifar::load_cifar100(need_dir()?, false, Default::default())?,
             ),
         ],
         "folder" => {
             let size = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(32);
-            vec![("all", folder::load_image_folder(need_dir()?, size, 3)?)]
+            vec![(
+                "all".into(),
+                folder::load_image_folder(need_dir()?, size, 3)?,
+            )]
         }
         "embedded" => {
             let s = embedded_mnist()?;
             vec![
-                ("train", s.train),
-                ("validation", s.validation),
-                ("test", s.test),
+                ("train".into(), s.train),
+                ("validation".into(), s.validation),
+                ("test".into(), s.test),
             ]
         }
         other => {
