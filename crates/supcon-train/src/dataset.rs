@@ -50,7 +50,9 @@ pub enum DatasetSpec {
     EmbeddedMnist,
     /// A folder of IDX files (`idx:DIR`): MNIST's layout (`train-*` and `test-*` or `t10k-*`),
     /// or a single set under any name (`all-images-idx3-ubyte.gz` and
-    /// `all-labels-idx1-ubyte.gz`), a sixth of each class then kept for testing.
+    /// `all-labels-idx1-ubyte.gz`), a sixth of each class then kept for testing; or one
+    /// dataset of a folder of several (`idx:DIR/NAME`: `NAME-train-*` and `NAME-test-*`, as
+    /// EMNIST names its files).
     Idx(PathBuf),
     /// CIFAR-10's binary version (`cifar10:DIR`).
     Cifar10(PathBuf),
@@ -122,7 +124,7 @@ impl DatasetSpec {
     /// `folder:DIR` with class folders only, `idx:DIR` with a single set of files.
     pub fn holds_out_test(&self) -> Result<bool, TrainError> {
         match self {
-            DatasetSpec::Idx(dir) => Ok(matches!(idx_layout(dir)?, IdxLayout::Single(_))),
+            DatasetSpec::Idx(dir) => Ok(matches!(idx_layout(dir)?, IdxLayout::Single { .. })),
             DatasetSpec::Folder(dir) => {
                 Ok(matches!(folder_layout(dir)?, FolderLayout::ClassesOnly))
             }
@@ -180,8 +182,10 @@ impl DatasetSpec {
         let (train, test) = match self {
             DatasetSpec::EmbeddedMnist => return embedded(),
             DatasetSpec::Idx(dir) => match idx_layout(dir)? {
-                IdxLayout::TrainTest => (idx::load_dir(dir, true)?, idx::load_dir(dir, false)?),
-                IdxLayout::Single(prefix) => hold_out_test(idx::load_set(dir, &prefix)?)?,
+                IdxLayout::TrainTest { dir, train, test } => {
+                    (idx::load_set(&dir, &train)?, idx::load_set(&dir, &test)?)
+                }
+                IdxLayout::Single { dir, set } => hold_out_test(idx::load_set(&dir, &set)?)?,
             },
             DatasetSpec::Cifar10(dir) => {
                 check_dir(dir)?;
@@ -231,53 +235,117 @@ pub const HELD_OUT_TEST_SEED: u64 = 0x7e57;
 /// The fraction of each class held out as the test set of a dataset without one.
 pub const HELD_OUT_TEST_FRACTION: f64 = 1.0 / 6.0;
 
-/// How an `idx:DIR` folder holds its images.
+/// How an `idx:DIR` holds its images: the folder the files are in and the prefixes of its
+/// sets ([`idx::sets_in`]).
 enum IdxLayout {
-    /// `train-*` and `test-*` (or `t10k-*`) files, as MNIST ships.
-    TrainTest,
-    /// One set of files under this prefix (`all-images-idx3-ubyte.gz`, ...), no test set.
-    Single(String),
+    /// A training and a test set: `train` and `test` (or `t10k`) as MNIST ships, or
+    /// `NAME-train` and `NAME-test` for `idx:DIR/NAME` (EMNIST's `emnist-letters-train-...`).
+    TrainTest {
+        dir: PathBuf,
+        train: String,
+        test: String,
+    },
+    /// One set of files (`all-images-idx3-ubyte.gz`, ...), no test set.
+    Single { dir: PathBuf, set: String },
 }
 
 fn idx_layout(dir: &Path) -> Result<IdxLayout, TrainError> {
-    check_dir(dir)?;
-    let sets = idx::sets_in(dir)?;
-    let has = |prefix: &str| sets.iter().any(|s| s == prefix);
-    let (train, test) = (has("train"), has("test") || has("t10k"));
-    if train && test {
-        return Ok(IdxLayout::TrainTest);
+    if !dir.is_dir() {
+        // `idx:DIR/NAME`: the sets NAME-train and NAME-test of DIR.
+        if let (Some(parent), Some(name)) = (dir.parent(), dir.file_name().and_then(|n| n.to_str()))
+            && parent.is_dir()
+        {
+            let sets = idx::sets_in(parent)?;
+            let prefix = format!("{name}-");
+            if sets.iter().any(|s| s.starts_with(&prefix)) {
+                return train_and_test(parent, &sets, &prefix);
+            }
+        }
+        check_dir(dir)?;
     }
-    if train || test {
-        let (has, lacks) = if train {
-            ("train-", "test- (or t10k-)")
-        } else {
-            ("test- (or t10k-)", "train-")
-        };
-        return Err(TrainError::run(
-            dir,
-            format!(
-                "has {has} IDX files but no {lacks} files: give both, or a single set of \
-                 files (a sixth of each class is then kept for testing)"
-            ),
-        ));
+    let sets = idx::sets_in(dir)?;
+    if sets
+        .iter()
+        .any(|s| ["train", "test", "t10k"].contains(&s.as_str()))
+    {
+        return train_and_test(dir, &sets, "");
     }
     match sets.as_slice() {
-        [only] => Ok(IdxLayout::Single(only.clone())),
+        [only] => Ok(IdxLayout::Single {
+            dir: dir.to_path_buf(),
+            set: only.clone(),
+        }),
         [] => Err(TrainError::run(
             dir,
             "no IDX files: expected train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz] \
              with test- (or t10k-) files likewise, or a single set \
              <name>-images-idx3-ubyte[.gz] and <name>-labels-idx1-ubyte[.gz]",
         )),
-        several => Err(TrainError::run(
-            dir,
-            format!(
-                "holds {} sets of IDX files ({}): name the training files train-... and the \
-                 test files test-..., or keep a single set",
-                several.len(),
-                several.join(", ")
-            ),
-        )),
+        several => {
+            // Datasets whose files are NAME-train-... and NAME-test-..., as EMNIST's.
+            let names: Vec<&str> = several
+                .iter()
+                .filter_map(|s| s.strip_suffix("-train"))
+                .filter(|n| {
+                    ["test", "t10k"]
+                        .iter()
+                        .any(|t| several.contains(&format!("{n}-{t}")))
+                })
+                .collect();
+            let what = if names.is_empty() {
+                "name the training files train-... and the test files test-..., or keep a \
+                 single set"
+                    .to_string()
+            } else {
+                format!(
+                    "choose one dataset as idx:{}/NAME, NAME one of {}",
+                    dir.display(),
+                    names.join(", ")
+                )
+            };
+            Err(TrainError::run(
+                dir,
+                format!(
+                    "holds {} sets of IDX files ({}): {what}",
+                    several.len(),
+                    several.join(", ")
+                ),
+            ))
+        }
+    }
+}
+
+/// The sets `{prefix}train` and `{prefix}test` (or `{prefix}t10k`) of `dir`, whose sets are
+/// `sets`; an error naming the one that is missing.
+fn train_and_test(dir: &Path, sets: &[String], prefix: &str) -> Result<IdxLayout, TrainError> {
+    let has = |set: &str| sets.iter().any(|s| *s == format!("{prefix}{set}"));
+    let test = ["test", "t10k"].into_iter().find(|t| has(t));
+    match (has("train"), test) {
+        (true, Some(test)) => Ok(IdxLayout::TrainTest {
+            dir: dir.to_path_buf(),
+            train: format!("{prefix}train"),
+            test: format!("{prefix}{test}"),
+        }),
+        (train, _) => {
+            let (has, lacks) = if train {
+                (
+                    format!("{prefix}train-"),
+                    format!("{prefix}test- (or {prefix}t10k-)"),
+                )
+            } else {
+                (
+                    format!("{prefix}test- (or {prefix}t10k-)"),
+                    format!("{prefix}train-"),
+                )
+            };
+            Err(TrainError::run(
+                dir,
+                format!(
+                    "has {has} IDX files but no {lacks} files: give both, or a single set of \
+                     files (a sixth of each class is then kept for testing)"
+                ),
+            ))
+        }
     }
 }
 

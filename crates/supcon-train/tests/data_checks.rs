@@ -225,3 +225,42 @@ fn idx_folders_without_a_usable_layout_are_refused_by_name() {
         "{error}"
     );
 }
+
+/// A folder of several datasets named as EMNIST names its files
+/// (`emnist-letters-train-images-idx3-ubyte.gz`, ...): `idx:DIR/NAME` chooses one.
+#[test]
+fn one_dataset_of_a_folder_of_several_is_chosen_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_split(dir.path(), "emnist-letters-train", 32, 1);
+    common::write_split(dir.path(), "emnist-letters-test", 8, 2);
+    common::write_split(dir.path(), "emnist-digits-train", 24, 3);
+    common::write_split(dir.path(), "emnist-digits-test", 4, 4);
+    common::write_split(dir.path(), "emnist-mnist-train", 24, 5);
+    let root = dir.path().display();
+    let error = load(&format!("idx:{root}")).unwrap_err();
+    assert!(
+        error.contains(&format!(
+            "holds 5 sets of IDX files (emnist-digits-test, emnist-digits-train, \
+             emnist-letters-test, emnist-letters-train, emnist-mnist-train): choose one dataset \
+             as idx:{root}/NAME, NAME one of emnist-digits, emnist-letters"
+        )),
+        "{error}"
+    );
+    let letters = load(&format!("idx:{root}/emnist-letters")).unwrap();
+    assert_eq!(
+        (
+            letters.train.len() + letters.validation.len(),
+            letters.test.len()
+        ),
+        (32, 8)
+    );
+    let digits = load(&format!("idx:{root}/emnist-digits")).unwrap();
+    assert_eq!(digits.test.len(), 4);
+    let error = load(&format!("idx:{root}/emnist-mnist")).unwrap_err();
+    assert!(
+        error.contains("has emnist-mnist-train- IDX files but no emnist-mnist-test- (or emnist-mnist-t10k-) files"),
+        "{error}"
+    );
+    let error = load(&format!("idx:{root}/kmnist")).unwrap_err();
+    assert!(error.ends_with("kmnist: no such folder"), "{error}");
+}
