@@ -110,6 +110,11 @@ pub fn knn_accuracy(
     k: usize,
     temperature: f64,
 ) -> Result<f64, TrainError> {
+    if !(temperature.is_finite() && temperature > 0.0) {
+        return Err(TrainError::Config(format!(
+            "the kNN temperature must be a positive number, got {temperature}"
+        )));
+    }
     let n = reference.features.dims()[0];
     if n == 0 || queries.features.dims()[0] == 0 {
         return Err(TrainError::Config(
@@ -137,7 +142,14 @@ pub fn knn_accuracy(
         let similarity = q.matmul(bank_t.clone()); // [b, n]
         let (top, index) = similarity.topk_with_indices(k, 1); // [b, k]
         let rows = end - start;
-        let weights = top.div_scalar(temperature).exp().reshape([rows, k, 1]);
+        // exp((s - s_max) / t): the same votes relative to each other as exp(s / t), without
+        // overflowing at small temperatures (exp(1 / 0.001) is infinite in float32, and
+        // infinity times the one-hot zeros is NaN). `top` is sorted, its first column the max.
+        let nearest = top.clone().slice([0..rows, 0..1]);
+        let weights = (top - nearest)
+            .div_scalar(temperature)
+            .exp()
+            .reshape([rows, k, 1]);
         let neighbour_classes = one_hot
             .clone()
             .select(0, index.reshape([rows * k]))
@@ -187,5 +199,17 @@ mod tests {
         assert_eq!(knn_accuracy(&reference, &queries, 5, 1e6).unwrap(), 0.5);
         // ... but with temperature 0.1 the close class-0 points outweigh the far ones.
         assert_eq!(knn_accuracy(&reference, &queries, 5, 0.1).unwrap(), 1.0);
+        // Small temperatures tend to the nearest neighbour's vote, never to NaN (exp(s / t)
+        // would overflow float32 below t = 1 / 88.7).
+        for t in [1e-3, 1e-6, 1e-30] {
+            assert_eq!(
+                knn_accuracy(&reference, &queries, 5, t).unwrap(),
+                1.0,
+                "{t}"
+            );
+        }
+        for t in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            assert!(knn_accuracy(&reference, &queries, 5, t).is_err(), "{t}");
+        }
     }
 }
