@@ -3,7 +3,8 @@
 //! renamed over the previous checkpoint, so a run killed at any moment leaves either the old
 //! checkpoint or the new one, never a torn file.
 //!
-//! Layout: `SUPCONCK`, format version (u32 LE), then four sections, each its length (u64 LE),
+//! Layout: `SUPCONCK`, format version (u32 LE: 3, or 4 for a checkpoint taken during an
+//! epoch), then four sections, each its length (u64 LE),
 //! its bytes and their CRC-32 (u32 LE): the training state as JSON, the model as a Burn
 //! burnpack record, the optimiser record, and the task's own state (a momentum encoder and its
 //! queue; empty for none). Every load checks every checksum, so a flipped byte in
@@ -21,6 +22,10 @@ use crate::metrics::EpochMetrics;
 
 const MAGIC: &[u8; 8] = b"SUPCONCK";
 const VERSION: u32 = 3;
+/// The format of a checkpoint taken during an epoch ([`TrainingState::partial`]): the same
+/// layout under another number, so that a supcon-train that cannot continue a partial epoch
+/// (format 3 only) refuses the file instead of taking it for the end of an epoch.
+const PARTIAL_VERSION: u32 = 4;
 
 /// Where a run is: what a resumed run needs besides the weights and the optimiser.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -33,6 +38,23 @@ pub struct TrainingState {
     pub seconds: f64,
     /// The configuration the run was trained under (compared when resuming).
     pub config: RunConfig,
+    /// The steps of epoch `epoch + 1` already taken, when the run was interrupted during it;
+    /// `None` when it stopped at the end of epoch `epoch`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial: Option<PartialEpoch>,
+}
+
+/// How far into an epoch an interrupted run got: resuming takes the epoch's remaining steps
+/// (the same batches and views, which are functions of the seed, the epoch and the step) and
+/// reports the epoch as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PartialEpoch {
+    /// Steps taken.
+    pub steps: usize,
+    /// Sum of their losses.
+    pub loss_sum: f64,
+    /// Seconds they took.
+    pub seconds: f64,
 }
 
 /// A checkpoint's contents.
@@ -55,7 +77,12 @@ impl Checkpoint {
         let mut bytes =
             Vec::with_capacity(32 + state.len() + self.model.len() + self.optimizer.len());
         bytes.extend_from_slice(MAGIC);
-        bytes.extend_from_slice(&VERSION.to_le_bytes());
+        let version = if self.state.partial.is_some() {
+            PARTIAL_VERSION
+        } else {
+            VERSION
+        };
+        bytes.extend_from_slice(&version.to_le_bytes());
         for section in [
             &state[..],
             &self.model[..],
@@ -96,9 +123,9 @@ impl Checkpoint {
                     .to_string(),
             ));
         }
-        if version != VERSION {
+        if version != VERSION && version != PARTIAL_VERSION {
             return Err(corrupt(&format!(
-                "format version {version}, expected {VERSION}"
+                "format version {version}, expected {VERSION} or {PARTIAL_VERSION}"
             )));
         }
         let mut rest = &bytes[12..];
@@ -127,6 +154,11 @@ impl Checkpoint {
         }
         let state: TrainingState = serde_json::from_slice(sections[0])
             .map_err(|e| corrupt(&format!("training state: {e}")))?;
+        if (version == PARTIAL_VERSION) != state.partial.is_some() {
+            return Err(corrupt(&format!(
+                "format version {version} with a state of another kind"
+            )));
+        }
         Ok(Checkpoint {
             state,
             model: Bytes::from_bytes_vec(sections[1].to_vec()),
@@ -147,6 +179,11 @@ mod tests {
                 history: Vec::new(),
                 seconds: 1.5,
                 config: RunConfig::new(),
+                partial: Some(PartialEpoch {
+                    steps: 2,
+                    loss_sum: 9.25,
+                    seconds: 0.5,
+                }),
             },
             model: Bytes::from_bytes_vec(vec![1, 2, 3]),
             optimizer: Bytes::from_bytes_vec(vec![4, 5]),
@@ -161,6 +198,7 @@ mod tests {
         sample().save(&path).unwrap();
         let back = Checkpoint::load(&path).unwrap();
         assert_eq!(back.state.epoch, 3);
+        assert_eq!(back.state.partial, sample().state.partial);
         assert_eq!(&back.model[..], &[1, 2, 3]);
         assert_eq!(&back.optimizer[..], &[4, 5]);
         assert_eq!(back.task, [6, 7, 8]);

@@ -76,17 +76,22 @@ pub enum TrainError {
          network (training diverged); no evaluation of it would mean anything"
     )]
     NonFiniteFeatures,
+    /// The run was asked to stop ([`Progress::stop_requested`](crate::progress::Progress::stop_requested):
+    /// Ctrl-C or SIGTERM in the binary) and stopped where it could save its state.
+    #[error("interrupted {0}")]
+    Interrupted(String),
 }
 
 impl TrainError {
     /// The process exit status for this error: 2 for bad input (options, data, runs), 1 for
-    /// failures during the work itself.
+    /// failures during the work itself, 130 for an interruption (as a shell reports Ctrl-C).
     pub fn exit_code(&self) -> i32 {
         match self {
             TrainError::Diverged { .. }
             | TrainError::NonFiniteWeights { .. }
             | TrainError::NonFiniteFeatures
             | TrainError::Io { .. } => 1,
+            TrainError::Interrupted(_) => 130,
             _ => 2,
         }
     }

@@ -13,7 +13,7 @@ use supcon_augment::{ViewPipeline, ViewPipelineConfig, mix_seed};
 use supcon_data::{Splits, shuffled_indices};
 
 use crate::TrainError;
-use crate::checkpoint::{Checkpoint, TrainingState};
+use crate::checkpoint::{Checkpoint, PartialEpoch, TrainingState};
 use crate::config::RunConfig;
 use crate::metrics::{EpochMetrics, write_jsonl};
 use crate::optim::Optimizer;
@@ -155,6 +155,10 @@ impl<'a> Fit<'a> {
         let mut history = Vec::new();
         let mut seconds = 0.0;
         let mut first_epoch = 1;
+        let mut partial: Option<PartialEpoch> = None;
+        let (batch_size, seed) = (self.config.data.batch_size, self.config.seed);
+        let train = &self.splits.train;
+        let steps = train.len().div_ceil(batch_size);
         if resume && checkpoint_path.is_file() {
             let checkpoint = Checkpoint::load(&checkpoint_path)?;
             check_same_run(&checkpoint.state.config, &self.config, &checkpoint_path)?;
@@ -167,19 +171,27 @@ impl<'a> Fit<'a> {
             history = checkpoint.state.history;
             seconds = checkpoint.state.seconds;
             first_epoch = checkpoint.state.epoch + 1;
+            partial = checkpoint.state.partial;
             write_jsonl(&metrics_path, &history)?;
             let scalars = crate::tensorboard::history_scalars(task.name(), &history);
             crate::tensorboard::write_events(&self.run_dir, &scalars)?;
-            self.progress.message(&format!(
-                "resuming {} after epoch {}",
-                self.run_dir.display(),
-                checkpoint.state.epoch
-            ));
+            let place = match partial {
+                Some(p) if p.steps >= steps => {
+                    return Err(TrainError::run(
+                        &checkpoint_path,
+                        format!(
+                            "records {} steps of epoch {first_epoch}, but an epoch has {steps}",
+                            p.steps
+                        ),
+                    ));
+                }
+                Some(p) => format!("in epoch {first_epoch}, after step {} of {steps}", p.steps),
+                None => format!("after epoch {}", checkpoint.state.epoch),
+            };
+            self.progress
+                .message(&format!("resuming {} {place}", self.run_dir.display()));
         }
         let epochs = self.schedule.epochs;
-        let (batch_size, seed) = (self.config.data.batch_size, self.config.seed);
-        let train = &self.splits.train;
-        let steps = train.len().div_ceil(batch_size);
         // Batches and views are made on the plain device, outside the autodiff graph.
         let plain = self.device.clone().inner();
         for (session_epochs, epoch) in (first_epoch..=epochs).enumerate() {
@@ -187,11 +199,15 @@ impl<'a> Fit<'a> {
                 break;
             }
             let started = Instant::now();
+            // A resumed run interrupted during this epoch takes its remaining steps.
+            let (skip, mut loss_sum, earlier_seconds) = partial
+                .take()
+                .map_or((0, 0.0f64, 0.0), |p| (p.steps, p.loss_sum, p.seconds));
             let order = shuffled_indices(train.len(), epoch_seed(seed, epoch));
             self.progress
-                .epoch_started(task.name(), epoch, epochs, steps);
-            let (mut loss_sum, mut lr) = (0.0f64, 0.0);
-            for (step, indices) in order.chunks(batch_size).enumerate() {
+                .epoch_started(task.name(), epoch, epochs, steps - skip);
+            let mut lr = 0.0;
+            for (step, indices) in order.chunks(batch_size).enumerate().skip(skip) {
                 lr = self.schedule.rate(epoch, step, steps);
                 let batch = train.batch(indices, &plain)?;
                 let seed = batch_seed(seed, epoch, step);
@@ -213,9 +229,32 @@ impl<'a> Fit<'a> {
                 model = self.optimizer.step(lr, model, grads);
                 task.after_step(&model)?;
                 loss_sum += value as f64;
-                let rate = ((step + 1) * batch_size) as f64 / started.elapsed().as_secs_f64();
+                let rate =
+                    ((step + 1 - skip) * batch_size) as f64 / started.elapsed().as_secs_f64();
                 self.progress
                     .step_done(loss_sum / (step + 1) as f64, lr, rate);
+                if step + 1 < steps && self.progress.stop_requested() {
+                    self.progress.epoch_finished();
+                    let session = started.elapsed().as_secs_f64();
+                    let state = TrainingState {
+                        epoch: epoch - 1,
+                        history: history.clone(),
+                        seconds: seconds + session,
+                        config: self.config.clone(),
+                        partial: Some(PartialEpoch {
+                            steps: step + 1,
+                            loss_sum,
+                            seconds: earlier_seconds + session,
+                        }),
+                    };
+                    let task_state = task.state()?;
+                    save_checkpoint(&checkpoint_path, state, &model, &self.optimizer, task_state)?;
+                    return Err(TrainError::Interrupted(format!(
+                        "during epoch {epoch}, after step {} of {steps}: the run is saved there; {}",
+                        step + 1,
+                        resume_hint(&self.run_dir)
+                    )));
+                }
             }
             self.progress.epoch_finished();
             // The loss is checked every step; the weights at the end of each epoch, before
@@ -223,7 +262,7 @@ impl<'a> Fit<'a> {
             if !all_finite(&model) {
                 return Err(TrainError::NonFiniteWeights { epoch });
             }
-            let epoch_seconds = started.elapsed().as_secs_f64();
+            let epoch_seconds = earlier_seconds + started.elapsed().as_secs_f64();
             let (knn_accuracy, val_accuracy) =
                 task.monitor(&model, epoch, epoch == epochs, &history)?;
             let metrics = EpochMetrics {
@@ -243,15 +282,23 @@ impl<'a> Fit<'a> {
             write_jsonl(&metrics_path, &history)?;
             let scalars = crate::tensorboard::history_scalars(task.name(), &history);
             crate::tensorboard::write_events(&self.run_dir, &scalars)?;
-            if epoch % self.config.save_freq == 0 || epoch == epochs {
+            let stop = epoch < epochs && self.progress.stop_requested();
+            if epoch % self.config.save_freq == 0 || epoch == epochs || stop {
                 let state = TrainingState {
                     epoch,
                     history: history.clone(),
                     seconds,
                     config: self.config.clone(),
+                    partial: None,
                 };
                 let task_state = task.state()?;
                 save_checkpoint(&checkpoint_path, state, &model, &self.optimizer, task_state)?;
+            }
+            if stop {
+                return Err(TrainError::Interrupted(format!(
+                    "after epoch {epoch} of {epochs}: the run is saved there; {}",
+                    resume_hint(&self.run_dir)
+                )));
             }
         }
         Ok(Fitted {
@@ -260,6 +307,18 @@ impl<'a> Fit<'a> {
             seconds,
         })
     }
+}
+
+/// How to continue the interrupted run in `run_dir`, for messages.
+fn resume_hint(run_dir: &Path) -> String {
+    let command = match crate::run::RunKind::of(run_dir) {
+        Ok(Some(crate::run::RunKind::CrossEntropy)) => "ce",
+        _ => "pretrain",
+    };
+    format!(
+        "`supcon-train {command} --resume {}` continues it exactly",
+        run_dir.display()
+    )
 }
 
 /// The optimiser and schedule a configuration describes.
@@ -317,8 +376,12 @@ fn save_checkpoint<M: Module>(
     optimizer: &Optimizer,
     task: Vec<u8>,
 ) -> Result<(), TrainError> {
+    // `valid()`, not `clone()`: Burn keeps the last update of each running statistic
+    // (BatchNorm's) pending until it is read again, and a record of the module as it stands
+    // holds the value before it, so a resumed run's statistics lagged one step behind the
+    // uninterrupted run's. `valid()` settles them first.
     let model = model
-        .clone()
+        .valid()
         .into_record()
         .into_bytes()
         .map_err(|e| TrainError::run(path, format!("cannot serialise the model: {e}")))?;

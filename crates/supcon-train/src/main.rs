@@ -18,6 +18,13 @@ fn main() {
     memory::keep_freed_memory();
     let cli = cli::parse();
     let progress = terminal::Terminal::new(cli.quiet);
+    let trains = matches!(
+        cli.command,
+        None | Some(cli::Command::Pretrain { .. }) | Some(cli::Command::Ce { .. })
+    );
+    if trains && let Err(error) = progress.stop_on_signals() {
+        eprintln!("warning: Ctrl-C will end training at once (no checkpoint): {error}");
+    }
     let result = app::run(cli.command, cli.options, &progress);
     drop(progress);
     if let Err(error) = result {

@@ -17,6 +17,15 @@ pub trait Progress: Send + Sync {
 
     /// The epoch's steps are done (monitoring and checkpointing follow).
     fn epoch_finished(&self) {}
+
+    /// Whether training should stop where it can save its state (the binary says so after
+    /// Ctrl-C or SIGTERM). Training asks after every step and at the end of every epoch but the
+    /// last: it saves a checkpoint that `--resume` continues exactly from there, and returns
+    /// [`TrainError::Interrupted`](crate::TrainError::Interrupted). Evaluations do not ask.
+    /// `false` by default.
+    fn stop_requested(&self) -> bool {
+        false
+    }
 }
 
 /// Reports nothing.

@@ -1,8 +1,10 @@
 //! The terminal's view of a run: messages on stdout, a progress bar on stderr while an epoch
-//! runs (hidden when stderr is not a terminal, and under `--quiet`).
+//! runs (hidden when stderr is not a terminal, and under `--quiet`), and Ctrl-C / SIGTERM as a
+//! request to stop training where it can be saved.
 
 use std::io::{IsTerminal, Write};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use supcon_train::progress::Progress;
@@ -11,6 +13,7 @@ use supcon_train::progress::Progress;
 pub struct Terminal {
     quiet: bool,
     bar: Mutex<Option<ProgressBar>>,
+    stop: Arc<AtomicBool>,
 }
 
 impl Terminal {
@@ -19,7 +22,33 @@ impl Terminal {
         Self {
             quiet,
             bar: Mutex::new(None),
+            stop: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// From now on the first Ctrl-C (SIGINT) or SIGTERM asks training to stop at the end of
+    /// its step, with a checkpoint `--resume` continues exactly (and says so on stderr); a
+    /// second one ends the process at once, with status 130 (SIGINT) or 143 (SIGTERM). For
+    /// the commands that train; the others keep the signals' default, which ends them at once.
+    pub fn stop_on_signals(&self) -> std::io::Result<()> {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        for (signal, status) in [(SIGINT, 130), (SIGTERM, 143)] {
+            // The exit is registered first, so that it sees the flag as the previous signal
+            // left it: a first signal only sets the flag.
+            signal_hook::flag::register_conditional_shutdown(signal, status, self.stop.clone())?;
+            signal_hook::flag::register(signal, self.stop.clone())?;
+        }
+        let stop = self.stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            eprintln!(
+                "\nstopping: training stops after its current step and saves a checkpoint \
+                 (Ctrl-C again quits at once, losing the steps since the last checkpoint)"
+            );
+        });
+        Ok(())
     }
 
     fn bar(&self) -> std::sync::MutexGuard<'_, Option<ProgressBar>> {
@@ -64,6 +93,10 @@ impl Progress for Terminal {
                 "loss {mean_loss:.4} lr {learning_rate:.4} {images_per_second:.0} img/s"
             ));
         }
+    }
+
+    fn stop_requested(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
     }
 
     fn epoch_finished(&self) {

@@ -447,6 +447,111 @@ fn limit_trains_on_a_stratified_subset() {
     }
 }
 
+/// Asks to stop once `after` more steps are done (as Ctrl-C does in the binary).
+struct StopAfter {
+    after: usize,
+    done: std::sync::atomic::AtomicUsize,
+}
+
+impl StopAfter {
+    fn new(after: usize) -> Self {
+        Self {
+            after,
+            done: Default::default(),
+        }
+    }
+}
+
+impl supcon_train::progress::Progress for StopAfter {
+    fn step_done(&self, _loss: f64, _lr: f64, _rate: f64) {
+        self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn stop_requested(&self) -> bool {
+        self.done.load(std::sync::atomic::Ordering::Relaxed) >= self.after
+    }
+}
+
+/// A run asked to stop saves a checkpoint where it stops, during an epoch or at its end, and
+/// resuming it gives the uninterrupted run's every epoch and evaluation exactly. The tiny
+/// split has 96 training images: 3 steps of 32 an epoch.
+#[test]
+fn a_run_stopped_during_an_epoch_resumes_from_that_step() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    common::write_tiny_idx(&dir.path().join("data"));
+    let config = tiny_config(&dir.path().join("data"), &dir.path().join("runs"));
+    let prepared = Prepared::new(config.clone(), &Silent).unwrap();
+    let whole_dir = create_run_dir(&prepared.config, "whole", RunKind::Pretrain).unwrap();
+    let whole = pretrain(&prepared, &whole_dir, false, &Silent, None).unwrap();
+
+    let prepared = Prepared::new(config, &Silent).unwrap();
+    let run = create_run_dir(&prepared.config, "stopped", RunKind::Pretrain).unwrap();
+    let checkpoint_version = || std::fs::read(run.join(CHECKPOINT_FILE)).unwrap()[8];
+    // Stopped after step 2 of epoch 1, after step 2 of epoch 2 (the first session's steps
+    // continue: epoch 1's step 3, epoch 2's steps 1 and 2), then at the end of epoch 2.
+    for (session, (after, place)) in [
+        (2, "during epoch 1, after step 2 of 3"),
+        (3, "during epoch 2, after step 2 of 3"),
+        (1, "after epoch 2 of 3"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let error = pretrain(&prepared, &run, session > 0, &StopAfter::new(after), None)
+            .err()
+            .unwrap();
+        assert!(
+            matches!(error, supcon_train::TrainError::Interrupted(_)) && error.exit_code() == 130,
+            "{error}"
+        );
+        let message = error.to_string();
+        assert!(
+            message.starts_with(&format!("interrupted {place}: the run is saved there"))
+                && message.contains("supcon-train pretrain --resume"),
+            "{message}"
+        );
+        // A checkpoint taken during an epoch has its own format number.
+        assert_eq!(checkpoint_version(), if session < 2 { 4 } else { 3 });
+    }
+    let resumed = pretrain(&prepared, &run, true, &Silent, None).unwrap();
+    assert_eq!(resumed.history.len(), 3);
+    for (a, b) in whole.history.iter().zip(&resumed.history) {
+        assert_eq!(a.loss, b.loss, "epoch {}", a.epoch);
+        assert_eq!(a.learning_rate, b.learning_rate, "epoch {}", a.epoch);
+        assert_eq!(a.knn_accuracy, b.knn_accuracy, "epoch {}", a.epoch);
+    }
+    let (a, b) = (whole.linear.unwrap(), resumed.linear.unwrap());
+    assert_eq!(
+        (a.val_accuracy, a.test_accuracy),
+        (b.val_accuracy, b.test_accuracy)
+    );
+    let lines = std::fs::read_to_string(run.join(METRICS_FILE)).unwrap();
+    assert_eq!(lines.lines().count(), 3);
+    // The saved weights and BatchNorm's running statistics, bit for bit.
+    let saved = |dir: &std::path::Path| {
+        let model = commands::load_model(dir, &prepared.config, 1, &prepared.device).unwrap();
+        let mut values = Values(Vec::new());
+        burn::module::Module::visit(&model, &mut values);
+        values.0
+    };
+    let (a, b) = (saved(&whole_dir), saved(&run));
+    assert_eq!(a.len(), b.len());
+    for (i, (a, b)) in a.iter().zip(&b).enumerate() {
+        assert!(a == b, "tensor {i} of the saved models differs");
+    }
+}
+
+/// Every float tensor of a module (parameters and running statistics), in visiting order.
+struct Values(Vec<Vec<f32>>);
+
+impl burn::module::ModuleVisitor for Values {
+    fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<burn::Tensor<D>>) {
+        self.0
+            .push(param.val().into_data().try_to_vec::<f32>().unwrap());
+    }
+}
+
 /// A run killed during its first epoch leaves its configuration and no checkpoint: resuming it
 /// trains from epoch 1, as the uninterrupted run would. Each run folder records its kind, so a
 /// run is continued and evaluated only by the command that made it.
