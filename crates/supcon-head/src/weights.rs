@@ -193,7 +193,11 @@ fn save_with<M: Module, S: ModuleStore>(
 where
     S::Error: std::fmt::Display,
 {
+    // `valid()` settles Burn's pending running-statistic updates (the last training step's
+    // BatchNorm update is only committed when next read): a model saved straight after a step
+    // would otherwise carry the statistics of the step before.
     model
+        .valid()
         .save_into(&mut store)
         .map_err(|e| store_error(path, e))
 }

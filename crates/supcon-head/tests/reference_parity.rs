@@ -303,3 +303,28 @@ fn our_models_round_trip_through_burnpack_and_safetensors() {
         want
     );
 }
+
+/// Burn commits a running statistic's last update only when it is next read: a model saved
+/// straight after a training step must still carry that step's BatchNorm statistics.
+#[test]
+fn a_model_saved_right_after_a_training_step_keeps_its_running_statistics() {
+    let train = Device::flex().autodiff();
+    let model = small_model(1, &train);
+    let _ = model.forward(formula_input([4, 1, 28, 28], &train));
+    let dir = scratch();
+    let (burnpack, safetensors) = (
+        dir.path().join("model.bpk"),
+        dir.path().join("model.safetensors"),
+    );
+    weights::save_burnpack(&model, &burnpack).unwrap();
+    weights::save_safetensors(&model, &safetensors).unwrap();
+    let plain = Device::flex();
+    let probe = formula_input([2, 1, 28, 28], &plain);
+    let want = to_vec(model.valid().forward(probe.clone()));
+    let fresh = to_vec(small_model(1, &plain).forward(probe.clone()));
+    assert_ne!(want, fresh, "the step changed the statistics");
+    let loaded = weights::load_burnpack(small_model(1, &plain), &burnpack).unwrap();
+    assert_eq!(to_vec(loaded.forward(probe.clone())), want, "burnpack");
+    let loaded = weights::load_safetensors(small_model(1, &plain), &safetensors).unwrap();
+    assert_eq!(to_vec(loaded.forward(probe)), want, "safetensors");
+}

@@ -192,7 +192,9 @@ impl Task for ContrastiveTask<'_> {
 
     fn after_step(&mut self, model: &SupConModel) -> Result<(), TrainError> {
         if let Some(encoder) = &mut self.momentum {
-            encoder.key = ema_update(encoder.key.clone(), model, encoder.momentum);
+            // `valid()`: the model's BatchNorm statistics with this step's update settled
+            // (Burn leaves it pending), which the key model copies.
+            encoder.key = ema_update(encoder.key.clone(), &model.valid(), encoder.momentum);
             if let Some((keys, labels)) = encoder.pending.take() {
                 encoder.queue.push(keys, labels)?;
             }
