@@ -344,6 +344,25 @@ fn a_run_with_a_queue_resumes_exactly_and_chunks_run() {
     for (a, b) in whole.history.iter().zip(&resumed.history) {
         assert_eq!(a.loss, b.loss, "epoch {}", a.epoch);
     }
+    // Stopped during an epoch too (after step 2 of epoch 1): the key model and the queue as
+    // they were after that step.
+    let prepared = Prepared::new(config.clone(), &Silent).unwrap();
+    let mid_dir = create_run_dir(&prepared.config, "queue-mid", RunKind::Pretrain).unwrap();
+    let error = pretrain(&prepared, &mid_dir, false, &StopAfter::new(2), None)
+        .err()
+        .unwrap();
+    assert!(
+        matches!(error, supcon_train::TrainError::Interrupted(_)),
+        "{error}"
+    );
+    let mid = pretrain(&prepared, &mid_dir, true, &Silent, None).unwrap();
+    for (a, b) in whole.history.iter().zip(&mid.history) {
+        assert_eq!(a.loss, b.loss, "epoch {}", a.epoch);
+    }
+    assert_eq!(
+        whole.linear.as_ref().unwrap().test_accuracy,
+        mid.linear.unwrap().test_accuracy
+    );
     assert_eq!(
         whole.linear.unwrap().test_accuracy,
         resumed.linear.unwrap().test_accuracy
