@@ -235,6 +235,10 @@ impl<'a> Fit<'a> {
                     .step_done(loss_sum / (step + 1) as f64, lr, rate);
                 if step + 1 < steps && self.progress.stop_requested() {
                     self.progress.epoch_finished();
+                    // As at an epoch's end: weights that are not finite are never saved.
+                    if !all_finite(&model) {
+                        return Err(TrainError::NonFiniteWeights { epoch });
+                    }
                     let session = started.elapsed().as_secs_f64();
                     let state = TrainingState {
                         epoch: epoch - 1,

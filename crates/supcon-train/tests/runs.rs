@@ -298,6 +298,27 @@ fn weights_that_diverge_are_never_saved() {
         !run.join(CHECKPOINT_FILE).exists(),
         "no checkpoint of NaN weights"
     );
+
+    // Nor when the run is asked to stop during an epoch (3 steps of 32 an epoch here): the
+    // weights are checked before the checkpoint of the epoch so far.
+    let mut config = prepared.config.clone();
+    config.data.batch_size = 32;
+    let prepared = Prepared::new(config, &Silent).unwrap();
+    let run = create_run_dir(&prepared.config, "diverged-stopped", RunKind::Pretrain).unwrap();
+    let error = pretrain(&prepared, &run, false, &StopAfter::new(1), None)
+        .err()
+        .unwrap();
+    assert!(
+        matches!(
+            error,
+            supcon_train::TrainError::NonFiniteWeights { epoch: 1 }
+        ),
+        "{error}"
+    );
+    assert!(
+        !run.join(CHECKPOINT_FILE).exists(),
+        "no checkpoint of NaN weights"
+    );
 }
 
 #[test]
