@@ -54,9 +54,9 @@ pub enum DatasetSpec {
     /// dataset of a folder of several (`idx:DIR/NAME`: `NAME-train-*` and `NAME-test-*`, as
     /// EMNIST names its files).
     Idx(PathBuf),
-    /// CIFAR-10's binary version (`cifar10:DIR`).
+    /// CIFAR-10, its binary or its Python version (`cifar10:DIR`).
     Cifar10(PathBuf),
-    /// CIFAR-100's binary version, fine labels (`cifar100:DIR`).
+    /// CIFAR-100, its binary or its Python version, fine labels (`cifar100:DIR`).
     Cifar100(PathBuf),
     /// Class sub-folders of images (`folder:DIR`): `DIR/train` and `DIR/test` (or else
     /// `DIR/val`), or the class folders directly, a sixth of each class then kept for testing
