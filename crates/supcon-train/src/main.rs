@@ -26,9 +26,14 @@ fn main() {
         eprintln!("warning: Ctrl-C will end training at once (no checkpoint): {error}");
     }
     let result = app::run(cli.command, cli.options, &progress);
+    let terminated = progress.terminated();
     drop(progress);
     if let Err(error) = result {
         eprintln!("error: {error}");
-        std::process::exit(error.exit_code());
+        let status = match error {
+            supcon_train::TrainError::Interrupted(_) if terminated => 143,
+            _ => error.exit_code(),
+        };
+        std::process::exit(status);
     }
 }

@@ -14,6 +14,8 @@ pub struct Terminal {
     quiet: bool,
     bar: Mutex<Option<ProgressBar>>,
     stop: Arc<AtomicBool>,
+    /// Set by SIGTERM (besides `stop`), for the exit status.
+    terminated: Arc<AtomicBool>,
 }
 
 impl Terminal {
@@ -23,7 +25,14 @@ impl Terminal {
             quiet,
             bar: Mutex::new(None),
             stop: Arc::new(AtomicBool::new(false)),
+            terminated: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Whether a SIGTERM came (the run it stopped then exits with 143, as a process the signal
+    /// ended would, rather than Ctrl-C's 130).
+    pub fn terminated(&self) -> bool {
+        self.terminated.load(Ordering::Relaxed)
     }
 
     /// From now on the first Ctrl-C (SIGINT) or SIGTERM asks training to stop at the end of
@@ -38,6 +47,7 @@ impl Terminal {
             signal_hook::flag::register_conditional_shutdown(signal, status, self.stop.clone())?;
             signal_hook::flag::register(signal, self.stop.clone())?;
         }
+        signal_hook::flag::register(SIGTERM, self.terminated.clone())?;
         let stop = self.stop.clone();
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
