@@ -144,8 +144,33 @@ fn locate(
     } else if has("") && !has(".bin") {
         Version::Python(dir.to_path_buf())
     } else {
+        if !has(".bin") {
+            // The archive as downloaded (torchvision's root keeps it beside the folder).
+            let stem = binary_stem(&binary);
+            for archive in [
+                format!("{stem}python.tar.gz"),
+                format!("{stem}binary.tar.gz"),
+            ] {
+                if dir.join(&archive).is_file() {
+                    return Err(DataError::Invalid(format!(
+                        "{}: holds {archive} but not its files: extract it there first \
+                         (tar xzf {archive})",
+                        dir.display()
+                    )));
+                }
+            }
+        }
         Version::Binary(dir.to_path_buf())
     })
+}
+
+/// `cifar-10-` for `.../cifar-10-batches-bin`, `cifar-100-` for `.../cifar-100-binary`: how the
+/// dataset's archives begin.
+fn binary_stem(binary: &Path) -> &'static str {
+    match binary.file_name().and_then(|n| n.to_str()) {
+        Some(n) if n.starts_with("cifar-100-") => "cifar-100-",
+        _ => "cifar-10-",
+    }
 }
 
 /// Class names from a text file (one a line), if it exists; it must name `count` classes.

@@ -420,6 +420,28 @@ fn cifar10_python_version_as_python_2_wrote_it() {
             "{problem}: {err}"
         );
     }
+    // The archive as downloaded, not extracted, is named.
+    let downloaded = scratch();
+    write(
+        &downloaded.path().join("cifar-10-python.tar.gz"),
+        b"\x1f\x8b",
+    );
+    let err = load_cifar10(downloaded.path(), true)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("holds cifar-10-python.tar.gz but not its files: extract it there first"),
+        "{err}"
+    );
+    write(
+        &downloaded.path().join("cifar-100-binary.tar.gz"),
+        b"\x1f\x8b",
+    );
+    let err = load_cifar100(downloaded.path(), false, Cifar100Labels::Fine).unwrap_err();
+    assert!(
+        err.to_string().contains("holds cifar-100-binary.tar.gz"),
+        "{err}"
+    );
     // Where both versions are there, the binary one is read.
     write(&dir.join("test_batch.bin"), &cifar_record(&[7], 0));
     assert_eq!(load_cifar10(dir, false).unwrap().labels(), &[7]);
