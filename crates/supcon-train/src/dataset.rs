@@ -135,22 +135,25 @@ impl DatasetSpec {
     /// Where the test images come from when that is not the dataset's own `test` files, for
     /// the user: `test_images` held out, or a `folder:DIR`'s `val/` folder.
     pub fn test_note(&self, test_images: usize) -> Result<Option<String>, TrainError> {
-        if self.holds_out_test()? {
-            return Ok(Some(format!(
+        let held_out = match self {
+            DatasetSpec::Folder(dir) => match folder_layout(dir)? {
+                FolderLayout::Split(test) if !test.ends_with("test") => {
+                    return Ok(Some(format!(
+                        "{self}: the test set is {} (there is no test/ folder)",
+                        test.display()
+                    )));
+                }
+                FolderLayout::Split(_) => false,
+                FolderLayout::ClassesOnly => true,
+            },
+            _ => self.holds_out_test()?,
+        };
+        Ok(held_out.then(|| {
+            format!(
                 "{self} has no test set of its own: {test_images} of its images (a sixth of \
                  each class, the same for every run) are held out as the test set"
-            )));
-        }
-        if let DatasetSpec::Folder(dir) = self
-            && let FolderLayout::Split(test) = folder_layout(dir)?
-            && !test.ends_with("test")
-        {
-            return Ok(Some(format!(
-                "{self}: the test set is {} (there is no test/ folder)",
-                test.display()
-            )));
-        }
-        Ok(None)
+            )
+        }))
     }
 
     /// Loads the splits: the dataset's own test set, and its training set split (stratified,
