@@ -240,19 +240,20 @@ impl<'a> Fit<'a> {
                         return Err(TrainError::NonFiniteWeights { epoch });
                     }
                     let session = started.elapsed().as_secs_f64();
-                    let state = TrainingState {
-                        epoch: epoch - 1,
-                        history: history.clone(),
-                        seconds: seconds + session,
-                        config: self.config.clone(),
-                        partial: Some(PartialEpoch {
-                            steps: step + 1,
-                            loss_sum,
-                            seconds: earlier_seconds + session,
-                        }),
+                    let partial = PartialEpoch {
+                        steps: step + 1,
+                        loss_sum,
+                        seconds: earlier_seconds + session,
                     };
-                    let task_state = task.state()?;
-                    save_checkpoint(&checkpoint_path, state, &model, &self.optimizer, task_state)?;
+                    let seconds = seconds + session;
+                    self.save_checkpoint(
+                        task,
+                        &model,
+                        epoch - 1,
+                        &history,
+                        seconds,
+                        Some(partial),
+                    )?;
                     return Err(TrainError::Interrupted(format!(
                         "during epoch {epoch}, after step {} of {steps}: the run is saved there; {}",
                         step + 1,
@@ -288,15 +289,7 @@ impl<'a> Fit<'a> {
             crate::tensorboard::write_events(&self.run_dir, &scalars)?;
             let stop = epoch < epochs && self.progress.stop_requested();
             if epoch % self.config.save_freq == 0 || epoch == epochs || stop {
-                let state = TrainingState {
-                    epoch,
-                    history: history.clone(),
-                    seconds,
-                    config: self.config.clone(),
-                    partial: None,
-                };
-                let task_state = task.state()?;
-                save_checkpoint(&checkpoint_path, state, &model, &self.optimizer, task_state)?;
+                self.save_checkpoint(task, &model, epoch, &history, seconds, None)?;
             }
             if stop {
                 return Err(TrainError::Interrupted(format!(
@@ -310,6 +303,45 @@ impl<'a> Fit<'a> {
             history,
             seconds,
         })
+    }
+}
+
+impl Fit<'_> {
+    /// Saves the run's checkpoint after `epoch` completed epochs (their metrics `history`,
+    /// `seconds` of training so far) and `partial`, the steps of the next one already taken.
+    fn save_checkpoint<T: Task>(
+        &self,
+        task: &T,
+        model: &T::Model,
+        epoch: usize,
+        history: &[EpochMetrics],
+        seconds: f64,
+        partial: Option<PartialEpoch>,
+    ) -> Result<(), TrainError> {
+        let path = self.run_dir.join(CHECKPOINT_FILE);
+        // `valid()`, not `clone()`: Burn keeps the last update of each running statistic
+        // (BatchNorm's) pending until it is read again, and a record of the module as it
+        // stands holds the value before it, so a resumed run's statistics lagged one step
+        // behind the uninterrupted run's. `valid()` settles them first.
+        let model = model
+            .valid()
+            .into_record()
+            .into_bytes()
+            .map_err(|e| TrainError::run(&path, format!("cannot serialise the model: {e}")))?;
+        let state = TrainingState {
+            epoch,
+            history: history.to_vec(),
+            seconds,
+            config: self.config.clone(),
+            partial,
+        };
+        Checkpoint {
+            state,
+            model,
+            optimizer: self.optimizer.to_bytes()?,
+            task: task.state()?,
+        }
+        .save(&path)
     }
 }
 
@@ -371,31 +403,6 @@ fn describe(stage: &str, epochs: usize, m: &EpochMetrics) -> String {
         line.push_str(&format!(", val {:.2}%", 100.0 * a));
     }
     line
-}
-
-fn save_checkpoint<M: Module>(
-    path: &Path,
-    state: TrainingState,
-    model: &M,
-    optimizer: &Optimizer,
-    task: Vec<u8>,
-) -> Result<(), TrainError> {
-    // `valid()`, not `clone()`: Burn keeps the last update of each running statistic
-    // (BatchNorm's) pending until it is read again, and a record of the module as it stands
-    // holds the value before it, so a resumed run's statistics lagged one step behind the
-    // uninterrupted run's. `valid()` settles them first.
-    let model = model
-        .valid()
-        .into_record()
-        .into_bytes()
-        .map_err(|e| TrainError::run(path, format!("cannot serialise the model: {e}")))?;
-    Checkpoint {
-        state,
-        model,
-        optimizer: optimizer.to_bytes()?,
-        task,
-    }
-    .save(path)
 }
 
 /// Refuses to resume a checkpoint trained under another configuration than `now` (the run's
