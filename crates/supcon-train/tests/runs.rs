@@ -5,7 +5,7 @@ mod common;
 
 use supcon_train::config::{Method, Options, RunConfig};
 use supcon_train::fit::{CHECKPOINT_FILE, METRICS_FILE};
-use supcon_train::pretrain::pretrain;
+use supcon_train::pretrain::{PretrainOutcome, pretrain};
 use supcon_train::progress::Silent;
 use supcon_train::run::{CONFIG_FILE, Prepared, RunKind, create_run_dir};
 use supcon_train::runs::{self as commands, EmbedInput, ExportFormat, Split};
@@ -41,16 +41,29 @@ fn tiny_config(data: &std::path::Path, out: &std::path::Path) -> RunConfig {
     .unwrap()
 }
 
-#[test]
-fn same_seed_same_run_and_resume_matches_the_uninterrupted_run() {
-    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+/// A scratch folder with the tiny dataset in `data/`, and [`tiny_config`] on it (runs in
+/// `runs/`).
+fn tiny_run() -> (tempfile::TempDir, RunConfig) {
     let dir = tempfile::tempdir().unwrap();
     common::write_tiny_idx(&dir.path().join("data"));
     let config = tiny_config(&dir.path().join("data"), &dir.path().join("runs"));
+    (dir, config)
+}
+
+/// A pre-training run of `prepared` from start to end, in a new folder `name-1`.
+fn whole_run(prepared: &Prepared, name: &str) -> (std::path::PathBuf, PretrainOutcome) {
+    let dir = create_run_dir(&prepared.config, name, RunKind::Pretrain).unwrap();
+    let outcome = pretrain(prepared, &dir, false, &Silent, None).unwrap();
+    (dir, outcome)
+}
+
+#[test]
+fn same_seed_same_run_and_resume_matches_the_uninterrupted_run() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (_scratch, config) = tiny_run();
 
     let prepared = Prepared::new(config.clone(), &Silent).unwrap();
-    let whole_dir = create_run_dir(&prepared.config, "whole", RunKind::Pretrain).unwrap();
-    let whole = pretrain(&prepared, &whole_dir, false, &Silent, None).unwrap();
+    let (whole_dir, whole) = whole_run(&prepared, "whole");
     assert_eq!(whole.history.len(), 3);
     // The library draws no figures; it hands the test features over for them.
     assert_eq!(whole.test_features.as_ref().unwrap().features.dims()[0], 32);
@@ -106,9 +119,7 @@ fn same_seed_same_run_and_resume_matches_the_uninterrupted_run() {
 #[test]
 fn evaluation_commands_read_a_finished_run() {
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = tempfile::tempdir().unwrap();
-    common::write_tiny_idx(&dir.path().join("data"));
-    let mut config = tiny_config(&dir.path().join("data"), &dir.path().join("runs"));
+    let (dir, mut config) = tiny_run();
     config.loss.method = Method::SimClr;
     config.schedule.epochs = 1;
     let outcome = commands::start_pretrain(config, &Silent).unwrap();
@@ -246,9 +257,7 @@ fn evaluation_commands_read_a_finished_run() {
 #[test]
 fn cross_entropy_baseline_selects_on_validation() {
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = tempfile::tempdir().unwrap();
-    common::write_tiny_idx(&dir.path().join("data"));
-    let config = tiny_config(&dir.path().join("data"), &dir.path().join("runs"));
+    let (_scratch, config) = tiny_run();
     let prepared = Prepared::new(config, &Silent).unwrap();
     let run = create_run_dir(&prepared.config, "ce", RunKind::CrossEntropy).unwrap();
     let (history, outcome) =
@@ -271,9 +280,7 @@ fn cross_entropy_baseline_selects_on_validation() {
 #[test]
 fn weights_that_diverge_are_never_saved() {
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = tempfile::tempdir().unwrap();
-    common::write_tiny_idx(&dir.path().join("data"));
-    let mut config = tiny_config(&dir.path().join("data"), &dir.path().join("runs"));
+    let (_scratch, mut config) = tiny_run();
     // One step per epoch at a rate that turns the weights non-finite while the loss of that
     // step (computed before it) is finite.
     config.data.batch_size = 256;
@@ -324,9 +331,7 @@ fn weights_that_diverge_are_never_saved() {
 #[test]
 fn a_loss_that_is_not_finite_before_any_update_blames_the_inputs() {
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = tempfile::tempdir().unwrap();
-    common::write_tiny_idx(&dir.path().join("data"));
-    let mut config = tiny_config(&dir.path().join("data"), &dir.path().join("runs"));
+    let (_scratch, mut config) = tiny_run();
     // A standard deviation that is positive, but whose reciprocal overflows f32.
     config.data.mean = vec![0.5];
     config.data.std = vec![1e-40];
@@ -346,17 +351,14 @@ fn a_loss_that_is_not_finite_before_any_update_blames_the_inputs() {
 #[test]
 fn a_run_with_a_queue_resumes_exactly_and_chunks_run() {
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = tempfile::tempdir().unwrap();
-    common::write_tiny_idx(&dir.path().join("data"));
-    let mut config = tiny_config(&dir.path().join("data"), &dir.path().join("runs"));
+    let (_scratch, mut config) = tiny_run();
     config.step.queue = 160;
     config.step.queue_momentum = 0.9;
     config.schedule.epochs = 2;
     config.eval.linear_epochs = 5;
 
     let prepared = Prepared::new(config.clone(), &Silent).unwrap();
-    let whole_dir = create_run_dir(&prepared.config, "queue-whole", RunKind::Pretrain).unwrap();
-    let whole = pretrain(&prepared, &whole_dir, false, &Silent, None).unwrap();
+    let (_, whole) = whole_run(&prepared, "queue-whole");
     // The same seed again (Prepared seeds the device), interrupted after one epoch.
     let prepared = Prepared::new(config.clone(), &Silent).unwrap();
     let split_dir = create_run_dir(&prepared.config, "queue-split", RunKind::Pretrain).unwrap();
@@ -410,9 +412,7 @@ fn a_run_with_a_queue_resumes_exactly_and_chunks_run() {
 #[test]
 fn a_finished_run_says_so_and_extends_with_more_epochs() {
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = tempfile::tempdir().unwrap();
-    common::write_tiny_idx(&dir.path().join("data"));
-    let mut config = tiny_config(&dir.path().join("data"), &dir.path().join("runs"));
+    let (_scratch, mut config) = tiny_run();
     config.schedule.epochs = 1;
     config.eval.linear_epochs = 2;
     let first = commands::start_pretrain(config, &Silent).unwrap();
@@ -457,9 +457,7 @@ fn a_finished_run_says_so_and_extends_with_more_epochs() {
 
 #[test]
 fn limit_trains_on_a_stratified_subset() {
-    let dir = tempfile::tempdir().unwrap();
-    common::write_tiny_idx(&dir.path().join("data"));
-    let config = tiny_config(&dir.path().join("data"), &dir.path().join("runs"));
+    let (_scratch, config) = tiny_run();
     let full = Prepared::new(config.clone(), &Silent).unwrap();
     let available = full.splits.train.len();
     for (limit, expected) in [(8.0, 8), (0.5, available / 2)] {
@@ -518,12 +516,9 @@ impl supcon_train::progress::Progress for StopAfter {
 #[test]
 fn a_run_stopped_during_an_epoch_resumes_from_that_step() {
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = tempfile::tempdir().unwrap();
-    common::write_tiny_idx(&dir.path().join("data"));
-    let config = tiny_config(&dir.path().join("data"), &dir.path().join("runs"));
+    let (_scratch, config) = tiny_run();
     let prepared = Prepared::new(config.clone(), &Silent).unwrap();
-    let whole_dir = create_run_dir(&prepared.config, "whole", RunKind::Pretrain).unwrap();
-    let whole = pretrain(&prepared, &whole_dir, false, &Silent, None).unwrap();
+    let (whole_dir, whole) = whole_run(&prepared, "whole");
 
     let prepared = Prepared::new(config, &Silent).unwrap();
     let run = create_run_dir(&prepared.config, "stopped", RunKind::Pretrain).unwrap();
@@ -598,9 +593,7 @@ impl burn::module::ModuleVisitor for Values {
 #[test]
 fn a_run_stopped_before_its_first_checkpoint_resumes_from_the_start() {
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = tempfile::tempdir().unwrap();
-    common::write_tiny_idx(&dir.path().join("data"));
-    let mut config = tiny_config(&dir.path().join("data"), &dir.path().join("runs"));
+    let (_scratch, mut config) = tiny_run();
     config.schedule.epochs = 1;
     config.eval.linear_epochs = 2;
     let prepared = Prepared::new(config.clone(), &Silent).unwrap();
