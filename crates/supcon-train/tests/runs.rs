@@ -6,7 +6,7 @@ mod common;
 use supcon_train::config::{Method, Options, RunConfig};
 use supcon_train::fit::{CHECKPOINT_FILE, METRICS_FILE};
 use supcon_train::pretrain::{PretrainOutcome, pretrain};
-use supcon_train::progress::Silent;
+use supcon_train::progress::{Progress, Silent};
 use supcon_train::run::{CONFIG_FILE, Prepared, RunKind, create_run_dir};
 use supcon_train::runs::{self as commands, EmbedInput, ExportFormat, Split};
 
@@ -287,11 +287,18 @@ fn weights_that_diverge_are_never_saved() {
     config.optim.learning_rate = 1e42; // finite as f64; its cosine floor, 1e39, is infinite as f32
     config.schedule.epochs = 1;
     config.eval.knn_freq = 0;
+    // The run's error; its folder must hold no checkpoint.
+    let diverged = |prepared: &Prepared, name: &str, progress: &dyn Progress| {
+        let run = create_run_dir(&prepared.config, name, RunKind::Pretrain).unwrap();
+        let error = pretrain(prepared, &run, false, progress, None)
+            .err()
+            .unwrap();
+        let saved = run.join(CHECKPOINT_FILE).exists();
+        assert!(!saved, "{name}: a checkpoint of NaN weights");
+        error
+    };
     let prepared = Prepared::new(config, &Silent).unwrap();
-    let run = create_run_dir(&prepared.config, "diverged", RunKind::Pretrain).unwrap();
-    let error = pretrain(&prepared, &run, false, &Silent, None)
-        .err()
-        .unwrap();
+    let error = diverged(&prepared, "diverged", &Silent);
     assert!(
         matches!(
             error,
@@ -301,30 +308,19 @@ fn weights_that_diverge_are_never_saved() {
         "{error}"
     );
     assert_eq!(error.exit_code(), 1);
-    assert!(
-        !run.join(CHECKPOINT_FILE).exists(),
-        "no checkpoint of NaN weights"
-    );
 
     // Nor when the run is asked to stop during an epoch (3 steps of 32 an epoch here): the
     // weights are checked before the checkpoint of the epoch so far.
     let mut config = prepared.config.clone();
     config.data.batch_size = 32;
     let prepared = Prepared::new(config, &Silent).unwrap();
-    let run = create_run_dir(&prepared.config, "diverged-stopped", RunKind::Pretrain).unwrap();
-    let error = pretrain(&prepared, &run, false, &StopAfter::new(1), None)
-        .err()
-        .unwrap();
+    let error = diverged(&prepared, "diverged-stopped", &StopAfter::new(1));
     assert!(
         matches!(
             error,
             supcon_train::TrainError::NonFiniteWeights { epoch: 1 }
         ),
         "{error}"
-    );
-    assert!(
-        !run.join(CHECKPOINT_FILE).exists(),
-        "no checkpoint of NaN weights"
     );
 }
 
