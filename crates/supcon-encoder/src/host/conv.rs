@@ -138,8 +138,12 @@ pub(crate) fn input_gradient(
 ) -> FlexTensor {
     let weight = weight.to_contiguous();
     let output_grad = output_grad.to_contiguous();
-    let (kernel, dys) = (f32s(&weight), f32s(&output_grad));
+    let dys = f32s(&output_grad);
     let (co, patch, positions) = (geometry.output[0], geometry.patch(), geometry.positions());
+    // `w'^T` as `[patch, Co]`, row-major: gemm reads it far faster so than `w'` transposed
+    // through strides (`cargo xtask ops` on an AVX-512 Xeon, ResNet-18's 512 x 4x4 input
+    // gradient: see docs/cpu-profile.md), and the copy is once per operation.
+    let kernel_t = transpose(f32s(&weight), co, patch);
     let [ci, h, w] = geometry.input;
     let (image_len, input_len) = (co * positions, ci * h * w);
     let per_product = images_per_product(positions, batch);
@@ -159,8 +163,8 @@ pub(crate) fn input_gradient(
                 gather_output_grad(source, co, positions, false, &mut dy);
                 &dy[..]
             };
-            // SAFETY: `dcols` is `[patch, columns]`, `kernel` `[Co, patch]` (read transposed)
-            // and `dy` `[Co, columns]`, row-major and as long as the strides say.
+            // SAFETY: `dcols` is `[patch, columns]`, `kernel_t` `[patch, Co]` and `dy` `[Co,
+            // columns]`, row-major and as long as the strides say.
             unsafe {
                 gemm::gemm(
                     patch,
@@ -170,9 +174,9 @@ pub(crate) fn input_gradient(
                     1,
                     columns as isize,
                     false,
-                    kernel.as_ptr(),
-                    patch as isize,
+                    kernel_t.as_ptr(),
                     1,
+                    co as isize,
                     dy.as_ptr(),
                     1,
                     columns as isize,
@@ -184,7 +188,7 @@ pub(crate) fn input_gradient(
                     parallelism,
                 );
             }
-            fold_images(&dcols, &geometry, count, group);
+            fold_images(&mut dcols, &geometry, count, group);
         }
     };
     over_cores(&mut dx, input_len, images_from);
@@ -286,16 +290,7 @@ pub(crate) fn weight_gradient(
         total
     };
     let dw = if transposed {
-        let mut dw = vec![0.0f32; co * patch];
-        for_rows(&mut dw, patch, co * patch, |first, rows| {
-            for (r, row) in rows.chunks_exact_mut(patch).enumerate() {
-                let o = first + r;
-                for (j, v) in row.iter_mut().enumerate() {
-                    *v = total[j * co + o];
-                }
-            }
-        });
-        dw
+        transpose(&total, patch, co)
     } else {
         total
     };
@@ -304,6 +299,31 @@ pub(crate) fn weight_gradient(
         dw,
         Shape::new([co, ci, geometry.kernel[0], geometry.kernel[1]]),
     )
+}
+
+/// `matrix` (`[rows, columns]`, row-major) transposed, as `[columns, rows]`, over the cores.
+fn transpose(matrix: &[f32], rows: usize, columns: usize) -> Vec<f32> {
+    let mut out = vec![0.0f32; matrix.len()];
+    for_rows(&mut out, rows, matrix.len(), |first, lines| {
+        transpose_lines(matrix, rows, columns, first, lines);
+    });
+    out
+}
+
+/// Lines `first..` of `matrix` (`[rows, columns]`) transposed, into `lines` (whole lines of
+/// `rows`): bands of 16 rows at a time, so that the reads stay in a few cache lines.
+fn transpose_lines(matrix: &[f32], rows: usize, columns: usize, first: usize, lines: &mut [f32]) {
+    const BAND: usize = 16;
+    debug_assert_eq!(matrix.len(), rows * columns);
+    for band in (0..rows).step_by(BAND) {
+        let band = band..(band + BAND).min(rows);
+        for (j, line) in lines.chunks_exact_mut(rows).enumerate() {
+            let column = first + j;
+            for (i, v) in band.clone().zip(&mut line[band.clone()]) {
+                *v = matrix[i * columns + column];
+            }
+        }
+    }
 }
 
 /// The output gradient of a group of images (`source`, blocks of `[Co, positions]`) into `out`
@@ -317,15 +337,16 @@ fn gather_output_grad(
 ) {
     out.resize(source.len(), 0.0);
     let columns = source.len() / co;
-    for (n, image) in source.chunks_exact(co * positions).enumerate() {
+    let images = source.chunks_exact(co * positions);
+    if transposed {
+        for (image, lines) in images.zip(out.chunks_exact_mut(co * positions)) {
+            transpose_lines(image, co, positions, 0, lines);
+        }
+        return;
+    }
+    for (n, image) in images.enumerate() {
         for (o, channel) in image.chunks_exact(positions).enumerate() {
-            if transposed {
-                for (p, &v) in channel.iter().enumerate() {
-                    out[(n * positions + p) * co + o] = v;
-                }
-            } else {
-                out[o * columns + n * positions..][..positions].copy_from_slice(channel);
-            }
+            out[o * columns + n * positions..][..positions].copy_from_slice(channel);
         }
     }
 }
@@ -351,6 +372,21 @@ mod tests {
                     assert_eq!(plain[o * 8 + b * 4 + p], want);
                     assert_eq!(transposed[(b * 4 + p) * 2 + o], want);
                 }
+            }
+        }
+    }
+
+    /// Small and large (split over threads, rows not a multiple of the band) matrices.
+    #[test]
+    fn transposes_by_bands() {
+        let small: Vec<f32> = (0..6).map(|i| i as f32).collect();
+        assert_eq!(transpose(&small, 2, 3), [0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
+        let (rows, columns) = (37, 1_001);
+        let matrix: Vec<f32> = (0..rows * columns).map(|i| i as f32).collect();
+        let t = transpose(&matrix, rows, columns);
+        for i in 0..rows {
+            for j in 0..columns {
+                assert_eq!(t[j * rows + i], matrix[i * columns + j], "({i}, {j})");
             }
         }
     }

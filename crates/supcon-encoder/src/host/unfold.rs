@@ -71,6 +71,86 @@ impl Geometry {
     pub(crate) fn positions(&self) -> usize {
         self.output[1] * self.output[2]
     }
+
+    /// Whether output position `k` of a plane reads input position `k + shift` for every kernel
+    /// tap (stride and dilation 1, the output the input's size: the 3x3 convolutions with
+    /// padding 1 that do most of a ResNet's work). Each tap's row of the unfolded input is then
+    /// one shifted copy of the plane, its padding columns set apart ([`Tap`]).
+    fn same_size(&self) -> bool {
+        self.stride == [1, 1] && self.dilation == [1, 1] && self.output[1..] == self.input[1..]
+    }
+
+    /// The kernel taps `(p, q)` of a same-size geometry, row by row of the kernel: row
+    /// `(i, p, q)` of the unfolded input is tap `p kw + q` of channel `i`.
+    fn taps(&self) -> Vec<Tap> {
+        let [kh, kw] = self.kernel;
+        (0..kh * kw).map(|t| self.tap(t / kw, t % kw)).collect()
+    }
+
+    /// Tap `(p, q)` of a same-size geometry.
+    fn tap(&self, p: usize, q: usize) -> Tap {
+        let [_, h, w] = self.input;
+        let dy = p as isize - self.padding[0] as isize;
+        let dz = q as isize - self.padding[1] as isize;
+        let (h_, w_) = (h as isize, w as isize);
+        let shift = dy * w_ + dz;
+        // Output rows whose source row `y + dy` lies in the plane (none where the tap lies
+        // wholly in the padding).
+        let (first, end) = (dy.max(0) - dy, h_ - dy.max(0));
+        let rows = if first < end && dz.abs() < w_ {
+            first as usize..end as usize
+        } else {
+            0..0
+        };
+        // The copy: positions of `rows` whose source `k + shift` lies in the plane.
+        let copy = if rows.is_empty() {
+            0..0
+        } else {
+            let start = (rows.start * w) as isize;
+            let end = (rows.end * w) as isize;
+            start.max(-shift) as usize..end.min(h_ * w_ - shift) as usize
+        };
+        // The columns of each row whose source falls outside it (padding).
+        let padding = if dz < 0 {
+            0..(-dz) as usize
+        } else {
+            (w_ - dz) as usize..w
+        };
+        Tap {
+            shift: if rows.is_empty() { 0 } else { shift },
+            rows,
+            copy,
+            padding,
+        }
+    }
+}
+
+/// One kernel tap `(p, q)` of a same-size geometry ([`Geometry::same_size`]): output position
+/// `k` of a plane reads input `k + shift` of the same channel, for `k` in the `rows`' block
+/// except the `padding` columns of each row (zero there); `copy` is the block clipped to the
+/// positions whose source lies in the plane (the clipped ones are padding columns too).
+struct Tap {
+    rows: std::ops::Range<usize>,
+    shift: isize,
+    copy: std::ops::Range<usize>,
+    padding: std::ops::Range<usize>,
+}
+
+impl Tap {
+    /// Zeroes the padding columns of the tap's rows in `plane` (rows of `width`): column by
+    /// column down the rows, as there are only a few (a call to `memset` per row cost more).
+    fn zero_padding(&self, plane: &mut [f32], width: usize) {
+        let start = self.rows.start * width;
+        for z in self.padding.clone() {
+            for v in plane[start + z..]
+                .iter_mut()
+                .step_by(width)
+                .take(self.rows.len())
+            {
+                *v = 0.0;
+            }
+        }
+    }
 }
 
 /// The unfolded input of images `first..first + images`, `[Ci kh kw, images Oh Ow]`, written
@@ -102,6 +182,20 @@ fn fill_rows(
     let [_, oh, ow] = g.output;
     let [kh, kw] = g.kernel;
     let row_len = images * oh * ow;
+    if g.same_size() {
+        let (plane_len, taps) = (h * w, g.taps());
+        for (r, row) in rows.chunks_exact_mut(row_len).enumerate() {
+            let channel = (first_row + r) / taps.len();
+            let tap = &taps[(first_row + r) % taps.len()];
+            for (b, out) in row.chunks_exact_mut(plane_len).enumerate() {
+                let plane = &x[((first + b) * ci + channel) * plane_len..][..plane_len];
+                let source = tap.copy.start as isize + tap.shift;
+                out[tap.copy.clone()].copy_from_slice(&plane[source as usize..][..tap.copy.len()]);
+                tap.zero_padding(out, w);
+            }
+        }
+        return;
+    }
     for (r, row) in rows.chunks_exact_mut(row_len).enumerate() {
         let patch_row = first_row + r;
         let channel = patch_row / (kh * kw);
@@ -129,13 +223,32 @@ fn fill_rows(
 /// The adjoint of [`unfold_images`]: adds each entry of `cols` (`[Ci kh kw, images Oh Ow]`) to
 /// the input element it was taken from, in `x` (the `images` images' `[images, Ci, H, W]`).
 /// This is the convolution's input gradient from the gradient of the unfolded input.
-pub(crate) fn fold_images(cols: &[f32], g: &Geometry, images: usize, x: &mut [f32]) {
+/// Where the geometry is same-size ([`Geometry::same_size`]), the entries of `cols` that fall
+/// in the padding are zeroed on the way (each tap's row is then added to the input in one
+/// piece).
+pub(crate) fn fold_images(cols: &mut [f32], g: &Geometry, images: usize, x: &mut [f32]) {
     let [ci, h, w] = g.input;
     let [_, oh, ow] = g.output;
     let [kh, kw] = g.kernel;
     let row_len = images * oh * ow;
     debug_assert_eq!(cols.len(), g.patch() * row_len);
     debug_assert_eq!(x.len(), images * ci * h * w);
+    if g.same_size() {
+        let (plane_len, taps) = (h * w, g.taps());
+        for (patch_row, row) in cols.chunks_exact_mut(row_len).enumerate() {
+            let (channel, tap) = (patch_row / taps.len(), &taps[patch_row % taps.len()]);
+            for (b, source) in row.chunks_exact_mut(plane_len).enumerate() {
+                tap.zero_padding(source, w);
+                let plane = &mut x[(b * ci + channel) * plane_len..][..plane_len];
+                let target = (tap.copy.start as isize + tap.shift) as usize;
+                plane[target..][..tap.copy.len()]
+                    .iter_mut()
+                    .zip(&source[tap.copy.clone()])
+                    .for_each(|(t, &v)| *t += v);
+            }
+        }
+        return;
+    }
     for (patch_row, row) in cols.chunks_exact(row_len).enumerate() {
         let channel = patch_row / (kh * kw);
         let (p, q) = ((patch_row / kw) % kh, patch_row % kw);
@@ -256,6 +369,68 @@ mod tests {
         }
     }
 
+    /// The unfolding against its definition, entry by entry, on the general path and on the
+    /// same-size one (whose rows are shifted copies of the planes), twice into the same buffer.
+    #[test]
+    fn unfold_matches_its_definition() {
+        // (input [Ci, H, W], kernel, stride, padding, dilation)
+        let cases = [
+            ([2, 5, 6], [3, 3], [1, 1], [1, 1], [1, 1]),
+            ([2, 4, 4], [5, 5], [1, 1], [2, 2], [1, 1]),
+            ([1, 2, 2], [7, 7], [1, 1], [3, 3], [1, 1]),
+            ([3, 1, 1], [3, 3], [1, 1], [1, 1], [1, 1]),
+            ([2, 3, 4], [1, 1], [1, 1], [0, 0], [1, 1]),
+            ([2, 5, 5], [3, 3], [1, 1], [0, 0], [1, 1]),
+            ([3, 7, 7], [3, 3], [2, 2], [1, 1], [1, 1]),
+            ([1, 9, 9], [3, 2], [3, 2], [2, 0], [2, 1]),
+        ];
+        for (input, kernel, stride, padding, dilation) in cases {
+            let images = 3;
+            let options = ConvOptions::new(stride, padding, dilation, 1);
+            let x_shape = [images, input[0], input[1], input[2]];
+            let g = Geometry::of_forward(&x_shape, &[4, input[0], kernel[0], kernel[1]], &options)
+                .unwrap();
+            let [ci, h, w] = input;
+            let [_, oh, ow] = g.output;
+            let mut cols = vec![0.0; g.patch() * 2 * g.positions()];
+            for round in 0..2 {
+                let x: Vec<f32> = (0..x_shape.iter().product::<usize>())
+                    .map(|k| (k + round * 1000 + 1) as f32)
+                    .collect();
+                // Images 1 and 2.
+                unfold_images(&x, &g, 1, 2, &mut cols);
+                let row_len = 2 * oh * ow;
+                for i in 0..ci {
+                    for (p, q) in (0..kernel[0]).flat_map(|p| (0..kernel[1]).map(move |q| (p, q))) {
+                        let patch_row = (i * kernel[0] + p) * kernel[1] + q;
+                        for b in 0..2 {
+                            for y in 0..oh {
+                                for z in 0..ow {
+                                    let iy = (y * stride[0] + p * dilation[0]) as isize
+                                        - padding[0] as isize;
+                                    let iz = (z * stride[1] + q * dilation[1]) as isize
+                                        - padding[1] as isize;
+                                    let inside = (0..h as isize).contains(&iy)
+                                        && (0..w as isize).contains(&iz);
+                                    let want = if inside {
+                                        x[(((1 + b) * ci + i) * h + iy as usize) * w + iz as usize]
+                                    } else {
+                                        0.0
+                                    };
+                                    let got = cols[patch_row * row_len + (b * oh + y) * ow + z];
+                                    assert_eq!(
+                                        got, want,
+                                        "{input:?} {kernel:?} round {round} tap {patch_row} image {b} ({y}, {z})"
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// `<unfold(x), c> = <x, fold(c)>` for every geometry tried: `fold_images` is the adjoint of
     /// `unfold_images`, hence the input gradient of a convolution computed through them.
     #[test]
@@ -272,6 +447,9 @@ mod tests {
             ([2, 8, 5], [1, 1], [2, 2], [0, 0], [1, 1]),
             ([1, 9, 9], [3, 2], [3, 2], [2, 0], [2, 1]),
             ([2, 4, 4], [5, 5], [1, 1], [2, 2], [1, 1]),
+            ([3, 1, 1], [3, 3], [1, 1], [1, 1], [1, 1]),
+            ([1, 2, 2], [7, 7], [1, 1], [3, 3], [1, 1]),
+            ([2, 3, 4], [1, 1], [1, 1], [0, 0], [1, 1]),
         ];
         for (input, kernel, stride, padding, dilation) in cases {
             let images = 2;
@@ -286,7 +464,7 @@ mod tests {
             let mut cols = vec![0.0; c.len()];
             unfold_images(&x, &g, 0, images, &mut cols);
             let mut folded = vec![0.0; x.len()];
-            fold_images(&c, &g, images, &mut folded);
+            fold_images(&mut c.clone(), &g, images, &mut folded);
             let dot = |a: &[f32], b: &[f32]| -> f64 {
                 a.iter()
                     .zip(b)
