@@ -157,6 +157,7 @@ pub fn cross_entropy(
     {
         return Ok((fitted.history, None));
     }
+    crate::fit::stop_before_evaluation(progress, run_dir, "test")?;
     let (best_epoch, val_accuracy) = fitted
         .history
         .iter()

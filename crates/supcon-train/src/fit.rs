@@ -257,7 +257,7 @@ impl<'a> Fit<'a> {
                     return Err(TrainError::Interrupted(format!(
                         "during epoch {epoch}, after step {} of {steps}: the run is saved there; {}",
                         step + 1,
-                        resume_hint(&self.run_dir)
+                        resume_hint(&self.run_dir, "continues it exactly")
                     )));
                 }
             }
@@ -294,7 +294,7 @@ impl<'a> Fit<'a> {
             if stop {
                 return Err(TrainError::Interrupted(format!(
                     "after epoch {epoch} of {epochs}: the run is saved there; {}",
-                    resume_hint(&self.run_dir)
+                    resume_hint(&self.run_dir, "continues it exactly")
                 )));
             }
         }
@@ -345,14 +345,31 @@ impl Fit<'_> {
     }
 }
 
-/// How to continue the interrupted run in `run_dir`, for messages.
-fn resume_hint(run_dir: &Path) -> String {
+/// [`TrainError::Interrupted`] if `progress` asks to stop once training has ended and before
+/// its `evaluation` (`linear`, `test`): the run's last checkpoint holds the trained model, and
+/// `--resume` runs the evaluation.
+pub(crate) fn stop_before_evaluation(
+    progress: &dyn Progress,
+    run_dir: &Path,
+    evaluation: &str,
+) -> Result<(), TrainError> {
+    if !progress.stop_requested() {
+        return Ok(());
+    }
+    Err(TrainError::Interrupted(format!(
+        "after the last epoch, before the {evaluation} evaluation: the run is saved there; {}",
+        resume_hint(run_dir, "runs the evaluation")
+    )))
+}
+
+/// The command that resumes the run in `run_dir`, and what it then `does`.
+fn resume_hint(run_dir: &Path, does: &str) -> String {
     let command = match crate::run::RunKind::of(run_dir) {
         Ok(Some(crate::run::RunKind::CrossEntropy)) => "ce",
         _ => "pretrain",
     };
     format!(
-        "`supcon-train {command} --resume {}` continues it exactly",
+        "`supcon-train {command} --resume {}` {does}",
         run_dir.display()
     )
 }

@@ -297,8 +297,17 @@ pub fn pretrain(
         .is_some_and(|m| m.epoch == c.schedule.epochs);
     let (mut linear, mut test_features, mut linear_file) = (None, None, None);
     if finished {
+        // A stop asked for during the last epoch, or during the extraction of the features,
+        // ends the run before the linear evaluation: the pre-training is saved whole, and
+        // `--resume` makes the evaluation (`runs::resume`).
+        let stop_point = || match c.eval.linear_epochs {
+            0 => Ok(()),
+            _ => crate::fit::stop_before_evaluation(progress, run_dir, "linear"),
+        };
+        stop_point()?;
         // The frozen features serve both the linear evaluation and the embedding map.
         let [train, validation, test] = split_features(prepared, &fitted.model.valid().encoder)?;
+        stop_point()?;
         if c.eval.linear_epochs > 0 {
             let features = [train, validation, test];
             let outcome = evaluate_linear(prepared, &features, progress)?;

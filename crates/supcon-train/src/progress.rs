@@ -21,7 +21,10 @@ pub trait Progress: Send + Sync {
     /// Whether training should stop where it can save its state (the binary says so after
     /// Ctrl-C or SIGTERM). Training asks after every step and at the end of every epoch but the
     /// last: it saves a checkpoint that `--resume` continues exactly from there, and returns
-    /// [`TrainError::Interrupted`](crate::TrainError::Interrupted). Evaluations do not ask.
+    /// [`TrainError::Interrupted`](crate::TrainError::Interrupted). Once training has ended,
+    /// pre-training asks again before and after extracting the features for its linear
+    /// evaluation, and the cross-entropy baseline before its test evaluation: the trained model
+    /// is saved, and `--resume` runs the evaluation. Evaluations themselves do not ask.
     /// `false` by default.
     fn stop_requested(&self) -> bool {
         false

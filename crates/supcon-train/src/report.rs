@@ -32,10 +32,15 @@ pub struct EvaluationRecord<T> {
     pub outcome: T,
 }
 
-/// The first free result file of `evaluation` in `run_dir`: `<evaluation>.json`, then
-/// `<evaluation>-2.json`, `-3`, ...
+/// The first result file of `evaluation` in `run_dir`: `<evaluation>.json`.
+pub fn result_file(run_dir: &Path, evaluation: &str) -> PathBuf {
+    run_dir.join(format!("{evaluation}.json"))
+}
+
+/// The first free result file of `evaluation` in `run_dir`: `<evaluation>.json`
+/// ([`result_file`]), then `<evaluation>-2.json`, `-3`, ...
 pub fn next_result_file(run_dir: &Path, evaluation: &str) -> PathBuf {
-    let first = run_dir.join(format!("{evaluation}.json"));
+    let first = result_file(run_dir, evaluation);
     if !first.exists() {
         return first;
     }

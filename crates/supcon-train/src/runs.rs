@@ -93,7 +93,10 @@ pub const EXTEND_SETTING: &str = "schedule.epochs";
 /// the run's extends it, finished or not: the learning-rate schedule is recomputed over the new
 /// total from the next epoch on, and `config.toml` is updated. A finished run without
 /// `--epochs` is refused: it has nothing to resume (evaluate it with `linear`, `knn` or
-/// `embed`). A run stopped during its first epoch has no checkpoint: it trains from epoch 1.
+/// `embed`), unless it stopped once training had ended, before the evaluation that follows
+/// (pre-training's linear one, the cross-entropy baseline's test one): then it goes on with
+/// that evaluation. A run stopped during its first epoch has no checkpoint: it trains from
+/// epoch 1.
 pub fn resume(
     run: &Path,
     options: &Options,
@@ -131,7 +134,26 @@ pub fn resume(
             run.display()
         )));
     }
-    if total == planned && done >= planned {
+    // The evaluation that follows training, unless its result is in the folder: a run stopped
+    // once training had ended, before that evaluation, resumes into it.
+    let evaluation = match kind {
+        RunKind::Pretrain if prepared.config.eval.linear_epochs > 0 => Some(("linear", "linear")),
+        RunKind::CrossEntropy => Some(("test", "ce")),
+        _ => None,
+    };
+    let pending = evaluation
+        .filter(|(_, file)| !crate::report::result_file(run, file).exists())
+        .map(|(evaluation, _)| evaluation);
+    if total == planned
+        && done >= planned
+        && let Some(evaluation) = pending
+    {
+        progress.message(&format!(
+            "{}: training is finished ({done} of {planned} epochs) and its {evaluation} \
+             evaluation was not made (the run stopped before it): making it",
+            run.display()
+        ));
+    } else if total == planned && done >= planned {
         return Err(TrainError::run(
             run,
             format!(

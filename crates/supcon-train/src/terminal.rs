@@ -54,8 +54,9 @@ impl Terminal {
                 std::thread::sleep(std::time::Duration::from_millis(100));
             }
             eprintln!(
-                "\nstopping: training stops after its current step and saves a checkpoint \
-                 (Ctrl-C again quits at once, losing the steps since the last checkpoint)"
+                "\nstopping where the run can be saved: after the current training step, or \
+                 before the evaluation that follows training (Ctrl-C again quits at once, \
+                 losing what was not saved)"
             );
         });
         Ok(())

@@ -258,7 +258,7 @@ fn evaluation_commands_read_a_finished_run() {
 fn cross_entropy_baseline_selects_on_validation() {
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (_scratch, config) = tiny_run();
-    let prepared = Prepared::new(config, &Silent).unwrap();
+    let prepared = Prepared::new(config.clone(), &Silent).unwrap();
     let run = create_run_dir(&prepared.config, "ce", RunKind::CrossEntropy).unwrap();
     let (history, outcome) =
         supcon_train::ce::cross_entropy(&prepared, &run, false, &Silent, None).unwrap();
@@ -275,6 +275,60 @@ fn cross_entropy_baseline_selects_on_validation() {
     assert!(run.join("ce.json").is_file() && run.join("best-model.bpk").is_file());
     assert_eq!(outcome.file, Some(run.join("ce.json")));
     assert_tiny_test_split(&outcome.per_class, outcome.test_accuracy);
+
+    // Asked to stop during the last of its 9 steps: training ends, the test evaluation waits
+    // for `--resume`, which gives the uninterrupted run's result. (The same seed again:
+    // Prepared seeds the device.)
+    let prepared = Prepared::new(config, &Silent).unwrap();
+    let stopped = create_run_dir(&prepared.config, "ce-stopped", RunKind::CrossEntropy).unwrap();
+    let error =
+        supcon_train::ce::cross_entropy(&prepared, &stopped, false, &StopAfter::new(9), None)
+            .err()
+            .unwrap()
+            .to_string();
+    assert!(
+        error.starts_with("interrupted after the last epoch, before the test evaluation")
+            && error.ends_with(&format!(
+                "`supcon-train ce --resume {}` runs the evaluation",
+                stopped.display()
+            )),
+        "{error}"
+    );
+    assert!(!stopped.join("ce.json").exists());
+    // As the binary resumes it (the run's training is finished, its evaluation not made).
+    let prepared = commands::resume(
+        &stopped,
+        &Options::default(),
+        RunKind::CrossEntropy,
+        &Silent,
+    )
+    .unwrap();
+    let (resumed_history, resumed) =
+        supcon_train::ce::cross_entropy(&prepared, &stopped, true, &Silent, None).unwrap();
+    let resumed = resumed.unwrap();
+    assert_eq!(resumed_history.len(), history.len());
+    assert_eq!(
+        (
+            resumed.best_epoch,
+            resumed.val_accuracy,
+            resumed.test_accuracy
+        ),
+        (
+            outcome.best_epoch,
+            outcome.val_accuracy,
+            outcome.test_accuracy
+        )
+    );
+    let again = commands::resume(
+        &stopped,
+        &Options::default(),
+        RunKind::CrossEntropy,
+        &Silent,
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(again.contains("nothing to resume"), "{again}");
 }
 
 #[test]
@@ -506,8 +560,8 @@ impl supcon_train::progress::Progress for StopAfter {
     }
 }
 
-/// A run asked to stop saves a checkpoint where it stops, during an epoch or at its end, and
-/// resuming it gives the uninterrupted run's every epoch and evaluation exactly. The tiny
+/// A run asked to stop saves a checkpoint where it stops, during an epoch, at its end or (before
+/// the linear evaluation) once training has ended, and resuming it gives the uninterrupted run's every epoch and evaluation exactly. The tiny
 /// split has 96 training images: 3 steps of 32 an epoch.
 #[test]
 fn a_run_stopped_during_an_epoch_resumes_from_that_step() {
@@ -520,11 +574,14 @@ fn a_run_stopped_during_an_epoch_resumes_from_that_step() {
     let run = create_run_dir(&prepared.config, "stopped", RunKind::Pretrain).unwrap();
     let checkpoint_version = || std::fs::read(run.join(CHECKPOINT_FILE)).unwrap()[8];
     // Stopped after step 2 of epoch 1, after step 2 of epoch 2 (the first session's steps
-    // continue: epoch 1's step 3, epoch 2's steps 1 and 2), then at the end of epoch 2.
+    // continue: epoch 1's step 3, epoch 2's steps 1 and 2), at the end of epoch 2, then once
+    // training has ended (asked during the last step, which training finishes), before the
+    // linear evaluation.
     for (session, (after, place)) in [
         (2, "during epoch 1, after step 2 of 3"),
         (3, "during epoch 2, after step 2 of 3"),
         (1, "after epoch 2 of 3"),
+        (3, "after the last epoch, before the linear evaluation"),
     ]
     .into_iter()
     .enumerate()
@@ -537,16 +594,30 @@ fn a_run_stopped_during_an_epoch_resumes_from_that_step() {
             "{error}"
         );
         let message = error.to_string();
+        let resumes = if session < 3 {
+            "continues it exactly"
+        } else {
+            "runs the evaluation"
+        };
         assert!(
             message.starts_with(&format!("interrupted {place}: the run is saved there"))
-                && message.contains("supcon-train pretrain --resume"),
+                && message.contains("supcon-train pretrain --resume")
+                && message.ends_with(resumes),
             "{message}"
         );
         // A checkpoint taken during an epoch has its own format number.
         assert_eq!(checkpoint_version(), if session < 2 { 4 } else { 3 });
+        assert!(!run.join("linear.json").exists());
     }
-    let resumed = pretrain(&prepared, &run, true, &Silent, None).unwrap();
+    // As the binary resumes it (the run's training is finished, its evaluation not made).
+    let resumed = commands::resume_pretrain(&run, &Options::default(), &Silent).unwrap();
     assert_eq!(resumed.history.len(), 3);
+    // Now finished and evaluated: nothing left to resume.
+    let again = commands::resume_pretrain(&run, &Options::default(), &Silent)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(again.contains("nothing to resume"), "{again}");
     for (a, b) in whole.history.iter().zip(&resumed.history) {
         assert_eq!(a.loss, b.loss, "epoch {}", a.epoch);
         assert_eq!(a.learning_rate, b.learning_rate, "epoch {}", a.epoch);
