@@ -369,27 +369,40 @@ mod tests {
         }
     }
 
+    /// A convolution's geometry: input `[Ci, H, W]`, kernel, stride, padding, dilation.
+    type Case = ([usize; 3], [usize; 2], [usize; 2], [usize; 2], [usize; 2]);
+
+    /// Same-size geometries (stride and dilation 1, the output the input's size: 3x3, 5x5,
+    /// 7x7 larger than the map, 1x1), then a valid (unpadded) 3x3, strided, dilated and
+    /// asymmetric ones.
+    const GEOMETRIES: [Case; 9] = [
+        ([2, 5, 6], [3, 3], [1, 1], [1, 1], [1, 1]),
+        ([2, 4, 4], [5, 5], [1, 1], [2, 2], [1, 1]),
+        ([1, 2, 2], [7, 7], [1, 1], [3, 3], [1, 1]),
+        ([3, 1, 1], [3, 3], [1, 1], [1, 1], [1, 1]),
+        ([2, 3, 4], [1, 1], [1, 1], [0, 0], [1, 1]),
+        ([2, 5, 5], [3, 3], [1, 1], [0, 0], [1, 1]),
+        ([3, 7, 7], [3, 3], [2, 2], [1, 1], [1, 1]),
+        ([2, 8, 5], [1, 1], [2, 2], [0, 0], [1, 1]),
+        ([1, 9, 9], [3, 2], [3, 2], [2, 0], [2, 1]),
+    ];
+
+    /// The geometry of `images` images of `case` convolved to 4 channels, and their shape.
+    fn geometry(case: Case, images: usize) -> (Geometry, [usize; 4]) {
+        let (input, kernel, stride, padding, dilation) = case;
+        let options = ConvOptions::new(stride, padding, dilation, 1);
+        let x_shape = [images, input[0], input[1], input[2]];
+        let g =
+            Geometry::of_forward(&x_shape, &[4, input[0], kernel[0], kernel[1]], &options).unwrap();
+        (g, x_shape)
+    }
+
     /// The unfolding against its definition, entry by entry, on the general path and on the
     /// same-size one (whose rows are shifted copies of the planes), twice into the same buffer.
     #[test]
     fn unfold_matches_its_definition() {
-        // (input [Ci, H, W], kernel, stride, padding, dilation)
-        let cases = [
-            ([2, 5, 6], [3, 3], [1, 1], [1, 1], [1, 1]),
-            ([2, 4, 4], [5, 5], [1, 1], [2, 2], [1, 1]),
-            ([1, 2, 2], [7, 7], [1, 1], [3, 3], [1, 1]),
-            ([3, 1, 1], [3, 3], [1, 1], [1, 1], [1, 1]),
-            ([2, 3, 4], [1, 1], [1, 1], [0, 0], [1, 1]),
-            ([2, 5, 5], [3, 3], [1, 1], [0, 0], [1, 1]),
-            ([3, 7, 7], [3, 3], [2, 2], [1, 1], [1, 1]),
-            ([1, 9, 9], [3, 2], [3, 2], [2, 0], [2, 1]),
-        ];
-        for (input, kernel, stride, padding, dilation) in cases {
-            let images = 3;
-            let options = ConvOptions::new(stride, padding, dilation, 1);
-            let x_shape = [images, input[0], input[1], input[2]];
-            let g = Geometry::of_forward(&x_shape, &[4, input[0], kernel[0], kernel[1]], &options)
-                .unwrap();
+        for (input, kernel, stride, padding, dilation) in GEOMETRIES {
+            let (g, x_shape) = geometry((input, kernel, stride, padding, dilation), 3);
             let [ci, h, w] = input;
             let [_, oh, ow] = g.output;
             let mut cols = vec![0.0; g.patch() * 2 * g.positions()];
@@ -440,23 +453,10 @@ mod tests {
             seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
             (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
         };
-        // (input [Ci, H, W], kernel, stride, padding, dilation)
-        let cases = [
-            ([2, 5, 6], [3, 3], [1, 1], [1, 1], [1, 1]),
-            ([3, 7, 7], [3, 3], [2, 2], [1, 1], [1, 1]),
-            ([2, 8, 5], [1, 1], [2, 2], [0, 0], [1, 1]),
-            ([1, 9, 9], [3, 2], [3, 2], [2, 0], [2, 1]),
-            ([2, 4, 4], [5, 5], [1, 1], [2, 2], [1, 1]),
-            ([3, 1, 1], [3, 3], [1, 1], [1, 1], [1, 1]),
-            ([1, 2, 2], [7, 7], [1, 1], [3, 3], [1, 1]),
-            ([2, 3, 4], [1, 1], [1, 1], [0, 0], [1, 1]),
-        ];
-        for (input, kernel, stride, padding, dilation) in cases {
+        for case in GEOMETRIES {
+            let (input, kernel) = (case.0, case.1);
             let images = 2;
-            let options = ConvOptions::new(stride, padding, dilation, 1);
-            let x_shape = [images, input[0], input[1], input[2]];
-            let g = Geometry::of_forward(&x_shape, &[4, input[0], kernel[0], kernel[1]], &options)
-                .unwrap();
+            let (g, x_shape) = geometry(case, images);
             let x: Vec<f32> = (0..x_shape.iter().product()).map(|_| next()).collect();
             let c: Vec<f32> = (0..g.patch() * images * g.positions())
                 .map(|_| next())
