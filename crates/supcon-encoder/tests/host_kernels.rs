@@ -199,6 +199,35 @@ fn convolution_matches_burn_with_its_gradients() {
             dilation: [2, 1],
             padding: [0, 0, 0, 0],
         },
+        // Same size from uneven padding (output position k reads input k + shift for every
+        // tap): an even kernel padded after, then before; a kernel larger than the map.
+        ConvCase {
+            batch: 2,
+            channels: [2, 3],
+            kernel: [2, 2],
+            size: [5, 6],
+            stride: [1, 1],
+            dilation: [1, 1],
+            padding: [0, 0, 1, 1],
+        },
+        ConvCase {
+            batch: 3,
+            channels: [3, 2],
+            kernel: [2, 4],
+            size: [4, 3],
+            stride: [1, 1],
+            dilation: [1, 1],
+            padding: [1, 2, 0, 1],
+        },
+        ConvCase {
+            batch: 2,
+            channels: [2, 2],
+            kernel: [5, 5],
+            size: [2, 3],
+            stride: [1, 1],
+            dilation: [1, 1],
+            padding: [2, 2, 2, 2],
+        },
         // The ImageNet stem's geometry: 7x7, stride 2, padding 3.
         ConvCase {
             batch: 2,
