@@ -1,5 +1,6 @@
 //! Image folders: `root/<class>/<image>.{png,jpg,jpeg}`, classes in the sorted order of their
-//! folder names (as torchvision's `ImageFolder`), every image resized to `size x size`.
+//! folder names, a class's images in its folder and that folder's sub-folders (as torchvision's
+//! `ImageFolder`), every image resized to `size x size`.
 //!
 //! Decoding and resizing use the `image` crate (bilinear "triangle" filter); files with other
 //! extensions are skipped, an image that does not decode is an error naming it. The work is
@@ -36,14 +37,11 @@ pub fn load_image_folder(
     let mut files = Vec::new();
     let mut classes = Vec::new();
     for (label, dir) in class_dirs.iter().enumerate() {
-        let mut images: Vec<PathBuf> = list(dir)?
-            .into_iter()
-            .filter(|p| p.is_file() && is_image(p))
-            .collect();
+        let mut images = Vec::new();
+        collect_images(dir, &mut images)?;
         if images.is_empty() {
             return Err(DataError::EmptyClass { path: dir.clone() });
         }
-        images.sort();
         files.extend(images.into_iter().map(|p| (p, label as u32)));
         classes.push(
             dir.file_name()
@@ -60,7 +58,8 @@ pub fn load_image_folder(
 }
 
 /// Unlabelled images for inference: each of `inputs` is an image file (PNG or JPEG) or a folder,
-/// whose image files are taken, in sorted order, with those of its sub-folders. Every image is
+/// whose image files are taken with those of its sub-folders, in the order of
+/// [`load_image_folder`]'s class folders. Every image is
 /// resized to `size x size` with `channels` 1 (grey) or 3 (RGB) as in [`load_image_folder`].
 /// Returns the images (all labelled 0, one class `unlabelled`) and their files, in row order.
 pub fn load_images(
@@ -111,16 +110,31 @@ pub fn load_images(
     Ok((images, files))
 }
 
-/// The image files under `dir` and its sub-folders, each folder's in sorted order.
+/// The image files under `dir` in the order torchvision's `ImageFolder` takes them (`os.walk`,
+/// sorted): the folder's own, sorted by name, then each sub-folder's the same way, in sorted
+/// order. Symbolic links are followed; a folder reached again through one (a link to an
+/// ancestor) is not walked twice.
 fn collect_images(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), DataError> {
+    let mut walked = std::collections::HashSet::new();
+    walk(dir, out, &mut walked)
+}
+
+fn walk(
+    dir: &Path,
+    out: &mut Vec<PathBuf>,
+    walked: &mut std::collections::HashSet<PathBuf>,
+) -> Result<(), DataError> {
+    let real = std::fs::canonicalize(dir).map_err(|e| DataError::io(dir, e))?;
+    if !walked.insert(real) {
+        return Ok(());
+    }
     let mut entries = list(dir)?;
     entries.sort();
-    for path in entries {
-        if path.is_dir() {
-            collect_images(&path, out)?;
-        } else if path.is_file() && is_image(&path) {
-            out.push(path);
-        }
+    let (folders, files): (Vec<PathBuf>, Vec<PathBuf>) =
+        entries.into_iter().partition(|path| path.is_dir());
+    out.extend(files.into_iter().filter(|p| p.is_file() && is_image(p)));
+    for folder in folders {
+        walk(&folder, out, walked)?;
     }
     Ok(())
 }

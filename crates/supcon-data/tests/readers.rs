@@ -471,6 +471,19 @@ fn image_folders_decode_resize_and_report_problems() {
     let grey = load_image_folder(root, 5, 1).unwrap();
     assert_eq!(grey.image_shape(), [1, 5, 5]);
 
+    // A class's sub-folders are part of it (as in torchvision's `ImageFolder`): the folder's
+    // own images first, then each sub-folder's; a link back to an ancestor is walked once.
+    std::fs::create_dir_all(root.join("cat/2019")).unwrap();
+    image::RgbImage::from_pixel(8, 6, image::Rgb([7, 7, 7]))
+        .save(root.join("cat/2019/a.png"))
+        .unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(root.join("cat"), root.join("cat/2019/loop")).unwrap();
+    let nested = load_image_folder(root, 4, 3).unwrap();
+    assert_eq!(nested.labels(), &[0, 0, 0, 1, 1]);
+    assert_eq!(nested.image(2).unwrap()[0], 7);
+    std::fs::remove_dir_all(root.join("cat/2019")).unwrap();
+
     std::fs::create_dir_all(root.join("empty")).unwrap();
     let err = load_image_folder(root, 4, 3).unwrap_err();
     assert!(matches!(err, DataError::EmptyClass { .. }), "{err}");
@@ -504,6 +517,7 @@ fn loose_images_and_folders_load_for_inference_in_a_stated_order() {
     let scratch_dir = scratch();
     let root = scratch_dir.path();
     std::fs::create_dir_all(root.join("more/deeper")).unwrap();
+    std::fs::create_dir_all(root.join("0sub")).unwrap();
     let save = |path: &std::path::Path, value: u8| {
         image::GrayImage::from_pixel(6, 6, image::Luma([value]))
             .save(path)
@@ -512,6 +526,8 @@ fn loose_images_and_folders_load_for_inference_in_a_stated_order() {
     save(&root.join("b.png"), 20);
     save(&root.join("a.png"), 10);
     save(&root.join("more/deeper/c.png"), 30);
+    // A sub-folder named before the files still comes after them.
+    save(&root.join("0sub/d.png"), 40);
     write(&root.join("readme.txt"), b"skipped");
     let single = root.join("more/deeper/c.png");
     let (images, files) =
@@ -521,14 +537,15 @@ fn loose_images_and_folders_load_for_inference_in_a_stated_order() {
         [
             root.join("a.png"),
             root.join("b.png"),
+            root.join("0sub/d.png"),
             root.join("more/deeper/c.png"),
             single
         ]
     );
-    assert_eq!(images.len(), 4);
+    assert_eq!(images.len(), 5);
     assert_eq!(images.image_shape(), [1, 4, 4]);
-    let firsts: Vec<u8> = (0..4).map(|i| images.image(i).unwrap()[0]).collect();
-    assert_eq!(firsts, [10, 20, 30, 30]);
+    let firsts: Vec<u8> = (0..5).map(|i| images.image(i).unwrap()[0]).collect();
+    assert_eq!(firsts, [10, 20, 40, 30, 30]);
 
     let missing = supcon_data::folder::load_images(&[root.join("nope.png")], 4, 1).unwrap_err();
     assert!(matches!(missing, DataError::NotFound { .. }), "{missing}");
