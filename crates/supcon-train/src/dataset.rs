@@ -464,7 +464,7 @@ pub fn empty_classes_note(train: &ImageDataset) -> Option<String> {
 }
 
 /// `names` joined by commas, the first `most` of them and a count of the rest.
-fn list_names(names: &[String], most: usize) -> String {
+pub(crate) fn list_names(names: &[String], most: usize) -> String {
     if names.len() <= most {
         names.join(", ")
     } else {

@@ -111,7 +111,24 @@ impl Prepared {
                 "limit: training on {count} of the {} training images (class-stratified)",
                 splits.train.len()
             ));
+            let before = splits.train.class_counts();
             splits.train = splits.train.subset(&subset)?;
+            let dropped: Vec<String> = (before.iter().zip(splits.train.class_counts()))
+                .zip(splits.train.classes())
+                .filter(|((had, has), _)| **had > 0 && *has == 0)
+                .map(|(_, name)| name.clone())
+                .collect();
+            if !dropped.is_empty() {
+                let present = before.iter().filter(|&&c| c > 0).count();
+                return Err(TrainError::Config(format!(
+                    "--limit {count} keeps no training image of {} of the {present} classes \
+                     ({}): the linear evaluation could never predict them; give a limit that \
+                     keeps every class (at least {present} images, more for classes smaller \
+                     than the others)",
+                    dropped.len(),
+                    crate::dataset::list_names(&dropped, 10)
+                )));
+            }
         }
         let channels = splits.train.image_shape()[0];
         if data.mean.is_empty() {

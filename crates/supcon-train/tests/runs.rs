@@ -533,6 +533,19 @@ fn limit_trains_on_a_stratified_subset() {
         let error = Prepared::new(limited, &Silent).err().unwrap().to_string();
         assert!(error.contains("limit"), "{bad}: {error}");
     }
+    // Fewer images than the 4 classes: some class would have none, and the linear evaluation
+    // could never predict it.
+    let mut limited = config.clone();
+    limited.data.limit = Some(3.0);
+    let error = Prepared::new(limited, &Silent).err().unwrap().to_string();
+    assert!(
+        error.starts_with("--limit 3 keeps no training image of 1 of the 4 classes"),
+        "{error}"
+    );
+    limited = config;
+    limited.data.limit = Some(4.0);
+    let prepared = Prepared::new(limited, &Silent).unwrap();
+    assert_eq!(prepared.splits.train.class_counts(), [1, 1, 1, 1]);
 }
 
 /// Asks to stop once `after` more steps are done (as Ctrl-C does in the binary).

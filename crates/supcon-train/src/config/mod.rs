@@ -91,7 +91,7 @@ pub struct DataConfig {
     pub val_fraction: f64,
     /// Train on a class-stratified subset of the training split (after validation is held
     /// out): a count of images (a whole number, at least 1) or a fraction in `(0, 1)`; `None`:
-    /// all of it.
+    /// all of it. A limit that leaves a class of the split without an image is refused.
     pub limit: Option<f64>,
 }
 
