@@ -228,6 +228,16 @@ fn convolution_matches_burn_with_its_gradients() {
             dilation: [1, 1],
             padding: [2, 2, 2, 2],
         },
+        // Taps wholly in the padding, wider than the map.
+        ConvCase {
+            batch: 2,
+            channels: [2, 3],
+            kernel: [7, 7],
+            size: [1, 2],
+            stride: [1, 1],
+            dilation: [1, 1],
+            padding: [3, 3, 3, 3],
+        },
         // The ImageNet stem's geometry: 7x7, stride 2, padding 3.
         ConvCase {
             batch: 2,

@@ -111,7 +111,9 @@ impl Geometry {
             start.max(-shift) as usize..end.min(h_ * w_ - shift) as usize
         };
         // The columns of each row whose source falls outside it (padding).
-        let padding = if dz < 0 {
+        let padding = if rows.is_empty() {
+            0..0
+        } else if dz < 0 {
             0..(-dz) as usize
         } else {
             (w_ - dz) as usize..w
@@ -375,10 +377,11 @@ mod tests {
     /// Same-size geometries (stride and dilation 1, the output the input's size: 3x3, 5x5,
     /// 7x7 larger than the map, 1x1), then a valid (unpadded) 3x3, strided, dilated and
     /// asymmetric ones.
-    const GEOMETRIES: [Case; 9] = [
+    const GEOMETRIES: [Case; 10] = [
         ([2, 5, 6], [3, 3], [1, 1], [1, 1], [1, 1]),
         ([2, 4, 4], [5, 5], [1, 1], [2, 2], [1, 1]),
         ([1, 2, 2], [7, 7], [1, 1], [3, 3], [1, 1]),
+        ([2, 1, 1], [7, 7], [1, 1], [3, 3], [1, 1]),
         ([3, 1, 1], [3, 3], [1, 1], [1, 1], [1, 1]),
         ([2, 3, 4], [1, 1], [1, 1], [0, 0], [1, 1]),
         ([2, 5, 5], [3, 3], [1, 1], [0, 0], [1, 1]),
