@@ -404,46 +404,8 @@ mod tests {
     /// same-size one (whose rows are shifted copies of the planes), twice into the same buffer.
     #[test]
     fn unfold_matches_its_definition() {
-        for (input, kernel, stride, padding, dilation) in GEOMETRIES {
-            let (g, x_shape) = geometry((input, kernel, stride, padding, dilation), 3);
-            let [ci, h, w] = input;
-            let [_, oh, ow] = g.output;
-            let mut cols = vec![0.0; g.patch() * 2 * g.positions()];
-            for round in 0..2 {
-                let x: Vec<f32> = (0..x_shape.iter().product::<usize>())
-                    .map(|k| (k + round * 1000 + 1) as f32)
-                    .collect();
-                // Images 1 and 2.
-                unfold_images(&x, &g, 1, 2, &mut cols);
-                let row_len = 2 * oh * ow;
-                for i in 0..ci {
-                    for (p, q) in (0..kernel[0]).flat_map(|p| (0..kernel[1]).map(move |q| (p, q))) {
-                        let patch_row = (i * kernel[0] + p) * kernel[1] + q;
-                        for b in 0..2 {
-                            for y in 0..oh {
-                                for z in 0..ow {
-                                    let iy = (y * stride[0] + p * dilation[0]) as isize
-                                        - padding[0] as isize;
-                                    let iz = (z * stride[1] + q * dilation[1]) as isize
-                                        - padding[1] as isize;
-                                    let inside = (0..h as isize).contains(&iy)
-                                        && (0..w as isize).contains(&iz);
-                                    let want = if inside {
-                                        x[(((1 + b) * ci + i) * h + iy as usize) * w + iz as usize]
-                                    } else {
-                                        0.0
-                                    };
-                                    let got = cols[patch_row * row_len + (b * oh + y) * ow + z];
-                                    assert_eq!(
-                                        got, want,
-                                        "{input:?} {kernel:?} round {round} tap {patch_row} image {b} ({y}, {z})"
-                                    );
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+        for case in GEOMETRIES {
+            assert_unfolds_as_defined(&geometry(case, 3).0);
         }
     }
 
@@ -451,35 +413,97 @@ mod tests {
     /// `unfold_images`, hence the input gradient of a convolution computed through them.
     #[test]
     fn fold_is_the_adjoint_of_unfold() {
+        for case in GEOMETRIES {
+            assert_fold_is_adjoint(&geometry(case, 2).0);
+        }
+    }
+
+    /// Every same-size geometry of kernels up to 5x5 on maps up to 4x4, the padding split
+    /// every way between the two sides (taps wholly in the padding included).
+    #[test]
+    fn same_size_geometries_of_every_kernel_and_padding() {
+        let mut tried = 0;
+        for (kh, kw, h, w) in (1..=5).flat_map(|kh| {
+            (1..=5)
+                .flat_map(move |kw| (1..=4).flat_map(move |h| (1..=4).map(move |w| (kh, kw, h, w))))
+        }) {
+            for (top, left) in (0..kh).flat_map(|t| (0..kw).map(move |l| (t, l))) {
+                let padding = [(top, kh - 1 - top), (left, kw - 1 - left)];
+                let options = ConvOptions::new_with_padding([1, 1], padding, [1, 1], 1);
+                let g = Geometry::of_forward(&[2, 2, h, w], &[3, 2, kh, kw], &options).unwrap();
+                assert!(g.same_size(), "{kh}x{kw} on {h}x{w}, {padding:?}");
+                assert_unfolds_as_defined(&g);
+                assert_fold_is_adjoint(&g);
+                tried += 1;
+            }
+        }
+        assert_eq!(tried, 15 * 15 * 16);
+    }
+
+    /// Unfolds images 1 and 2 of three (twice, different values, into one buffer) and checks
+    /// every entry against `cols[(i, p, q), (b, y, z)] = x[b, i, y sh + p dh - ph, z sw + q dw -
+    /// pw]`, zero outside the input.
+    fn assert_unfolds_as_defined(g: &Geometry) {
+        let [ci, h, w] = g.input;
+        let [_, oh, ow] = g.output;
+        let [kh, kw] = g.kernel;
+        let mut cols = vec![0.0; g.patch() * 2 * g.positions()];
+        for round in 0..2 {
+            let x: Vec<f32> = (0..3 * ci * h * w)
+                .map(|k| (k + round * 1000 + 1) as f32)
+                .collect();
+            unfold_images(&x, g, 1, 2, &mut cols);
+            let row_len = 2 * oh * ow;
+            for (i, p, q) in
+                (0..ci).flat_map(|i| (0..kh).flat_map(move |p| (0..kw).map(move |q| (i, p, q))))
+            {
+                let patch_row = (i * kh + p) * kw + q;
+                for (b, y, z) in
+                    (0..2).flat_map(|b| (0..oh).flat_map(move |y| (0..ow).map(move |z| (b, y, z))))
+                {
+                    let iy = (y * g.stride[0] + p * g.dilation[0]) as isize - g.padding[0] as isize;
+                    let iz = (z * g.stride[1] + q * g.dilation[1]) as isize - g.padding[1] as isize;
+                    let inside = (0..h as isize).contains(&iy) && (0..w as isize).contains(&iz);
+                    let want = if inside {
+                        x[(((1 + b) * ci + i) * h + iy as usize) * w + iz as usize]
+                    } else {
+                        0.0
+                    };
+                    let got = cols[patch_row * row_len + (b * oh + y) * ow + z];
+                    assert_eq!(
+                        got, want,
+                        "{g:?} round {round} tap {patch_row} image {b} ({y}, {z})"
+                    );
+                }
+            }
+        }
+    }
+
+    /// `<unfold(x), c> = <x, fold(c)>` for two images of random values.
+    fn assert_fold_is_adjoint(g: &Geometry) {
         let mut seed = 7u32;
         let mut next = move || {
             seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
             (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
         };
-        for case in GEOMETRIES {
-            let (input, kernel) = (case.0, case.1);
-            let images = 2;
-            let (g, x_shape) = geometry(case, images);
-            let x: Vec<f32> = (0..x_shape.iter().product()).map(|_| next()).collect();
-            let c: Vec<f32> = (0..g.patch() * images * g.positions())
-                .map(|_| next())
-                .collect();
-            let mut cols = vec![0.0; c.len()];
-            unfold_images(&x, &g, 0, images, &mut cols);
-            let mut folded = vec![0.0; x.len()];
-            fold_images(&mut c.clone(), &g, images, &mut folded);
-            let dot = |a: &[f32], b: &[f32]| -> f64 {
-                a.iter()
-                    .zip(b)
-                    .map(|(&u, &v)| f64::from(u) * f64::from(v))
-                    .sum()
-            };
-            let (left, right) = (dot(&cols, &c), dot(&x, &folded));
-            assert!(
-                (left - right).abs() < 1e-4,
-                "{input:?} {kernel:?}: {left} {right}"
-            );
-            assert!(folded.iter().any(|&v| v != 0.0));
-        }
+        let images = 2;
+        let [ci, h, w] = g.input;
+        let x: Vec<f32> = (0..images * ci * h * w).map(|_| next()).collect();
+        let c: Vec<f32> = (0..g.patch() * images * g.positions())
+            .map(|_| next())
+            .collect();
+        let mut cols = vec![0.0; c.len()];
+        unfold_images(&x, g, 0, images, &mut cols);
+        let mut folded = vec![0.0; x.len()];
+        fold_images(&mut c.clone(), g, images, &mut folded);
+        let dot = |a: &[f32], b: &[f32]| -> f64 {
+            a.iter()
+                .zip(b)
+                .map(|(&u, &v)| f64::from(u) * f64::from(v))
+                .sum()
+        };
+        let (left, right) = (dot(&cols, &c), dot(&x, &folded));
+        assert!((left - right).abs() < 1e-4, "{g:?}: {left} {right}");
+        assert!(folded.iter().any(|&v| v != 0.0), "{g:?}");
     }
 }
