@@ -85,10 +85,31 @@ pub enum DataError {
         /// The decoder's message.
         message: String,
     },
+    /// Images that, decoded, would not fit in the memory the OS says is available.
+    #[error(
+        "{}: {images} images decoded at this size need {:.1} GiB of memory, more than the {:.1} \
+         GiB available (a smaller image size, or fewer images)",
+        path.display(),
+        *needed as f64 / GIB,
+        *available as f64 / GIB
+    )]
+    TooLarge {
+        /// The folder (or first input) the images come from.
+        path: PathBuf,
+        /// How many images.
+        images: usize,
+        /// Bytes they need decoded.
+        needed: u64,
+        /// Bytes available.
+        available: u64,
+    },
     /// Invalid arguments or in-memory data (a sample index past the end, a bad fraction, ...).
     #[error("{0}")]
     Invalid(String),
 }
+
+/// Bytes in a GiB, for messages.
+const GIB: f64 = (1u64 << 30) as f64;
 
 impl DataError {
     /// Wraps an I/O error, turning "not found" into [`DataError::NotFound`].

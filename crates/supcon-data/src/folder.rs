@@ -52,6 +52,12 @@ pub fn load_image_folder(
     }
 
     let paths: Vec<PathBuf> = files.iter().map(|(p, _)| p.clone()).collect();
+    check_fits(
+        root,
+        paths.len(),
+        channels * size * size,
+        available_memory(),
+    )?;
     let pixels = decode_all(&paths, size, channels)?;
     let labels = files.iter().map(|(_, l)| *l).collect();
     ImageDataset::new(pixels, labels, [channels, size, size], classes, root)
@@ -97,9 +103,15 @@ pub fn load_images(
     if files.is_empty() {
         return Err(DataError::Invalid("no images given".into()));
     }
+    let source = inputs.first().map_or(Path::new("."), PathBuf::as_path);
+    check_fits(
+        source,
+        files.len(),
+        channels * size * size,
+        available_memory(),
+    )?;
     let pixels = decode_all(&files, size, channels)?;
     let labels = vec![0; files.len()];
-    let source = inputs.first().map_or(Path::new("."), PathBuf::as_path);
     let images = ImageDataset::new(
         pixels,
         labels,
@@ -137,6 +149,36 @@ fn walk(
         walk(&folder, out, walked)?;
     }
     Ok(())
+}
+
+/// Refuses to decode `images` images of `per_image` bytes each where they would need more than
+/// the `available` memory: the allocation would succeed (pages are committed as they are
+/// written) and the process be killed partway through decoding.
+fn check_fits(
+    path: &Path,
+    images: usize,
+    per_image: usize,
+    available: Option<u64>,
+) -> Result<(), DataError> {
+    let needed = images as u64 * per_image as u64;
+    match available {
+        Some(available) if needed > available => Err(DataError::TooLarge {
+            path: path.to_path_buf(),
+            images,
+            needed,
+            available,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The memory the OS says is available (Linux's `MemAvailable`), or `None` where it cannot
+/// tell.
+fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// Decodes and resizes `files` over all cores into planar `[N, C, size, size]` bytes.
@@ -207,4 +249,27 @@ fn decode_into(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn images_that_cannot_fit_in_memory_are_refused_before_decoding() {
+        let path = Path::new("photos");
+        // 1,281,167 ImageNet images at 3x224x224: 179.6 GiB.
+        let error = check_fits(path, 1_281_167, 3 * 224 * 224, Some(24 << 30)).unwrap_err();
+        assert!(matches!(error, DataError::TooLarge { .. }));
+        assert_eq!(
+            error.to_string(),
+            "photos: 1281167 images decoded at this size need 179.6 GiB of memory, more than \
+             the 24.0 GiB available (a smaller image size, or fewer images)"
+        );
+        assert!(check_fits(path, 1_281_167, 3 * 32 * 32, Some(24 << 30)).is_ok());
+        // Where the OS does not say, nothing is refused.
+        assert!(check_fits(path, usize::MAX / 4, 4, None).is_ok());
+        #[cfg(target_os = "linux")]
+        assert!(available_memory().is_some_and(|bytes| bytes > 0));
+    }
 }
