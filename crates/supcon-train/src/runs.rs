@@ -414,7 +414,15 @@ pub fn knn(
     );
     let features = |data| extract(&opened.encoder, data, c, d);
     let train: FeatureSet = features(&s.train)?;
-    let k = c.eval.knn_k;
+    // Every training image votes where fewer than `knn_k` are there: the result is that of k
+    // = their number, and is recorded so.
+    let k = c.eval.knn_k.min(s.train.len());
+    if k < c.eval.knn_k {
+        progress.message(&format!(
+            "knn_k {} is more than the {k} training images: all of them vote (k = {k})",
+            c.eval.knn_k
+        ));
+    }
     let outcome = KnnOutcome {
         k,
         val_accuracy: knn_accuracy(&train, &features(&s.validation)?, k, KNN_TEMPERATURE)?,

@@ -155,8 +155,17 @@ fn evaluation_commands_read_a_finished_run() {
     assert_eq!(file, run.join("knn.json"));
     let (val, test) = (knn.val_accuracy, knn.test_accuracy);
     assert!((0.0..=1.0).contains(&val) && (0.0..=1.0).contains(&test));
-    let (_, file) = commands::knn(&run, &Options::default(), &Silent).unwrap();
+    assert_eq!(knn.k, 10);
+    // knn_k 1000 of 96 training images: all of them vote, and the record says k = 96.
+    let all = Options {
+        knn_k: Some(1000),
+        ..Options::default()
+    };
+    let (knn, file) = commands::knn(&run, &all, &Silent).unwrap();
     assert_eq!(file, run.join("knn-2.json"));
+    assert_eq!(knn.k, 96);
+    let record = std::fs::read_to_string(&file).unwrap();
+    assert!(record.contains("\"knn_k\": \"96\""), "{record}");
     let summary = std::fs::read_to_string(run.join("summary.md")).unwrap();
     for name in ["linear.json", "linear-2.json", "knn.json", "knn-2.json"] {
         assert!(summary.contains(&format!("| {name} |")), "{summary}");
