@@ -43,13 +43,34 @@ pub enum WeightsError {
         /// The store's message.
         message: String,
     },
+    /// A file without any tensor: for a `.pth` file, typically a whole module pickled with
+    /// `torch.save(model)` (its tensors live inside objects this reader does not rebuild)
+    /// rather than its state dict.
+    #[error(
+        "{}: holds no tensors (for a .pth file: a whole module saved with `torch.save(model)` \
+         rather than its `model.state_dict()`?)",
+        .0.display()
+    )]
+    NoTensors(PathBuf),
     /// Parameters of the model that the checkpoint does not have (another architecture?).
-    #[error("{}: missing {} parameter(s) the model needs, first `{}` (a checkpoint of another architecture?)", path.display(), keys.len(), keys[0])]
+    #[error(
+        "{}: missing {} parameter(s) the model needs, first `{}`{} (a checkpoint of another \
+         architecture?)",
+        path.display(),
+        keys.len(),
+        keys[0],
+        unused.first().map_or(String::new(), |k| format!(
+            "; the file has {} tensor(s) the model does not take, first `{k}`",
+            unused.len()
+        ))
+    )]
     Missing {
         /// The file.
         path: PathBuf,
         /// The model's parameter paths not found.
         keys: Vec<String>,
+        /// The file's tensors that no parameter took (after the reference's renamings).
+        unused: Vec<String>,
     },
     /// A tensor whose shape or type does not fit the model.
     #[error("{}: `{key}`: {problem}", path.display())]
@@ -129,7 +150,8 @@ struct EncoderPart<E: Module + ModuleDisplay> {
 /// Loads only the encoder of a checkpoint of the PyTorch reference into `encoder` (its
 /// `encoder.*` entries; the projection head of `main_supcon.py` or the classifier of
 /// `main_ce.py` is ignored): for evaluating a reference encoder (linear probe, kNN,
-/// embeddings). Files as in [`load_reference_checkpoint`].
+/// embeddings). Files as in [`load_reference_checkpoint`]; an encoder saved alone
+/// (`torch.save(model.encoder.state_dict())`: the same keys without `encoder.`) is read too.
 ///
 /// ```no_run
 /// use burn::prelude::*;
@@ -144,7 +166,21 @@ pub fn load_reference_encoder<E: Module + ModuleDisplay>(
     encoder: E,
     path: impl AsRef<Path>,
 ) -> Result<E, WeightsError> {
-    Ok(load_reference_checkpoint(EncoderPart { encoder }, path)?.encoder)
+    let path = path.as_ref();
+    match load_reference_checkpoint(
+        EncoderPart {
+            encoder: encoder.clone(),
+        },
+        path,
+    ) {
+        Ok(part) => Ok(part.encoder),
+        // No `encoder.` entries: the encoder saved alone? Its error names the prefix and the
+        // file's own keys where that does not fit either.
+        Err(error @ WeightsError::Missing { .. }) => {
+            load_reference_checkpoint(encoder, path).map_err(|_| error)
+        }
+        Err(error) => Err(error),
+    }
 }
 
 /// Saves `model` as safetensors (our own parameter names).
@@ -247,14 +283,18 @@ fn store_error(path: &Path, error: impl std::fmt::Display) -> WeightsError {
     }
 }
 
-/// Reports what the store could not apply: missing parameters first (the usual sign of another
-/// architecture), then the first tensor of the wrong shape or type.
+/// Reports what the store could not apply: a file without tensors, then missing parameters (the
+/// usual sign of another architecture), then the first tensor of the wrong shape or type.
 fn check(path: &Path, result: ApplyResult) -> Result<(), WeightsError> {
+    if result.applied.is_empty() && result.unused.is_empty() && !result.missing.is_empty() {
+        return Err(WeightsError::NoTensors(path.to_path_buf()));
+    }
     let missing: Vec<String> = result.missing.into_iter().map(|(key, _)| key).collect();
     if !missing.is_empty() {
         return Err(WeightsError::Missing {
             path: path.to_path_buf(),
             keys: missing,
+            unused: result.unused,
         });
     }
     if let Some(error) = result.errors.into_iter().next() {

@@ -101,10 +101,22 @@ fn reference_keys(bottleneck: bool, counts: [usize; 4], width: usize) -> Vec<(St
 /// Writes formula tensors under the given keys; the formula sees the key without a `module.`
 /// prefix, as the Python side names it.
 fn write_formula_safetensors(path: &Path, keys: &[(String, Vec<usize>)]) {
-    let data: BTreeMap<String, (Vec<u8>, Vec<usize>)> = keys
+    let named: Vec<(String, String, Vec<usize>)> = keys
         .iter()
         .map(|(k, shape)| {
-            let values = formula(k.trim_start_matches("module."), shape);
+            let name = k.trim_start_matches("module.").to_string();
+            (k.clone(), name, shape.clone())
+        })
+        .collect();
+    write_formula_safetensors_as(path, &named);
+}
+
+/// Writes the formula tensors of the second names under the first.
+fn write_formula_safetensors_as(path: &Path, keys: &[(String, String, Vec<usize>)]) {
+    let data: BTreeMap<String, (Vec<u8>, Vec<usize>)> = keys
+        .iter()
+        .map(|(k, name, shape)| {
+            let values = formula(name, shape);
             (
                 k.clone(),
                 (
@@ -261,6 +273,39 @@ fn the_encoder_alone_loads_from_a_reference_checkpoint() {
     let resnet = EncoderConfig::new(Architecture::ResNet18).init(&device);
     let err = weights::load_reference_encoder(resnet, &ckpt).unwrap_err();
     assert!(matches!(err, WeightsError::Missing { .. }), "{err}");
+
+    // A ResNet-18 encoder saved alone (`torch.save(model.encoder.state_dict())`): the same
+    // tensors without the `encoder.` prefix load to the same encoder as the whole checkpoint's.
+    let dir = scratch();
+    let keys = reference_keys(false, [2, 2, 2, 2], 512);
+    let (whole_path, alone_path) = (
+        dir.path().join("whole.safetensors"),
+        dir.path().join("alone.safetensors"),
+    );
+    write_formula_safetensors(&whole_path, &keys);
+    let alone: Vec<(String, String, Vec<usize>)> = keys
+        .iter()
+        .filter_map(|(k, shape)| {
+            let short = k.strip_prefix("encoder.")?;
+            Some((short.to_string(), k.clone(), shape.clone()))
+        })
+        .collect();
+    write_formula_safetensors_as(&alone_path, &alone);
+    let resnet = || EncoderConfig::new(Architecture::ResNet18).init(&device);
+    let from_whole = weights::load_reference_encoder(resnet(), &whole_path).unwrap();
+    let from_alone = weights::load_reference_encoder(resnet(), &alone_path).unwrap();
+    let x = formula_input([2, 3, 32, 32], &device);
+    assert_eq!(
+        to_vec(from_alone.forward(x.clone())),
+        to_vec(from_whole.forward(x))
+    );
+    // Keys that fit neither way: the first error, naming the file's own keys.
+    let err =
+        weights::load_reference_encoder(small_model(1, &device).encoder, &alone_path).unwrap_err();
+    assert!(
+        err.to_string().contains("the file has") && err.to_string().contains("encoder."),
+        "{err}"
+    );
 }
 
 #[test]
@@ -280,6 +325,17 @@ fn checkpoints_of_other_architectures_are_refused_by_key() {
     let missing = scratch().path().join("missing.pth");
     let err = weights::load_reference_checkpoint(small_model(1, &device), missing).unwrap_err();
     assert!(matches!(err, WeightsError::NotFound(_)), "{err}");
+
+    // A file without any tensor (what a whole pickled module looks like to the reader).
+    let dir = scratch();
+    let empty = dir.path().join("empty.safetensors");
+    let header = b"{}      ";
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header);
+    std::fs::write(&empty, bytes).unwrap();
+    let err = weights::load_reference_checkpoint(small_model(1, &device), &empty).unwrap_err();
+    assert!(matches!(err, WeightsError::NoTensors(_)), "{err}");
+    assert!(err.to_string().contains("torch.save(model)"), "{err}");
 }
 
 #[test]
