@@ -144,25 +144,23 @@ pub fn resume(
     let pending = evaluation
         .filter(|(_, file)| !crate::report::result_file(run, file).exists())
         .map(|(evaluation, _)| evaluation);
-    if total == planned
-        && done >= planned
-        && let Some(evaluation) = pending
-    {
+    if total == planned && done >= planned {
+        let Some(evaluation) = pending else {
+            return Err(TrainError::run(
+                run,
+                format!(
+                    "the run is finished ({done} of {planned} epochs): nothing to resume; train \
+                     it longer with --resume {} --epochs N (N > {planned}), or evaluate it with \
+                     `supcon-train linear --encoder {}`",
+                    run.display(),
+                    run.display()
+                ),
+            ));
+        };
         progress.message(&format!(
             "{}: training is finished ({done} of {planned} epochs) and its {evaluation} \
              evaluation was not made (the run stopped before it): making it",
             run.display()
-        ));
-    } else if total == planned && done >= planned {
-        return Err(TrainError::run(
-            run,
-            format!(
-                "the run is finished ({done} of {planned} epochs): nothing to resume; train it \
-                 longer with --resume {} --epochs N (N > {planned}), or evaluate it with \
-                 `supcon-train linear --encoder {}`",
-                run.display(),
-                run.display()
-            ),
         ));
     }
     if done == 0 {

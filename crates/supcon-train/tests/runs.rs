@@ -583,8 +583,9 @@ impl supcon_train::progress::Progress for StopAfter {
 }
 
 /// A run asked to stop saves a checkpoint where it stops, during an epoch, at its end or (before
-/// the linear evaluation) once training has ended, and resuming it gives the uninterrupted run's every epoch and evaluation exactly. The tiny
-/// split has 96 training images: 3 steps of 32 an epoch.
+/// the linear evaluation) once training has ended, and resuming it gives the uninterrupted
+/// run's every epoch and evaluation exactly. The tiny split has 96 training images: 3 steps of
+/// 32 an epoch.
 #[test]
 fn a_run_stopped_during_an_epoch_resumes_from_that_step() {
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
