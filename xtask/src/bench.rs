@@ -571,6 +571,10 @@ pub struct BenchArgs {
     /// Only the workload with this key (for profiling; no PyTorch).
     #[arg(long, value_name = "KEY")]
     pub only: Option<String>,
+    /// Timed repetitions of each workload, ours and PyTorch's (default: 10, or 1 with
+    /// `--quick`); more for profiling with `--only`.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeats: Option<u32>,
     /// The devices to run on (default: every one compiled in).
     #[arg(long, value_delimiter = ',', value_name = "A,B")]
     pub devices: Option<Vec<String>>,
@@ -601,6 +605,7 @@ impl Default for BenchArgs {
         Self {
             quick: false,
             only: None,
+            repeats: None,
             devices: None,
             torch_device: "cpu".into(),
             torch_autocast: "none".into(),
@@ -617,6 +622,9 @@ pub fn bench(root: &Path, args: &BenchArgs) -> Result<PathBuf, String> {
     if let Some(key) = &args.only {
         plan.only = Some(Box::leak(key.clone().into_boxed_str()));
         plan.pytorch = false;
+    }
+    if let Some(repeats) = args.repeats {
+        plan.repeats = repeats as usize;
     }
     let out = args
         .out

@@ -142,6 +142,17 @@ pub(crate) fn run(
     gradient: bool,
     symmetric: bool,
 ) -> Vec<f64> {
+    run_on(Isa::detect(), block, logits, gradient, symmetric)
+}
+
+/// [`run`] with the passes compiled for `isa`, which the processor must support.
+fn run_on(
+    isa: Isa,
+    block: &Block<'_>,
+    logits: &mut [f32],
+    gradient: bool,
+    symmetric: bool,
+) -> Vec<f64> {
     let columns = block.columns.max(1);
     let rows = logits.len() / columns;
     debug_assert!(!symmetric || (block.start == 0 && rows == block.columns));
@@ -159,7 +170,7 @@ pub(crate) fn run(
                 &mut exp_scale[..],
                 &mut weight_scale[..],
             ),
-            |first, out| first_pass_dispatch(block, logits, first, out),
+            |first, out| first_pass_on(isa, block, logits, first, out),
         );
     }
     if gradient {
@@ -169,7 +180,7 @@ pub(crate) fn run(
             weight_scale,
         };
         parts.run(logits, |first, rows_out| {
-            second_pass_dispatch(block, &terms, first, rows_out, symmetric);
+            second_pass_on(isa, block, &terms, first, rows_out, symmetric);
         });
     }
     losses
@@ -278,15 +289,55 @@ impl MulAdd for Separate {
 /// The per-row outputs of the first pass: losses and the three terms.
 type FirstPassOut<'a> = (&'a mut [f64], &'a mut [f32], &'a mut [f32], &'a mut [f32]);
 
-/// [`first_pass`] compiled for AVX2 and FMA where the processor has them.
-fn first_pass_dispatch(block: &Block<'_>, logits: &[f32], first: usize, out: FirstPassOut<'_>) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the processor supports the features the function is compiled for.
-        unsafe { first_pass_avx2(block, logits, first, out) };
-        return;
+/// The instruction sets the passes are compiled for, best first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Isa {
+    /// AVX-512 (foundation), with AVX2 and FMA: the exponentials sixteen at a time.
+    Avx512,
+    /// AVX2 and FMA: eight at a time.
+    Avx2,
+    /// Whatever the build targets (a multiply and an add for `a * b + c`).
+    Baseline,
+}
+
+impl Isa {
+    /// The best this processor runs. The AVX-512 and AVX2 versions give the same bits: they
+    /// differ in vector width only, never in the operations or the order of the sums (see
+    /// [`exp_sum`]), so a run's numbers do not depend on which of the two the processor has.
+    /// (Without FMA, `a * b + c` rounds twice: the last bits differ.)
+    fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let fma = std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma");
+            if fma && std::arch::is_x86_feature_detected!("avx512f") {
+                return Self::Avx512;
+            }
+            if fma {
+                return Self::Avx2;
+            }
+        }
+        Self::Baseline
     }
-    first_pass::<Separate>(block, logits, first, out);
+}
+
+/// [`first_pass`] compiled for `isa`, which the processor must support.
+fn first_pass_on(isa: Isa, block: &Block<'_>, logits: &[f32], first: usize, out: FirstPassOut<'_>) {
+    match isa {
+        // SAFETY: `isa` was detected on this processor.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { first_pass_avx512(block, logits, first, out) },
+        // SAFETY: as above.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { first_pass_avx2(block, logits, first, out) },
+        _ => first_pass::<Separate>(block, logits, first, out),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn first_pass_avx512(block: &Block<'_>, logits: &[f32], first: usize, out: FirstPassOut<'_>) {
+    first_pass::<Fused>(block, logits, first, out);
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -337,21 +388,36 @@ fn first_pass<M: MulAdd>(
     }
 }
 
-/// [`second_pass`] compiled for AVX2 and FMA where the processor has them.
-fn second_pass_dispatch(
+/// [`second_pass`] compiled for `isa`, which the processor must support.
+fn second_pass_on(
+    isa: Isa,
     block: &Block<'_>,
     terms: &RowTerms,
     first: usize,
     out: &mut [f32],
     symmetric: bool,
 ) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the processor supports the features the function is compiled for.
-        unsafe { second_pass_avx2(block, terms, first, out, symmetric) };
-        return;
+    match isa {
+        // SAFETY: `isa` was detected on this processor.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { second_pass_avx512(block, terms, first, out, symmetric) },
+        // SAFETY: as above.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { second_pass_avx2(block, terms, first, out, symmetric) },
+        _ => second_pass::<Separate>(block, terms, first, out, symmetric),
     }
-    second_pass::<Separate>(block, terms, first, out, symmetric);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn second_pass_avx512(
+    block: &Block<'_>,
+    terms: &RowTerms,
+    first: usize,
+    out: &mut [f32],
+    symmetric: bool,
+) {
+    second_pass::<Fused>(block, terms, first, out, symmetric);
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -470,11 +536,26 @@ fn max_of(x: &[f32]) -> f32 {
         .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m })
 }
 
-/// `sum_j exp((x[j] - shift) * scale)`.
+/// `sum_j exp((x[j] - shift) * scale)`. The exponentials are computed two chunks at a time (one
+/// AVX-512 register) and added to the accumulators chunk by chunk, in the same order as one
+/// chunk at a time: the sum does not depend on the vector width.
 #[inline(always)]
 fn exp_sum<M: MulAdd>(x: &[f32], scale: f32, shift: f32) -> f32 {
-    let (chunks, rest) = x.as_chunks::<LANES>();
+    let (pairs, odd) = x.as_chunks::<{ 2 * LANES }>();
+    let (chunks, rest) = odd.as_chunks::<LANES>();
     let mut acc = [0.0f32; LANES];
+    for pair in pairs {
+        let mut e = [0.0f32; 2 * LANES];
+        for k in 0..2 * LANES {
+            e[k] = exp_nonpositive::<M>((pair[k] - shift) * scale);
+        }
+        for k in 0..LANES {
+            acc[k] += e[k];
+        }
+        for k in 0..LANES {
+            acc[k] += e[LANES + k];
+        }
+    }
     for chunk in chunks {
         for k in 0..LANES {
             acc[k] += exp_nonpositive::<M>((chunk[k] - shift) * scale);
@@ -558,6 +639,65 @@ mod tests {
         (0..count)
             .map(|i| ((i as f32 + 0.5) * 0.618_034 + seed as f32 * 0.1).sin())
             .collect()
+    }
+
+    /// [`run_on`]'s passes compiled for no particular processor, with `Fused` multiply-adds
+    /// (`f32::mul_add`, exact whether in hardware or software), one thread.
+    fn run_fused(block: &Block<'_>, logits: &mut [f32], symmetric: bool) -> Vec<f64> {
+        let rows = logits.len() / block.columns;
+        let mut losses = vec![0.0f64; rows];
+        let (mut max, mut a, mut c) = (vec![0.0; rows], vec![0.0; rows], vec![0.0; rows]);
+        first_pass::<Fused>(block, logits, 0, (&mut losses, &mut max, &mut a, &mut c));
+        let terms = RowTerms {
+            max,
+            exp_scale: a,
+            weight_scale: c,
+        };
+        second_pass::<Fused>(block, &terms, 0, logits, symmetric);
+        losses
+    }
+
+    /// The vector instruction sets with FMA that this processor runs.
+    fn supported() -> Vec<Isa> {
+        let best = Isa::detect();
+        [Isa::Avx512, Isa::Avx2]
+            .into_iter()
+            .skip_while(|&isa| isa != best)
+            .collect()
+    }
+
+    #[test]
+    fn avx512_and_avx2_give_the_same_bits() {
+        // Column counts around the pair (16) and chunk (8) widths, so that every tail is taken;
+        // large and small temperatures; both gradients. The reference is the portable version
+        // with fused multiply-adds (what AVX2 compiles, in scalar code).
+        let sets = supported();
+        for n in [1, 7, 8, 15, 16, 17, 24, 33, 64, 77] {
+            let mut logits = vec![0.0f32; n * n];
+            let raw = values(n * n, 3 * n as u32);
+            for i in 0..n {
+                for j in 0..n {
+                    logits[i * n + j] = raw[i * n + j] + raw[j * n + i];
+                }
+            }
+            let keys: Vec<i64> = (0..n as i64).map(|i| i % 4).collect();
+            let weights = HostWeights::Keys(keys);
+            for inverse_temperature in [1.0, 14.285_714, 1e4] {
+                let block = whole(&weights, n, inverse_temperature, 1.0 / n as f32);
+                for symmetric in [false, true] {
+                    let mut want = logits.clone();
+                    let want_losses = run_fused(&block, &mut want, symmetric);
+                    for &isa in &sets {
+                        let mut got = logits.clone();
+                        let losses = run_on(isa, &block, &mut got, true, symmetric);
+                        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(losses, want_losses, "{isa:?}, n {n}");
+                        assert_eq!(bits(&got), bits(&want), "{isa:?}, n {n}");
+                    }
+                }
+            }
+        }
+        eprintln!("instruction sets compared: {sets:?}");
     }
 
     #[test]
