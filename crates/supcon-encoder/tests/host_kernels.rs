@@ -248,6 +248,36 @@ fn convolution_matches_burn_with_its_gradients() {
             dilation: [1, 1],
             padding: [3, 3, 3, 3],
         },
+        // Strided and aligned (the input exactly the stride times the output: phase planes):
+        // the ResNet's 3x3 stride 2 on even maps, the stem on an even map, and a stride of 2
+        // down and 1 across with padding on one side.
+        ConvCase {
+            batch: 3,
+            channels: [4, 6],
+            kernel: [3, 3],
+            size: [8, 6],
+            stride: [2, 2],
+            dilation: [1, 1],
+            padding: [1, 1, 1, 1],
+        },
+        ConvCase {
+            batch: 2,
+            channels: [3, 4],
+            kernel: [7, 7],
+            size: [12, 12],
+            stride: [2, 2],
+            dilation: [1, 1],
+            padding: [3, 3, 3, 3],
+        },
+        ConvCase {
+            batch: 2,
+            channels: [2, 3],
+            kernel: [4, 3],
+            size: [6, 5],
+            stride: [2, 1],
+            dilation: [1, 1],
+            padding: [2, 0, 0, 2],
+        },
     ];
     for case in &cases {
         check_conv(case);

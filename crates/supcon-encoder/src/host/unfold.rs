@@ -72,26 +72,45 @@ impl Geometry {
         self.output[1] * self.output[2]
     }
 
-    /// Whether output position `k` of a plane reads input position `k + shift` for every kernel
-    /// tap (stride and dilation 1, the output the input's size: the 3x3 convolutions with
-    /// padding 1 that do most of a ResNet's work). Each tap's row of the unfolded input is then
-    /// one shifted copy of the plane, its padding columns set apart ([`Tap`]).
-    fn same_size(&self) -> bool {
-        self.stride == [1, 1] && self.dilation == [1, 1] && self.output[1..] == self.input[1..]
+    /// Whether the geometry is aligned: dilation 1 and the input exactly `stride` times the
+    /// output in each direction (every 3x3 convolution with padding 1, stride 1 or 2 on maps
+    /// of even size, the 1x1 stride-2 shortcuts, the 7x7 stride-2 stem on 224 pixels: all of a
+    /// ResNet's convolutions). The input plane then splits into `stride[0] stride[1]` phase
+    /// planes of the output's size, `phase(φr, φc)[j, k] = x[j sh + φr, k sw + φc]`, and each
+    /// kernel tap's row of the unfolded input is one shifted copy of one phase plane, its
+    /// padding columns set apart ([`Tap`]). With stride 1 (the output the input's size) the only
+    /// phase plane is the input plane itself.
+    fn aligned(&self) -> bool {
+        self.dilation == [1, 1]
+            && self.input[1] == self.stride[0] * self.output[1]
+            && self.input[2] == self.stride[1] * self.output[2]
     }
 
-    /// The kernel taps `(p, q)` of a same-size geometry, row by row of the kernel: row
-    /// `(i, p, q)` of the unfolded input is tap `p kw + q` of channel `i`.
+    /// Phase planes of an aligned geometry: `stride[0] stride[1]`.
+    fn phases(&self) -> usize {
+        self.stride[0] * self.stride[1]
+    }
+
+    /// The kernel taps `(p, q)` of an aligned geometry, row by row of the kernel: row `(i, p,
+    /// q)` of the unfolded input is tap `p kw + q` of channel `i`.
     fn taps(&self) -> Vec<Tap> {
         let [kh, kw] = self.kernel;
         (0..kh * kw).map(|t| self.tap(t / kw, t % kw)).collect()
     }
 
-    /// Tap `(p, q)` of a same-size geometry.
+    /// Tap `(p, q)` of an aligned geometry: input row `y sh + p - ph` is row `y + dy` of phase
+    /// `φr` with `p - ph = dy sh + φr` (`0 <= φr < sh`), and the same for columns.
     fn tap(&self, p: usize, q: usize) -> Tap {
-        let [_, h, w] = self.input;
-        let dy = p as isize - self.padding[0] as isize;
-        let dz = q as isize - self.padding[1] as isize;
+        let [_, h, w] = self.output;
+        let split = |offset: isize, stride: usize| {
+            let stride = stride as isize;
+            (
+                offset.div_euclid(stride),
+                offset.rem_euclid(stride) as usize,
+            )
+        };
+        let (dy, phase_row) = split(p as isize - self.padding[0] as isize, self.stride[0]);
+        let (dz, phase_column) = split(q as isize - self.padding[1] as isize, self.stride[1]);
         let (h_, w_) = (h as isize, w as isize);
         let shift = dy * w_ + dz;
         // Output rows whose source row `y + dy` lies in the plane (none where the tap lies
@@ -119,6 +138,7 @@ impl Geometry {
             (w_ - dz) as usize..w
         };
         Tap {
+            phase: phase_row * self.stride[1] + phase_column,
             shift: if rows.is_empty() { 0 } else { shift },
             rows,
             copy,
@@ -127,11 +147,13 @@ impl Geometry {
     }
 }
 
-/// One kernel tap `(p, q)` of a same-size geometry ([`Geometry::same_size`]): output position
-/// `k` of a plane reads input `k + shift` of the same channel, for `k` in the `rows`' block
-/// except the `padding` columns of each row (zero there); `copy` is the block clipped to the
-/// positions whose source lies in the plane (the clipped ones are padding columns too).
+/// One kernel tap `(p, q)` of an aligned geometry ([`Geometry::aligned`]): output position `k`
+/// of a plane reads position `k + shift` of phase plane `phase` of the same channel, for `k` in
+/// the `rows`' block except the `padding` columns of each row (zero there); `copy` is the block
+/// clipped to the positions whose source lies in the plane (the clipped ones are padding
+/// columns too).
 struct Tap {
+    phase: usize,
     rows: std::ops::Range<usize>,
     shift: isize,
     copy: std::ops::Range<usize>,
@@ -167,39 +189,35 @@ pub(crate) fn unfold_images(
     cols: &mut [f32],
 ) {
     debug_assert_eq!(cols.len(), g.patch() * images * g.positions());
-    fill_rows(x, g, first, images, 0, cols);
-}
-
-/// Rows `first_row..` of the unfolded input of images `first..first + images` (`rows`, whole
-/// rows of `images Oh Ow`): the entries inside the input.
-fn fill_rows(
-    x: &[f32],
-    g: &Geometry,
-    first: usize,
-    images: usize,
-    first_row: usize,
-    rows: &mut [f32],
-) {
     let [ci, h, w] = g.input;
     let [_, oh, ow] = g.output;
     let [kh, kw] = g.kernel;
     let row_len = images * oh * ow;
-    if g.same_size() {
-        let (plane_len, taps) = (h * w, g.taps());
-        for (r, row) in rows.chunks_exact_mut(row_len).enumerate() {
-            let channel = (first_row + r) / taps.len();
-            let tap = &taps[(first_row + r) % taps.len()];
-            for (b, out) in row.chunks_exact_mut(plane_len).enumerate() {
+    if g.aligned() {
+        let (plane_len, positions, taps) = (h * w, oh * ow, g.taps());
+        let mut phases = vec![0.0f32; if g.phases() > 1 { plane_len } else { 0 }];
+        for channel in 0..ci {
+            let rows = &mut cols[channel * taps.len() * row_len..][..taps.len() * row_len];
+            for b in 0..images {
                 let plane = &x[((first + b) * ci + channel) * plane_len..][..plane_len];
-                let source = tap.copy.start as isize + tap.shift;
-                out[tap.copy.clone()].copy_from_slice(&plane[source as usize..][..tap.copy.len()]);
-                tap.zero_padding(out, w);
+                let source = if phases.is_empty() {
+                    plane
+                } else {
+                    split_phases(plane, g, &mut phases);
+                    &phases[..]
+                };
+                for (tap, row) in taps.iter().zip(rows.chunks_exact_mut(row_len)) {
+                    let out = &mut row[b * positions..][..positions];
+                    let phase = &source[tap.phase * positions..][..positions];
+                    let start = (tap.copy.start as isize + tap.shift) as usize;
+                    out[tap.copy.clone()].copy_from_slice(&phase[start..][..tap.copy.len()]);
+                    tap.zero_padding(out, ow);
+                }
             }
         }
         return;
     }
-    for (r, row) in rows.chunks_exact_mut(row_len).enumerate() {
-        let patch_row = first_row + r;
+    for (patch_row, row) in cols.chunks_exact_mut(row_len).enumerate() {
         let channel = patch_row / (kh * kw);
         let (p, q) = ((patch_row / kw) % kh, patch_row % kw);
         // Columns z whose input column z sw + q dw - pw lies in [0, w).
@@ -222,11 +240,48 @@ fn fill_rows(
     }
 }
 
+/// The phase planes of `plane` (an input plane of aligned geometry `g`) into `phases`, one
+/// after the other (`φr sw + φc` the index of phase `(φr, φc)`).
+fn split_phases(plane: &[f32], g: &Geometry, phases: &mut [f32]) {
+    let [_, _, w] = g.input;
+    let [_, oh, ow] = g.output;
+    let [sh, sw] = g.stride;
+    let positions = oh * ow;
+    for (input_row, line) in plane.chunks_exact(w).enumerate() {
+        let (j, phase_row) = (input_row / sh, input_row % sh);
+        for phase_column in 0..sw {
+            let phase = phase_row * sw + phase_column;
+            let out = &mut phases[phase * positions + j * ow..][..ow];
+            gather_strided(out, &line[phase_column..], sw);
+        }
+    }
+}
+
+/// The adjoint of [`split_phases`]: adds each phase plane's entries to `plane`'s.
+fn merge_phases(phases: &[f32], g: &Geometry, plane: &mut [f32]) {
+    let [_, _, w] = g.input;
+    let [_, oh, ow] = g.output;
+    let [sh, sw] = g.stride;
+    let positions = oh * ow;
+    for (input_row, line) in plane.chunks_exact_mut(w).enumerate() {
+        let (j, phase_row) = (input_row / sh, input_row % sh);
+        for phase_column in 0..sw {
+            let phase = phase_row * sw + phase_column;
+            let source = &phases[phase * positions + j * ow..][..ow];
+            line[phase_column..]
+                .iter_mut()
+                .step_by(sw)
+                .zip(source)
+                .for_each(|(t, &v)| *t += v);
+        }
+    }
+}
+
 /// The adjoint of [`unfold_images`]: adds each entry of `cols` (`[Ci kh kw, images Oh Ow]`) to
 /// the input element it was taken from, in `x` (the `images` images' `[images, Ci, H, W]`).
 /// This is the convolution's input gradient from the gradient of the unfolded input.
-/// Where the geometry is same-size ([`Geometry::same_size`]), the entries of `cols` that fall
-/// in the padding are zeroed on the way (each tap's row is then added to the input in one
+/// Where the geometry is aligned ([`Geometry::aligned`]), the entries of `cols` that fall in
+/// the padding are zeroed on the way (each tap's row is then added to its phase plane in one
 /// piece).
 pub(crate) fn fold_images(cols: &mut [f32], g: &Geometry, images: usize, x: &mut [f32]) {
     let [ci, h, w] = g.input;
@@ -235,18 +290,32 @@ pub(crate) fn fold_images(cols: &mut [f32], g: &Geometry, images: usize, x: &mut
     let row_len = images * oh * ow;
     debug_assert_eq!(cols.len(), g.patch() * row_len);
     debug_assert_eq!(x.len(), images * ci * h * w);
-    if g.same_size() {
-        let (plane_len, taps) = (h * w, g.taps());
-        for (patch_row, row) in cols.chunks_exact_mut(row_len).enumerate() {
-            let (channel, tap) = (patch_row / taps.len(), &taps[patch_row % taps.len()]);
-            for (b, source) in row.chunks_exact_mut(plane_len).enumerate() {
-                tap.zero_padding(source, w);
+    if g.aligned() {
+        let (plane_len, positions, taps) = (h * w, oh * ow, g.taps());
+        let mut phases = vec![0.0f32; if g.phases() > 1 { plane_len } else { 0 }];
+        for channel in 0..ci {
+            let rows = &mut cols[channel * taps.len() * row_len..][..taps.len() * row_len];
+            for b in 0..images {
                 let plane = &mut x[(b * ci + channel) * plane_len..][..plane_len];
-                let target = (tap.copy.start as isize + tap.shift) as usize;
-                plane[target..][..tap.copy.len()]
-                    .iter_mut()
-                    .zip(&source[tap.copy.clone()])
-                    .for_each(|(t, &v)| *t += v);
+                let target = if phases.is_empty() {
+                    &mut plane[..]
+                } else {
+                    phases.fill(0.0);
+                    &mut phases[..]
+                };
+                for (tap, row) in taps.iter().zip(rows.chunks_exact_mut(row_len)) {
+                    let source = &mut row[b * positions..][..positions];
+                    tap.zero_padding(source, ow);
+                    let phase = &mut target[tap.phase * positions..][..positions];
+                    let start = (tap.copy.start as isize + tap.shift) as usize;
+                    phase[start..][..tap.copy.len()]
+                        .iter_mut()
+                        .zip(&source[tap.copy.clone()])
+                        .for_each(|(t, &v)| *t += v);
+                }
+                if !phases.is_empty() {
+                    merge_phases(&phases, g, plane);
+                }
             }
         }
         return;
@@ -431,13 +500,63 @@ mod tests {
                 let padding = [(top, kh - 1 - top), (left, kw - 1 - left)];
                 let options = ConvOptions::new_with_padding([1, 1], padding, [1, 1], 1);
                 let g = Geometry::of_forward(&[2, 2, h, w], &[3, 2, kh, kw], &options).unwrap();
-                assert!(g.same_size(), "{kh}x{kw} on {h}x{w}, {padding:?}");
+                assert!(g.aligned(), "{kh}x{kw} on {h}x{w}, {padding:?}");
                 assert_unfolds_as_defined(&g);
                 assert_fold_is_adjoint(&g);
                 tried += 1;
             }
         }
         assert_eq!(tried, 15 * 15 * 16);
+    }
+
+    /// The ways one direction of an aligned geometry can be: stride, kernel, output size and
+    /// the padding before and after (the input is `stride` times the output, so the padding
+    /// adds up to between `kernel - stride` and `kernel - 1`).
+    fn aligned_sides(strides: std::ops::RangeInclusive<usize>) -> Vec<[usize; 5]> {
+        let mut sides = Vec::new();
+        for stride in strides {
+            for kernel in 1..=4 {
+                for output in 1..=3 {
+                    for before in 0..kernel {
+                        for after in 0..kernel {
+                            let total = before + after;
+                            if total + stride >= kernel && total < kernel {
+                                sides.push([stride, kernel, output, before, after]);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        sides
+    }
+
+    /// Every aligned geometry with a stride of 2 or 3 in some direction, kernels up to 4x4,
+    /// outputs up to 3x3 and every split of the padding: the phase planes against the
+    /// definition and the adjoint identity.
+    #[test]
+    fn strided_aligned_geometries_of_every_kernel_and_padding() {
+        let mut tried = 0;
+        let sides = aligned_sides(1..=3);
+        for rows in &sides {
+            for columns in &sides {
+                if rows[0] == 1 && columns[0] == 1 {
+                    continue;
+                }
+                let [sh, kh, oh, top, bottom] = *rows;
+                let [sw, kw, ow, left, right] = *columns;
+                let padding = [(top, bottom), (left, right)];
+                let options = ConvOptions::new_with_padding([sh, sw], padding, [1, 1], 1);
+                let x = [2, 2, sh * oh, sw * ow];
+                let g = Geometry::of_forward(&x, &[3, 2, kh, kw], &options).unwrap();
+                assert_eq!(g.output[1..], [oh, ow], "{rows:?} {columns:?}");
+                assert!(g.aligned(), "{rows:?} {columns:?}");
+                assert_unfolds_as_defined(&g);
+                assert_fold_is_adjoint(&g);
+                tried += 1;
+            }
+        }
+        assert!(tried > 10_000, "{tried}");
     }
 
     /// Unfolds images 1 and 2 of three (twice, different values, into one buffer) and checks
