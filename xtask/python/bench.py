@@ -9,7 +9,8 @@ Prints one JSON object:
 forward and the loss under torch.autocast, the backward and the optimiser step outside it (f16
 with a GradScaler, as f16 AMP needs). The loss-only workloads stay float32, as ours always
 compute the loss. --tf32 on|off sets PyTorch's TF32 use for float32 matrix products and cuDNN
-convolutions (default: PyTorch's own defaults, which the output states).
+convolutions (default: PyTorch's own defaults, which the output states). --only KEY runs one
+workload (`cargo xtask bench` calls it once per workload, right after our side of it).
 
 The augmentation follows the reference (main_supcon.py): torchvision transforms on PIL images,
 one image at a time. The models are the parity-test definitions of encoder_parity.py.
@@ -127,6 +128,7 @@ def main():
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--autocast", default="none", choices=("none", "bf16", "f16"))
     parser.add_argument("--tf32", default="default", choices=("default", "on", "off"))
+    parser.add_argument("--only", default=None, help="only the workload with this key")
     args = parser.parse_args()
     device = torch.device(args.device)
     tf32 = set_tf32(args.tf32)
@@ -136,12 +138,17 @@ def main():
     rng = np.random.default_rng(0)
     figures = []
 
+    def wanted(key):
+        return args.only is None or args.only == key
+
     def add(key, result):
         result["key"] = key
         figures.append(result)
 
     # 1. Loss.
     for key, batch in (("loss_b256", 256), ("loss_b1024", 1024)):
+        if not wanted(key):
+            continue
         features = F.normalize(torch.randn(batch, 2, 128, device=device), dim=2)
         labels = torch.arange(batch, device=device) * 7 % 10
 
@@ -154,13 +161,16 @@ def main():
     # 2. Augmentation (PIL, image by image, as the reference).
     pil = [Image.fromarray(a) for a in rng.integers(0, 256, size=(256, 32, 32, 3), dtype=np.uint8)]
     cifar = supcon_transform(32, 0.2, 0.4, True, CIFAR_MEAN, CIFAR_STD, 0.5)
-    add("augment_256x3x32x32", timed(lambda: torch.stack([cifar(im) for _ in range(2) for im in pil]), args.repeats))
+    if wanted("augment_256x3x32x32"):
+        add("augment_256x3x32x32", timed(lambda: torch.stack([cifar(im) for _ in range(2) for im in pil]), args.repeats))
 
     # 3. Training steps, encoder + linear classifier, cross-entropy, SGD.
     for key, encoder, width, shape in (
         ("step_small_1x28x28_b256", SmallRef(1), 128, (256, 1, 28, 28)),
         ("step_resnet18_3x32x32_b64", Net(Basic, (2, 2, 2, 2), 3), 512, (64, 3, 32, 32)),
     ):
+        if not wanted(key):
+            continue
         model = nn.Sequential(encoder, nn.Linear(width, 10)).to(device)
         optim = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
         x = torch.randn(*shape, device=device)
@@ -191,6 +201,8 @@ def main():
         ),
     )
     for key, model, images, transform in cases:
+        if not wanted(key):
+            continue
         model = model.to(device)
         optim = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
         labels = torch.arange(len(images), device=device) % 10

@@ -394,22 +394,12 @@ fn run_pytorch(
     demo: &RunConfig,
     args: &BenchArgs,
 ) -> PyTorch {
-    if !plan.pytorch {
-        let why = if plan.only.is_some() {
-            "--only"
-        } else {
-            "--quick"
-        };
-        return PyTorch::Absent(format!("not run ({why})"));
+    let mut command = Command::new("python3");
+    command.arg(root.join("xtask/python/bench.py"));
+    if let Some(key) = plan.only {
+        command.args(["--only", key]);
     }
-    let probe = Command::new("python3")
-        .args(["-c", "import torch"])
-        .output();
-    if !probe.is_ok_and(|o| o.status.success()) {
-        return PyTorch::Absent("python3 cannot import torch".into());
-    }
-    let output = Command::new("python3")
-        .arg(root.join("xtask/python/bench.py"))
+    let output = command
         .args([
             "--threads".to_string(),
             threads.to_string(),
@@ -616,11 +606,108 @@ impl Default for BenchArgs {
     }
 }
 
+/// The workloads' keys, in the order they run (shared with `xtask/python/bench.py`).
+pub const WORKLOADS: [&str; 7] = [
+    "loss_b256",
+    "loss_b1024",
+    "augment_256x3x32x32",
+    "step_small_1x28x28_b256",
+    "step_resnet18_3x32x32_b64",
+    "supcon_step_demo",
+    "supcon_step_resnet18_3x32x32_b64",
+];
+
+/// Every workload of `plan` on each device, and PyTorch's side when `plan` has it. With
+/// PyTorch, the two sides run workload by workload, PyTorch's right after ours (a process for
+/// each), so that a ratio compares times taken within a minute of each other: on a shared
+/// machine the speed drifts over the minutes a whole side takes (PyTorch's loss at batch 256
+/// measured 2.6 to 16.6 ms in full runs on different days, on the same 2-core VM).
+fn measure(
+    root: &Path,
+    threads: usize,
+    plan: Plan,
+    devices: &[(String, Device)],
+    args: &BenchArgs,
+) -> (Vec<(String, Vec<Figure>)>, PyTorch) {
+    let mut figures: Vec<(String, Vec<Figure>)> = devices
+        .iter()
+        .map(|(name, _)| (name.clone(), Vec::new()))
+        .collect();
+    let pytorch_absent = if !plan.pytorch {
+        let why = if plan.only.is_some() {
+            "--only"
+        } else {
+            "--quick"
+        };
+        Some(format!("not run ({why})"))
+    } else if !Command::new("python3")
+        .args(["-c", "import torch"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        Some("python3 cannot import torch".to_string())
+    } else {
+        None
+    };
+    let demo = demo_config();
+    let mut pytorch = pytorch_absent.map(PyTorch::Absent);
+    for key in WORKLOADS.into_iter().filter(|key| plan.wants(key)) {
+        let one = Plan {
+            only: Some(key),
+            ..plan
+        };
+        for ((name, device), (_, out)) in devices.iter().zip(&mut figures) {
+            eprintln!("bench: {key} on {name} ...");
+            out.extend(run_device(device, one));
+        }
+        if matches!(pytorch, Some(PyTorch::Absent(_))) {
+            continue;
+        }
+        eprintln!("bench: {key} in PyTorch ...");
+        pytorch = Some(
+            match (pytorch, run_pytorch(root, threads, one, &demo, args)) {
+                (None, first) => first,
+                (
+                    Some(PyTorch::Measured {
+                        mut figures,
+                        version,
+                        device,
+                        autocast,
+                        tf32,
+                    }),
+                    next,
+                ) => match next {
+                    PyTorch::Measured { figures: more, .. } => {
+                        figures.extend(more);
+                        PyTorch::Measured {
+                            figures,
+                            version,
+                            device,
+                            autocast,
+                            tf32,
+                        }
+                    }
+                    PyTorch::Absent(why) => PyTorch::Absent(format!("{key}: {why}")),
+                },
+                (Some(absent), _) => absent,
+            },
+        );
+    }
+    let pytorch = pytorch.unwrap_or_else(|| PyTorch::Absent("no workload ran".into()));
+    (figures, pytorch)
+}
+
 /// Runs the bench as `args` say, prints the table, and returns the JSON file's path.
 pub fn bench(root: &Path, args: &BenchArgs) -> Result<PathBuf, String> {
     let mut plan = if args.quick { Plan::QUICK } else { Plan::FULL };
     if let Some(key) = &args.only {
-        plan.only = Some(Box::leak(key.clone().into_boxed_str()));
+        let Some(known) = WORKLOADS.into_iter().find(|known| known == key) else {
+            return Err(format!(
+                "--only {key}: no such workload; the workloads are {}",
+                WORKLOADS.join(", ")
+            ));
+        };
+        plan.only = Some(known);
         plan.pytorch = false;
     }
     if let Some(repeats) = args.repeats {
@@ -637,16 +724,14 @@ pub fn bench(root: &Path, args: &BenchArgs) -> Result<PathBuf, String> {
         None => compiled_in().into_iter().map(str::to_string).collect(),
     };
     let precision = args.precision;
-    let mut devices = Vec::new();
+    let mut chosen = Vec::new();
     for name in &names {
         let device = DeviceChoice::parse(name)
             .and_then(|choice| choice.device_with(precision))
             .map_err(|e| e.to_string())?;
-        eprintln!("bench: {name} ...");
-        devices.push((name.to_string(), run_device(&device, plan)));
+        chosen.push((name.to_string(), device));
     }
-    eprintln!("bench: PyTorch ...");
-    let pytorch = run_pytorch(root, threads, plan, &demo_config(), args);
+    let (devices, pytorch) = measure(root, threads, plan, &chosen, args);
     let table = table(&devices, &pytorch);
     let (simd, extensions) = simd_level();
     let build: Vec<Value> = names
@@ -793,6 +878,24 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
+    /// `--only` with a key that names no workload is refused, naming the workloads, rather
+    /// than measuring nothing.
+    #[test]
+    fn an_unknown_workload_is_refused() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let args = BenchArgs {
+            only: Some("loss_b512".into()),
+            out: Some(std::env::temp_dir().join("supcon-bench-unknown.json")),
+            ..BenchArgs::default()
+        };
+        let error = bench(root, &args).unwrap_err();
+        assert!(
+            error.contains("--only loss_b512: no such workload"),
+            "{error}"
+        );
+        assert!(error.contains("loss_b256, loss_b1024"), "{error}");
+    }
+
     /// `BenchArgs::default()` is what `cargo xtask bench` without options runs, and the PyTorch
     /// options reach it.
     #[test]
@@ -842,7 +945,7 @@ mod tests {
             (only, "not run (--only)"),
             (Plan::QUICK, "not run (--quick)"),
         ] {
-            match run_pytorch(root, 1, plan, &demo_config(), &args) {
+            match measure(root, 1, plan, &[], &args).1 {
                 PyTorch::Absent(why) => assert_eq!(why, want),
                 PyTorch::Measured { .. } => panic!("PyTorch ran"),
             }
