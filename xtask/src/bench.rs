@@ -833,18 +833,7 @@ mod tests {
         let results: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
         let figures = results["devices"][0]["figures"].as_array().unwrap();
         let keys: Vec<&str> = figures.iter().map(|f| f["key"].as_str().unwrap()).collect();
-        assert_eq!(
-            keys,
-            [
-                "loss_b256",
-                "loss_b1024",
-                "augment_256x3x32x32",
-                "step_small_1x28x28_b256",
-                "step_resnet18_3x32x32_b64",
-                "supcon_step_demo",
-                "supcon_step_resnet18_3x32x32_b64"
-            ]
-        );
+        assert_eq!(keys, WORKLOADS);
         for f in figures {
             let median = f["median_s"].as_f64().unwrap();
             assert!(median.is_finite() && median > 0.0, "{f}");

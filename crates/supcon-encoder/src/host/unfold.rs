@@ -240,40 +240,40 @@ pub(crate) fn unfold_images(
     }
 }
 
-/// The phase planes of `plane` (an input plane of aligned geometry `g`) into `phases`, one
-/// after the other (`φr sw + φc` the index of phase `(φr, φc)`).
-fn split_phases(plane: &[f32], g: &Geometry, phases: &mut [f32]) {
-    let [_, _, w] = g.input;
+/// Where each line of a phase plane comes from in an input plane of aligned geometry `g`: the
+/// offset of its first element in the input plane (the rest follow `stride[1]` apart) and its
+/// offset in the phase planes (`φr sw + φc` the index of phase `(φr, φc)`, planes one after
+/// the other), `Ow` elements.
+fn phase_lines(g: &Geometry) -> impl Iterator<Item = (usize, usize)> {
+    let [_, h, w] = g.input;
     let [_, oh, ow] = g.output;
     let [sh, sw] = g.stride;
-    let positions = oh * ow;
-    for (input_row, line) in plane.chunks_exact(w).enumerate() {
+    (0..h).flat_map(move |input_row| {
         let (j, phase_row) = (input_row / sh, input_row % sh);
-        for phase_column in 0..sw {
+        (0..sw).map(move |phase_column| {
             let phase = phase_row * sw + phase_column;
-            let out = &mut phases[phase * positions + j * ow..][..ow];
-            gather_strided(out, &line[phase_column..], sw);
-        }
+            (input_row * w + phase_column, phase * oh * ow + j * ow)
+        })
+    })
+}
+
+/// The phase planes of `plane` (an input plane of aligned geometry `g`) into `phases`.
+fn split_phases(plane: &[f32], g: &Geometry, phases: &mut [f32]) {
+    let (ow, sw) = (g.output[2], g.stride[1]);
+    for (input, phase) in phase_lines(g) {
+        gather_strided(&mut phases[phase..][..ow], &plane[input..], sw);
     }
 }
 
 /// The adjoint of [`split_phases`]: adds each phase plane's entries to `plane`'s.
 fn merge_phases(phases: &[f32], g: &Geometry, plane: &mut [f32]) {
-    let [_, _, w] = g.input;
-    let [_, oh, ow] = g.output;
-    let [sh, sw] = g.stride;
-    let positions = oh * ow;
-    for (input_row, line) in plane.chunks_exact_mut(w).enumerate() {
-        let (j, phase_row) = (input_row / sh, input_row % sh);
-        for phase_column in 0..sw {
-            let phase = phase_row * sw + phase_column;
-            let source = &phases[phase * positions + j * ow..][..ow];
-            line[phase_column..]
-                .iter_mut()
-                .step_by(sw)
-                .zip(source)
-                .for_each(|(t, &v)| *t += v);
-        }
+    let (ow, sw) = (g.output[2], g.stride[1]);
+    for (input, phase) in phase_lines(g) {
+        plane[input..]
+            .iter_mut()
+            .step_by(sw)
+            .zip(&phases[phase..][..ow])
+            .for_each(|(t, &v)| *t += v);
     }
 }
 
