@@ -664,34 +664,16 @@ fn measure(
             continue;
         }
         eprintln!("bench: {key} in PyTorch ...");
-        pytorch = Some(
-            match (pytorch, run_pytorch(root, threads, one, &demo, args)) {
-                (None, first) => first,
-                (
-                    Some(PyTorch::Measured {
-                        mut figures,
-                        version,
-                        device,
-                        autocast,
-                        tf32,
-                    }),
-                    next,
-                ) => match next {
-                    PyTorch::Measured { figures: more, .. } => {
-                        figures.extend(more);
-                        PyTorch::Measured {
-                            figures,
-                            version,
-                            device,
-                            autocast,
-                            tf32,
-                        }
-                    }
-                    PyTorch::Absent(why) => PyTorch::Absent(format!("{key}: {why}")),
-                },
-                (Some(absent), _) => absent,
-            },
-        );
+        match (&mut pytorch, run_pytorch(root, threads, one, &demo, args)) {
+            (Some(PyTorch::Measured { figures, .. }), PyTorch::Measured { figures: more, .. }) => {
+                figures.extend(more)
+            }
+            // A failure part way leaves no PyTorch column rather than a partial one.
+            (Some(_), PyTorch::Absent(why)) => {
+                pytorch = Some(PyTorch::Absent(format!("{key}: {why}")))
+            }
+            (_, next) => pytorch = Some(next),
+        }
     }
     let pytorch = pytorch.unwrap_or_else(|| PyTorch::Absent("no workload ran".into()));
     (figures, pytorch)
