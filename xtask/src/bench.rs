@@ -775,7 +775,11 @@ pub fn bench(root: &Path, args: &BenchArgs) -> Result<PathBuf, String> {
         "build": build,
         "precision": precision.to_string(),
         "versions": { "supcon": env!("CARGO_PKG_VERSION"), "burn": "0.22.1", "rustc": rustc, "torch": torch_version },
-        "plan": { "warmup": plan.warmup, "repeats": plan.repeats },
+        "plan": {
+            "warmup": plan.warmup,
+            "repeats": plan.repeats,
+            "order": if plan.pytorch { "workload by workload, PyTorch's right after ours" } else { "ours only" },
+        },
         "devices": devices.iter().map(|(name, figures)| json!({
             "device": name,
             "figures": figures.iter().map(Figure::to_json).collect::<Vec<_>>(),
@@ -826,6 +830,7 @@ mod tests {
             figures[1]["peak_bytes"].as_u64().unwrap() > figures[0]["peak_bytes"].as_u64().unwrap()
         );
         assert_eq!(results["pytorch_absent"], "not run (--quick)");
+        assert_eq!(results["plan"]["order"], "ours only");
         assert_eq!(results["precision"], "f32");
         assert_eq!(results["build"][0]["device"], "flex");
         let features = if cfg!(feature = "avx512") {
