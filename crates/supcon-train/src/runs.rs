@@ -375,7 +375,16 @@ pub fn linear(
     options: &Options,
     progress: &dyn Progress,
 ) -> Result<(LinearOutcome, PathBuf), TrainError> {
-    let opened = open_encoder(source, options, false, progress)?;
+    let mut opened = open_encoder(source, options, false, progress)?;
+    let eval = &mut opened.prepared.config.eval;
+    if eval.linear_epochs == 0 && options.linear_epochs.is_none() {
+        // Pre-trained with the linear evaluation skipped: this is it, at the default length.
+        eval.linear_epochs = crate::config::EvalConfig::new().linear_epochs;
+        progress.message(&format!(
+            "the run was pre-trained with linear_epochs 0: the classifier trains for {} epochs              (--linear_epochs sets it)",
+            eval.linear_epochs
+        ));
+    }
     let _lock = crate::run::RunLock::acquire(&opened.dir)?;
     let features = split_features(&opened.prepared, &opened.encoder)?;
     let outcome = evaluate_linear(&opened.prepared, &features, progress)?;

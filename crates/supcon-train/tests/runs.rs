@@ -263,6 +263,34 @@ fn evaluation_commands_read_a_finished_run() {
     assert!(model.is_file());
 }
 
+/// A run pre-trained with `linear_epochs = 0` (no linear evaluation) is evaluated later by
+/// `linear` at the default length unless `--linear_epochs` says otherwise; an explicit 0 is
+/// refused.
+#[test]
+fn a_run_pretrained_without_linear_evaluation_is_evaluated_later() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (_dir, mut config) = tiny_run();
+    config.schedule.epochs = 1;
+    config.eval.linear_epochs = 0;
+    let outcome = commands::start_pretrain(config, &Silent).unwrap();
+    assert!(outcome.linear.is_none());
+    let run = outcome.run_dir;
+    assert!(!run.join("linear.json").exists());
+    let (linear, file) = commands::linear(&run, &Options::default(), &Silent).unwrap();
+    let default = supcon_train::config::EvalConfig::new().linear_epochs;
+    assert_eq!(linear.val_curve.len(), default);
+    assert_eq!(file, run.join("linear.json"));
+    let explicit_zero = Options {
+        linear_epochs: Some(0),
+        ..Options::default()
+    };
+    let error = commands::linear(&run, &explicit_zero, &Silent).unwrap_err();
+    assert!(
+        error.to_string().contains("linear_epochs must be positive"),
+        "{error}"
+    );
+}
+
 #[test]
 fn cross_entropy_baseline_selects_on_validation() {
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());

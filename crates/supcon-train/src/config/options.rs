@@ -166,7 +166,8 @@ pub struct Options {
     /// Neighbours of the kNN monitor.
     #[cfg_attr(feature = "cli", arg(long = "knn_k", alias = "knn-k"))]
     pub knn_k: Option<usize>,
-    /// Epochs of the linear classifier (on the frozen encoder).
+    /// Epochs of the linear classifier (on the frozen encoder); 0 skips the linear evaluation
+    /// after pre-training (`supcon-train linear --encoder RUN` makes it later).
     #[cfg_attr(feature = "cli", arg(long = "linear_epochs", alias = "linear-epochs"))]
     pub linear_epochs: Option<usize>,
     /// Learning rate of the linear classifier.
