@@ -183,14 +183,26 @@ pub fn load_reference_encoder<E: Module + ModuleDisplay>(
     }
 }
 
-/// Saves `model` as safetensors (our own parameter names).
+/// Saves `model` as safetensors (our own parameter names), readable by others as a burnpack
+/// file is (mode 644 on Unix: the safetensors writer's temporary file would leave it 600).
 pub fn save_safetensors<M: Module>(model: &M, path: impl AsRef<Path>) -> Result<(), WeightsError> {
     let path = path.as_ref();
     save_with(
         model,
         path,
         SafetensorsStore::from_file(path).overwrite(true),
-    )
+    )?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).map_err(|e| {
+            WeightsError::Store {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            }
+        })?;
+    }
+    Ok(())
 }
 
 /// Loads a model saved with [`save_safetensors`].

@@ -353,6 +353,13 @@ fn our_models_round_trip_through_burnpack_and_safetensors() {
     weights::save_safetensors(&model, &safetensors).unwrap();
     let loaded = weights::load_safetensors(small_model(1, &device), &safetensors).unwrap();
     assert_eq!(to_vec(loaded.forward(x)), want);
+    // Readable by others, as the burnpack file is (the safetensors writer leaves 600).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&safetensors), 0o644);
+    }
     // A fresh model differs, so the loads did something.
     assert_ne!(
         to_vec(small_model(1, &device).forward(formula_input([2, 1, 28, 28], &device))),
