@@ -213,6 +213,17 @@ fn new_ce_run(
     options: Options,
     progress: &dyn Progress,
 ) -> Result<(Prepared, PathBuf), TrainError> {
+    // Options of pre-training given to `ce` would be saved in its config.toml and ignored.
+    // (A --config file may hold them, shared with `pretrain`: they are not checked there.)
+    let unused = options.unused_by_cross_entropy();
+    if !unused.is_empty() {
+        let names: Vec<String> = unused.iter().map(|name| format!("--{name}")).collect();
+        return Err(TrainError::Config(format!(
+            "{} would have no effect on the cross-entropy baseline, which trains the encoder              and a linear classifier together on one view of each image and selects its epoch              on validation accuracy (no contrastive loss, head, queue, kNN monitor or linear              evaluation): leave {} out",
+            names.join(", "),
+            if names.len() == 1 { "it" } else { "them" }
+        )));
+    }
     let config = RunConfig::resolve(options)?;
     supcon_train::run::check_new_run(&config)?;
     let prepared = Prepared::new(config, progress)?;

@@ -34,6 +34,12 @@ fn bad_options_are_refused_before_anything_is_written() {
         "learning_rate must be a positive",
     );
     assert_rejected(&["ce", "--batch_size", "0"], "batch_size must be positive");
+    // Pre-training options would be saved and ignored by the cross-entropy baseline.
+    assert_rejected(
+        &["ce", "--temp", "0.5", "--linear_epochs", "7"],
+        "--temp, --linear_epochs would have no effect on the cross-entropy baseline",
+    );
+    assert_rejected(&["ce", "--views", "3"], "--views would have no effect");
     assert_rejected(&["pretrain", "--device", "tpu"], "unknown device");
     assert_rejected(
         &["linear", "--encoder", "missing-run"],

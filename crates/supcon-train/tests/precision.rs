@@ -36,18 +36,16 @@ fn reduced_precision_runs_train_and_evaluate() {
         "1",
         "--batch_size",
         "32",
-        "--knn_freq",
-        "1",
-        "--linear_epochs",
-        "2",
         "--out",
         "runs",
         "--quiet",
     ];
+    let evaluation_args = ["--knn_freq", "1", "--linear_epochs", "2"];
     for (precision, step) in [("f16", ["--queue", "128"]), ("bf16", ["--chunk", "16"])] {
         let name = format!("pre-{precision}");
         let mut args = vec!["pretrain", "--precision", precision, "--name", &name];
         args.extend(step);
+        args.extend(evaluation_args);
         args.extend(common_args);
         succeed(&args, dir.path());
         let run = dir.path().join("runs").join(&name);

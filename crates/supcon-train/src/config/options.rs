@@ -177,3 +177,31 @@ pub struct Options {
     )]
     pub linear_learning_rate: Option<f64>,
 }
+
+impl Options {
+    /// The options given here (by their command-line names) that the cross-entropy baseline
+    /// does not use: it trains the encoder and a linear classifier together on one view of each
+    /// image, and selects its epoch on validation accuracy, so SupCon's loss, views, projection
+    /// head and queue, the kNN monitor and the linear evaluation have no effect on it.
+    pub fn unused_by_cross_entropy(&self) -> Vec<&'static str> {
+        let given = [
+            ("method", self.method.is_some()),
+            ("temp", self.temp.is_some()),
+            ("base_temp", self.base_temp.is_some()),
+            ("views", self.views.is_some()),
+            ("head", self.head.is_some()),
+            ("feat_dim", self.feat_dim.is_some()),
+            ("queue", self.queue.is_some()),
+            ("queue_momentum", self.queue_momentum.is_some()),
+            ("chunk", self.chunk.is_some()),
+            ("knn_freq", self.knn_freq.is_some()),
+            ("knn_k", self.knn_k.is_some()),
+            ("linear_epochs", self.linear_epochs.is_some()),
+            ("linear_learning_rate", self.linear_learning_rate.is_some()),
+        ];
+        given
+            .into_iter()
+            .filter_map(|(name, is_given)| is_given.then_some(name))
+            .collect()
+    }
+}
