@@ -219,7 +219,10 @@ fn new_ce_run(
     if !unused.is_empty() {
         let names: Vec<String> = unused.iter().map(|name| format!("--{name}")).collect();
         return Err(TrainError::Config(format!(
-            "{} would have no effect on the cross-entropy baseline, which trains the encoder              and a linear classifier together on one view of each image and selects its epoch              on validation accuracy (no contrastive loss, head, queue, kNN monitor or linear              evaluation): leave {} out",
+            "{} would have no effect on the cross-entropy baseline, which trains the encoder \
+             and a linear classifier together on one view of each image and selects its epoch \
+             on validation accuracy (no contrastive loss, head, queue, kNN monitor or linear \
+             evaluation): leave {} out",
             names.join(", "),
             if names.len() == 1 { "it" } else { "them" }
         )));

@@ -381,7 +381,8 @@ pub fn linear(
         // Pre-trained with the linear evaluation skipped: this is it, at the default length.
         eval.linear_epochs = crate::config::EvalConfig::new().linear_epochs;
         progress.message(&format!(
-            "the run was pre-trained with linear_epochs 0: the classifier trains for {} epochs              (--linear_epochs sets it)",
+            "the run was pre-trained with linear_epochs 0: the classifier trains for {} epochs \
+             (--linear_epochs sets it)",
             eval.linear_epochs
         ));
     }

@@ -37,7 +37,8 @@ fn bad_options_are_refused_before_anything_is_written() {
     // Pre-training options would be saved and ignored by the cross-entropy baseline.
     assert_rejected(
         &["ce", "--temp", "0.5", "--linear_epochs", "7"],
-        "--temp, --linear_epochs would have no effect on the cross-entropy baseline",
+        "--temp, --linear_epochs would have no effect on the cross-entropy baseline, which \
+         trains the encoder and a linear classifier together",
     );
     assert_rejected(&["ce", "--views", "3"], "--views would have no effect");
     assert_rejected(&["pretrain", "--device", "tpu"], "unknown device");
