@@ -33,6 +33,7 @@ pub fn run(
             Ok(())
         }
         Some(Command::Ce { resume, options }) => {
+            check_ce_options(&options)?;
             let (prepared, run_dir, resume) = match resume {
                 Some(run) => (
                     runs::resume(&run, &options, RunKind::CrossEntropy, progress)?,
@@ -209,12 +210,10 @@ fn confusion_figure(
 }
 
 /// Loads the data of a new cross-entropy run and creates its folder.
-fn new_ce_run(
-    options: Options,
-    progress: &dyn Progress,
-) -> Result<(Prepared, PathBuf), TrainError> {
-    // Options of pre-training given to `ce` would be saved in its config.toml and ignored.
-    // (A --config file may hold them, shared with `pretrain`: they are not checked there.)
+/// Refuses options of pre-training given to `ce`: a new run would save them in its
+/// config.toml and ignore them, a resumed one ignore them. (A --config file may hold them,
+/// shared with `pretrain`: they are not checked there.)
+fn check_ce_options(options: &Options) -> Result<(), TrainError> {
     let unused = options.unused_by_cross_entropy();
     if !unused.is_empty() {
         let names: Vec<String> = unused.iter().map(|name| format!("--{name}")).collect();
@@ -227,6 +226,13 @@ fn new_ce_run(
             if names.len() == 1 { "it" } else { "them" }
         )));
     }
+    Ok(())
+}
+
+fn new_ce_run(
+    options: Options,
+    progress: &dyn Progress,
+) -> Result<(Prepared, PathBuf), TrainError> {
     let config = RunConfig::resolve(options)?;
     supcon_train::run::check_new_run(&config)?;
     let prepared = Prepared::new(config, progress)?;

@@ -104,7 +104,15 @@ pub fn resume(
     progress: &dyn Progress,
 ) -> Result<Prepared, TrainError> {
     let saved = load_run_config(run)?;
-    let layers = checked_layers(run, options, &[EXTEND_SETTING])?;
+    // The cross-entropy baseline has no kNN monitor or linear evaluation to set.
+    let allowed: Vec<&str> = match kind {
+        RunKind::CrossEntropy => vec!["device", EXTEND_SETTING],
+        _ => REOPEN_SETTINGS
+            .into_iter()
+            .chain([EXTEND_SETTING])
+            .collect(),
+    };
+    let layers = checked_layers(run, options, &allowed)?;
     let recorded = kind.check(run)?;
     let checkpoint = run.join(CHECKPOINT_FILE);
     // A run stopped during its first epoch has its configuration and no checkpoint: it starts
@@ -193,7 +201,7 @@ pub fn reopen(
     progress: &dyn Progress,
 ) -> Result<Prepared, TrainError> {
     let saved = load_run_config(run)?;
-    let layers = checked_layers(run, options, &[])?;
+    let layers = checked_layers(run, options, &REOPEN_SETTINGS)?;
     RunKind::Pretrain.check(run)?;
     if !run.join(CHECKPOINT_FILE).is_file() {
         return Err(TrainError::run(
@@ -209,26 +217,38 @@ pub fn reopen(
 }
 
 /// The layers of settings `options` (and its `--config` file) give a reopened run, refused if
-/// they set anything but [`REOPEN_SETTINGS`] and `extra`.
-fn checked_layers(run: &Path, options: &Options, extra: &[&str]) -> Result<Vec<Layer>, TrainError> {
+/// they set anything but the `allowed` settings.
+fn checked_layers(
+    run: &Path,
+    options: &Options,
+    allowed: &[&str],
+) -> Result<Vec<Layer>, TrainError> {
     let mut layers = Vec::new();
     if let Some(path) = &options.config {
         layers.push(Layer::from_file(path)?);
     }
     layers.push(Layer::from_options(options)?);
     for layer in &layers {
-        if let Some(path) = layer
-            .paths()
-            .find(|p| !REOPEN_SETTINGS.contains(&p.as_str()) && !extra.contains(&p.as_str()))
-        {
-            let also = if extra.contains(&EXTEND_SETTING) {
-                ", --linear_learning_rate, --knn_k and --epochs (to extend it)"
-            } else {
-                ", --linear_learning_rate and --knn_k"
+        if let Some(path) = layer.paths().find(|p| !allowed.contains(&p.as_str())) {
+            let names: Vec<String> = allowed
+                .iter()
+                .map(|&setting| {
+                    let name = setting.rsplit('.').next().unwrap_or(setting);
+                    if setting == EXTEND_SETTING {
+                        format!("--{name} (to extend it)")
+                    } else {
+                        format!("--{name}")
+                    }
+                })
+                .collect();
+            let list = match names.split_last() {
+                Some((last, [])) => last.clone(),
+                Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+                None => "nothing".into(),
             };
             return Err(TrainError::Config(format!(
                 "{} has its configuration in {}, so `{path}` cannot be given with it; only \
-                 --device, --linear_epochs{also} can",
+                 {list} can",
                 run.display(),
                 crate::run::CONFIG_FILE
             )));

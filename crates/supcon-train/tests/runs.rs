@@ -291,6 +291,42 @@ fn a_run_pretrained_without_linear_evaluation_is_evaluated_later() {
     );
 }
 
+/// Resuming takes only the settings that apply to the run's kind, and says which: a
+/// cross-entropy run has no kNN monitor or linear evaluation to set.
+#[test]
+fn resuming_names_the_settings_a_run_of_its_kind_takes() {
+    let (_scratch, config) = tiny_run();
+    let ce = create_run_dir(&config, "ce", RunKind::CrossEntropy).unwrap();
+    let pretrain = create_run_dir(&config, "pre", RunKind::Pretrain).unwrap();
+    let knn_k = Options {
+        knn_k: Some(5),
+        ..Options::default()
+    };
+    let Err(error) = commands::resume(&ce, &knn_k, RunKind::CrossEntropy, &Silent) else {
+        panic!("resumed with knn_k");
+    };
+    assert!(
+        error.to_string().contains(
+            "so `eval.knn_k` cannot be given with it; only --device and --epochs (to extend it) can"
+        ),
+        "{error}"
+    );
+    let batch = Options {
+        batch_size: Some(8),
+        ..Options::default()
+    };
+    let Err(error) = commands::resume(&pretrain, &batch, RunKind::Pretrain, &Silent) else {
+        panic!("resumed with batch_size");
+    };
+    assert!(
+        error.to_string().contains(
+            "so `data.batch_size` cannot be given with it; only --device, --linear_epochs, \
+             --linear_learning_rate, --knn_k and --epochs (to extend it) can"
+        ),
+        "{error}"
+    );
+}
+
 #[test]
 fn cross_entropy_baseline_selects_on_validation() {
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
