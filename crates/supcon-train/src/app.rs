@@ -121,9 +121,13 @@ pub fn run(
             output,
             device,
             checkpoint,
+            head,
+            feat_dim,
         }) => {
             let options = checkpoint.over(Options {
                 device: device.device,
+                head,
+                feat_dim,
                 ..Options::default()
             });
             let input = if images.is_empty() {

@@ -7,6 +7,7 @@ use clap::error::ErrorKind;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use supcon_encoder::Architecture;
+use supcon_head::HeadKind;
 use supcon_train::config::Options;
 use supcon_train::dataset::DatasetSpec;
 use supcon_train::device::{DeviceChoice, Precision};
@@ -119,6 +120,19 @@ pub enum Command {
         device: DeviceOption,
         #[command(flatten)]
         checkpoint: CheckpointOptions,
+        /// The projection head a checkpoint file holds, mlp or linear (with --projection;
+        /// default: mlp, the reference's).
+        #[arg(long, requires = "projection", help_heading = "With a checkpoint file")]
+        head: Option<HeadKind>,
+        /// The projection head's outputs in a checkpoint file (with --projection; default: 128,
+        /// the reference's).
+        #[arg(
+            long = "feat_dim",
+            alias = "feat-dim",
+            requires = "projection",
+            help_heading = "With a checkpoint file"
+        )]
+        feat_dim: Option<usize>,
     },
     /// Write a run's encoder (or, with --head, encoder and projection head) as safetensors or
     /// burnpack.

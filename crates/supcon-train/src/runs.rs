@@ -359,7 +359,29 @@ pub fn open_encoder(
     let prepared = Prepared::new(config, progress)?;
     let (encoder, head) = if with_head {
         let model = supcon_model(&prepared.config, prepared.channels(), &prepared.device)?;
-        let model = supcon_head::weights::load_reference_checkpoint(model, source)?.valid();
+        let model = match supcon_head::weights::load_reference_checkpoint(model, source) {
+            Ok(model) => model.valid(),
+            Err(error) => {
+                // An encoder that loads alone: the file has no projection head to read (a
+                // cross-entropy checkpoint, or an encoder saved alone).
+                let encoder = EncoderConfig::new(architecture)
+                    .with_in_channels(prepared.channels())
+                    .init(&prepared.device);
+                if supcon_head::weights::load_reference_encoder(encoder, source).is_ok() {
+                    return Err(TrainError::Config(format!(
+                        "{}: its encoder loads, but it holds no projection head of the shape \
+                         asked for ({}, {} outputs; `head.*`): give the head it holds with \
+                         --head and --feat_dim (a SupCon checkpoint of the reference has one; a \
+                         cross-entropy one or an encoder saved alone has none); without \
+                         --projection only the encoder is read",
+                        source.display(),
+                        prepared.config.model.head,
+                        prepared.config.model.feat_dim
+                    )));
+                }
+                return Err(error.into());
+            }
+        };
         (model.encoder, Some(model.head))
     } else {
         let encoder = EncoderConfig::new(architecture)

@@ -315,6 +315,21 @@ fn a_reference_checkpoint_file_is_evaluated_in_its_own_folder() {
     assert!((0.0..=1.0).contains(&accuracy), "{knn}");
     let linear = read("evals/eval-small-2/linear.json");
     assert_eq!(linear["val_curve"].as_array().unwrap().len(), 2);
+    // Its projection head (an MLP with 32 outputs) is read when its shape is given.
+    let projected = supcon_train(
+        &args(
+            "embed",
+            &["--projection", "--feat_dim", "32", "--output", "embedded"],
+        ),
+        dir.path(),
+    );
+    let stderr = String::from_utf8_lossy(&projected.stderr);
+    assert!(projected.status.success(), "{stderr}");
+    assert!(dir.path().join("embedded/test-projections.npy").is_file());
+    let default_shape = supcon_train(&args("embed", &["--projection"]), dir.path());
+    let stderr = String::from_utf8_lossy(&default_shape.stderr);
+    assert_eq!(default_shape.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("(mlp, 128 outputs; `head.*`)"), "{stderr}");
 
     // A run folder has its own data: the dataset options are refused with it.
     let refused = supcon_train(

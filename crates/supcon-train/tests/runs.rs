@@ -291,6 +291,57 @@ fn a_run_pretrained_without_linear_evaluation_is_evaluated_later() {
     );
 }
 
+/// `--projection` of a checkpoint file whose encoder loads but which has no projection head of
+/// the configuration's shape says so, rather than blaming the architecture.
+#[test]
+fn a_checkpoint_without_the_head_asked_for_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_tiny_idx(&dir.path().join("data"));
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../assets/golden/reference_small_ckpt.pth");
+    let options = |head, feat_dim| Options {
+        dataset: Some(
+            format!("idx:{}", dir.path().join("data").display())
+                .parse()
+                .unwrap(),
+        ),
+        model: Some(supcon_encoder::Architecture::Small),
+        head: Some(head),
+        feat_dim: Some(feat_dim),
+        out: Some(dir.path().join("evals")),
+        ..Options::default()
+    };
+    // The checkpoint's head is an MLP with 32 outputs: asked for a linear one, or for 128
+    // outputs, the head is missing.
+    for (head, feat_dim, shape) in [
+        (supcon_head::HeadKind::Linear, 32, "(linear, 32 outputs"),
+        (supcon_head::HeadKind::Mlp, 128, "(mlp, 128 outputs"),
+    ] {
+        let Err(error) = commands::open_encoder(&file, &options(head, feat_dim), true, &Silent)
+        else {
+            panic!("a head of another shape was read");
+        };
+        let message = error.to_string();
+        assert!(
+            message.contains(&format!(
+                "its encoder loads, but it holds no projection head of the shape asked for {shape}"
+            )),
+            "{message}"
+        );
+        assert!(!message.contains("another architecture"), "{message}");
+    }
+    assert!(!dir.path().join("evals").exists(), "nothing written");
+    // Its own head, and the encoder alone, load.
+    let mlp = supcon_head::HeadKind::Mlp;
+    if let Err(error) = commands::open_encoder(&file, &options(mlp, 32), true, &Silent) {
+        panic!("{error}");
+    }
+    let linear = supcon_head::HeadKind::Linear;
+    if let Err(error) = commands::open_encoder(&file, &options(linear, 128), false, &Silent) {
+        panic!("{error}");
+    }
+}
+
 /// Resuming takes only the settings that apply to the run's kind, and says which: a
 /// cross-entropy run has no kNN monitor or linear evaluation to set.
 #[test]
