@@ -198,9 +198,21 @@ pub fn crop_view_config(c: &RunConfig) -> ViewPipelineConfig {
 }
 
 /// Checks, without creating anything, that the run `config` describes can be created: its
-/// `out` folder ([`check_out_dir`]) and, for a chosen `name`, that no such folder exists.
+/// `out` folder ([`check_out_dir`]) and, for a chosen `name`, that no such folder exists; and
+/// that step milestones (`lr_decay_epochs`) come with the step schedule, which alone uses them.
 pub fn check_new_run(config: &RunConfig) -> Result<(), TrainError> {
     check_out_dir(&config.out)?;
+    let schedule = &config.schedule;
+    if !schedule.lr_decay_epochs.is_empty() && schedule.kind != crate::schedule::ScheduleKind::Step
+    {
+        // (Not checked when a run is reopened: runs saved before this check hold them.)
+        return Err(TrainError::Config(
+            "lr_decay_epochs would have no effect: they are the step schedule's milestones, and \
+             the schedule is not step (give --schedule step, or the reference's --cosine false; \
+             the default, cosine, warms up and decays per iteration)"
+                .into(),
+        ));
+    }
     match &config.name {
         Some(name) if config.out.join(name).exists() => Err(name_taken(&config.out.join(name))),
         _ => Ok(()),

@@ -42,6 +42,19 @@ fn bad_options_are_refused_before_anything_is_written() {
     );
     assert_rejected(&["ce", "--views", "3"], "--views would have no effect");
     assert_rejected(&["pretrain", "--device", "tpu"], "unknown device");
+    // The reference's step milestones under our default (cosine) schedule would be ignored.
+    assert_rejected(
+        &["pretrain", "--lr_decay_epochs", "700,800,900"],
+        "lr_decay_epochs would have no effect: they are the step schedule's milestones",
+    );
+    assert_rejected(
+        &["pretrain", "--std", "0.3"],
+        "std is given without mean: give both, or neither",
+    );
+    assert_rejected(
+        &["pretrain", "--mean", "0.1,0.2", "--std", "0.3"],
+        "mean has 2 values and std 1: give one of each per channel",
+    );
     assert_rejected(
         &["linear", "--encoder", "missing-run"],
         "no such run folder",

@@ -498,12 +498,27 @@ impl RunConfig {
                 data.val_fraction
             ));
         }
-        if data.mean.len() != data.std.len() {
-            return bad(format!(
-                "mean has {} values and std {}",
-                data.mean.len(),
-                data.std.len()
-            ));
+        match (data.mean.len(), data.std.len()) {
+            (m, s) if m == s => {}
+            (0, _) => {
+                return bad(
+                    "std is given without mean: give both, or neither (then both \
+                                  are measured on the training split)"
+                        .into(),
+                );
+            }
+            (_, 0) => {
+                return bad(
+                    "mean is given without std: give both, or neither (then both \
+                                  are measured on the training split)"
+                        .into(),
+                );
+            }
+            (m, s) => {
+                return bad(format!(
+                    "mean has {m} values and std {s}: give one of each per channel"
+                ));
+            }
         }
         if let Some(s) = data.std.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
             return bad(format!("std values must be positive, got {s}"));
