@@ -48,6 +48,10 @@ fn bad_options_are_refused_before_anything_is_written() {
         "lr_decay_epochs would have no effect: they are the step schedule's milestones",
     );
     assert_rejected(
+        &["pretrain", "--queue_momentum", "0.99"],
+        "queue_momentum 0.99 would have no effect",
+    );
+    assert_rejected(
         &["pretrain", "--std", "0.3"],
         "std is given without mean: give both, or neither",
     );
