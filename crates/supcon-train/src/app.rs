@@ -26,7 +26,18 @@ pub fn run(
         Some(Command::Pretrain { resume, options }) => {
             let outcome = match resume {
                 Some(run) => resume_pretrain(&run, &options, progress)?,
-                None => start_pretrain(RunConfig::resolve(options)?, progress)?,
+                None => {
+                    let config = RunConfig::resolve(options.clone())?;
+                    // Given on the command line, it would be saved and do nothing.
+                    if options.queue_momentum.is_some() && config.step.queue == 0 {
+                        return Err(TrainError::Config(format!(
+                            "--queue_momentum {} would have no effect: it is the momentum \
+                             encoder's, which runs only with a queue (give --queue N)",
+                            config.step.queue_momentum
+                        )));
+                    }
+                    start_pretrain(config, progress)?
+                }
             };
             figures(&outcome)?;
             print_pretrain(&outcome);

@@ -199,8 +199,7 @@ pub fn crop_view_config(c: &RunConfig) -> ViewPipelineConfig {
 
 /// Checks, without creating anything, that the run `config` describes can be created: its
 /// `out` folder ([`check_out_dir`]) and, for a chosen `name`, that no such folder exists; and
-/// that step milestones (`lr_decay_epochs`) come with the step schedule and a momentum other
-/// than the default (`queue_momentum`) with a queue, which alone use them.
+/// that step milestones (`lr_decay_epochs`) come with the step schedule, which alone uses them.
 pub fn check_new_run(config: &RunConfig) -> Result<(), TrainError> {
     check_out_dir(&config.out)?;
     let schedule = &config.schedule;
@@ -213,14 +212,6 @@ pub fn check_new_run(config: &RunConfig) -> Result<(), TrainError> {
              the default, cosine, warms up and decays per iteration)"
                 .into(),
         ));
-    }
-    let step = &config.step;
-    if step.queue == 0 && step.queue_momentum != crate::config::StepConfig::new().queue_momentum {
-        return Err(TrainError::Config(format!(
-            "queue_momentum {} would have no effect: it is the momentum encoder's, which runs \
-             only with a queue (give --queue N)",
-            step.queue_momentum
-        )));
     }
     match &config.name {
         Some(name) if config.out.join(name).exists() => Err(name_taken(&config.out.join(name))),

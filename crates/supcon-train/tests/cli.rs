@@ -49,7 +49,7 @@ fn bad_options_are_refused_before_anything_is_written() {
     );
     assert_rejected(
         &["pretrain", "--queue_momentum", "0.99"],
-        "queue_momentum 0.99 would have no effect",
+        "--queue_momentum 0.99 would have no effect",
     );
     assert_rejected(
         &["pretrain", "--std", "0.3"],
