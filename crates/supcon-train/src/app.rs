@@ -224,7 +224,6 @@ fn confusion_figure(
     plot::plot_confusion(&path, confusion, classes, title)
 }
 
-/// Loads the data of a new cross-entropy run and creates its folder.
 /// Refuses options of pre-training given to `ce`: a new run would save them in its
 /// config.toml and ignore them, a resumed one ignore them. (A --config file may hold them,
 /// shared with `pretrain`: they are not checked there.)
@@ -244,6 +243,7 @@ fn check_ce_options(options: &Options) -> Result<(), TrainError> {
     Ok(())
 }
 
+/// Loads the data of a new cross-entropy run and creates its folder.
 fn new_ce_run(
     options: Options,
     progress: &dyn Progress,
