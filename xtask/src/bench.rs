@@ -778,7 +778,10 @@ pub fn bench(root: &Path, args: &BenchArgs) -> Result<PathBuf, String> {
         "plan": {
             "warmup": plan.warmup,
             "repeats": plan.repeats,
-            "order": if plan.pytorch { "workload by workload, PyTorch's right after ours" } else { "ours only" },
+            "order": match &pytorch {
+                PyTorch::Measured { .. } => "workload by workload, PyTorch's right after ours",
+                PyTorch::Absent(_) => "ours only",
+            },
         },
         "devices": devices.iter().map(|(name, figures)| json!({
             "device": name,

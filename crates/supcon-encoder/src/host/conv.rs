@@ -140,7 +140,7 @@ pub(crate) fn input_gradient(
     let output_grad = output_grad.to_contiguous();
     let dys = f32s(&output_grad);
     let (co, patch, positions) = (geometry.output[0], geometry.patch(), geometry.positions());
-    // `w'^T` as `[patch, Co]`, row-major: gemm reads it far faster so than `w'` transposed
+    // `w'^T` as `[patch, Co]`, row-major: gemm reads it far faster than `w'` transposed
     // through strides (`cargo xtask ops` on an AVX-512 Xeon, ResNet-18's 512 x 4x4 input
     // gradient: see docs/cpu-profile.md), and the copy is once per operation.
     let kernel_t = transpose(f32s(&weight), co, patch);

@@ -161,6 +161,12 @@ struct Tap {
 }
 
 impl Tap {
+    /// The positions of the phase plane that [`copy`](Self::copy) reads: `copy` shifted.
+    fn source(&self) -> std::ops::Range<usize> {
+        let start = (self.copy.start as isize + self.shift) as usize;
+        start..start + self.copy.len()
+    }
+
     /// Zeroes the padding columns of the tap's rows in `plane` (rows of `width`): column by
     /// column down the rows, as there are only a few (a call to `memset` per row cost more).
     fn zero_padding(&self, plane: &mut [f32], width: usize) {
@@ -209,8 +215,7 @@ pub(crate) fn unfold_images(
                 for (tap, row) in taps.iter().zip(rows.chunks_exact_mut(row_len)) {
                     let out = &mut row[b * positions..][..positions];
                     let phase = &source[tap.phase * positions..][..positions];
-                    let start = (tap.copy.start as isize + tap.shift) as usize;
-                    out[tap.copy.clone()].copy_from_slice(&phase[start..][..tap.copy.len()]);
+                    out[tap.copy.clone()].copy_from_slice(&phase[tap.source()]);
                     tap.zero_padding(out, ow);
                 }
             }
@@ -307,8 +312,7 @@ pub(crate) fn fold_images(cols: &mut [f32], g: &Geometry, images: usize, x: &mut
                     let source = &mut row[b * positions..][..positions];
                     tap.zero_padding(source, ow);
                     let phase = &mut target[tap.phase * positions..][..positions];
-                    let start = (tap.copy.start as isize + tap.shift) as usize;
-                    phase[start..][..tap.copy.len()]
+                    phase[tap.source()]
                         .iter_mut()
                         .zip(&source[tap.copy.clone()])
                         .for_each(|(t, &v)| *t += v);

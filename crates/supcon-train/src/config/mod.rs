@@ -500,19 +500,16 @@ impl RunConfig {
         }
         match (data.mean.len(), data.std.len()) {
             (m, s) if m == s => {}
-            (0, _) => {
-                return bad(
-                    "std is given without mean: give both, or neither (then both \
-                                  are measured on the training split)"
-                        .into(),
-                );
-            }
-            (_, 0) => {
-                return bad(
-                    "mean is given without std: give both, or neither (then both \
-                                  are measured on the training split)"
-                        .into(),
-                );
+            (m, s) if m == 0 || s == 0 => {
+                let (given, missing) = if m == 0 {
+                    ("std", "mean")
+                } else {
+                    ("mean", "std")
+                };
+                return bad(format!(
+                    "{given} is given without {missing}: give both, or neither (then both are \
+                     measured on the training split)"
+                ));
             }
             (m, s) => {
                 return bad(format!(
