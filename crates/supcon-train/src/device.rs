@@ -61,8 +61,10 @@ impl DeviceChoice {
         self.0
     }
 
-    /// The plain (inference) device. Fails only for `wgpu` pinned by [`WGPU_API_VAR`] to a
-    /// graphics API this machine cannot bring up, or named wrongly.
+    /// The plain (inference) device. The GPU devices on wgpu (`wgpu`, `vulkan`) are brought up
+    /// here, once per process, so that a machine without an adapter for them is an error now
+    /// rather than a panic at the first tensor; `wgpu` also fails when [`WGPU_API_VAR`] names
+    /// an API wrongly. (`cuda` is not probed: Burn 0.22 has no fallible way to start it.)
     pub fn device(self) -> Result<Device, TrainError> {
         self.check()?;
         Ok(match self.0 {
@@ -75,7 +77,12 @@ impl DeviceChoice {
             #[cfg(feature = "wgpu")]
             "wgpu" => wgpu_device()?,
             #[cfg(feature = "vulkan")]
-            "vulkan" => Device::vulkan(burn::tensor::DeviceKind::DefaultDevice),
+            "vulkan" => started_wgpu(burn::tensor::wgpu::WgpuBackend::Vulkan).map_err(|e| {
+                TrainError::Config(format!(
+                    "the vulkan device cannot start: {e} (a Vulkan driver for a GPU is \
+                         needed; the flex device runs on the CPU)"
+                ))
+            })?,
             #[cfg(feature = "cuda")]
             "cuda" => Device::cuda(burn::tensor::DeviceIndex::Default),
             other => unreachable!("`{other}` was checked to be compiled in"),
@@ -237,18 +244,14 @@ impl std::fmt::Display for DeviceChoice {
 /// Mesa's llvmpipe (the continuous integration's software GPU).
 pub const WGPU_API_VAR: &str = "SUPCON_WGPU_API";
 
-/// The `wgpu` device on the graphics API [`WGPU_API_VAR`] names. A pinned API is brought up once
-/// per process (Burn's runtime cannot be configured twice); later calls reuse it.
+/// The `wgpu` device on the graphics API [`WGPU_API_VAR`] names (wgpu's own choice by default).
 #[cfg(feature = "wgpu")]
 fn wgpu_device() -> Result<Device, TrainError> {
-    use burn::tensor::DeviceKind;
     use burn::tensor::wgpu::WgpuBackend;
-    use std::sync::OnceLock;
 
-    static PINNED: OnceLock<Result<Device, String>> = OnceLock::new();
     let requested = std::env::var(WGPU_API_VAR).unwrap_or_default();
     let api = match requested.to_ascii_lowercase().as_str() {
-        "" | "auto" => return Ok(Device::wgpu(DeviceKind::DefaultDevice)),
+        "" | "auto" => WgpuBackend::Auto,
         "vulkan" => WgpuBackend::Vulkan,
         "gl" | "opengl" => WgpuBackend::Gl,
         "metal" => WgpuBackend::Metal,
@@ -259,19 +262,60 @@ fn wgpu_device() -> Result<Device, TrainError> {
             )));
         }
     };
-    PINNED
-        .get_or_init(|| {
-            Device::wgpu_options()
-                .graphics_api(api)
-                .init()
-                .map_err(|e| e.to_string())
-        })
-        .clone()
-        .map_err(|e| {
-            TrainError::Config(format!(
-                "the wgpu device cannot start on {api:?} ({WGPU_API_VAR}={requested}): {e}"
-            ))
-        })
+    started_wgpu(api).map_err(|e| {
+        let hint = if api == WgpuBackend::Auto {
+            format!(
+                "no graphics API of this machine has an adapter; on one without a GPU, \
+                 {WGPU_API_VAR}=gl runs on Mesa's llvmpipe (software)"
+            )
+        } else {
+            format!("{WGPU_API_VAR}={requested}")
+        };
+        TrainError::Config(format!(
+            "the wgpu device cannot start on {api:?}: {e} ({hint})"
+        ))
+    })
+}
+
+/// The wgpu runtime on the graphics API `api`, brought up once per process and API (Burn's
+/// runtime cannot be configured twice; later calls get the same device, or the same error).
+/// A runtime the application brought up before (by a tensor on `Device::wgpu`/`Device::vulkan`,
+/// say) is that device.
+#[cfg(any(feature = "wgpu", feature = "vulkan"))]
+fn started_wgpu(api: burn::tensor::wgpu::WgpuBackend) -> Result<Device, String> {
+    use burn::tensor::wgpu::{WgpuBackend, WgpuInitError};
+    use std::sync::{Mutex, PoisonError};
+
+    type Started = Vec<(WgpuBackend, Result<Device, String>)>;
+    static STARTED: Mutex<Started> = Mutex::new(Vec::new());
+    let mut started = STARTED.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((_, result)) = started.iter().find(|(done, _)| *done == api) {
+        return result.clone();
+    }
+    let result = match Device::wgpu_options().graphics_api(api).init() {
+        Ok(device) => Ok(device),
+        Err(error @ WgpuInitError::Registration { .. }) => {
+            registered_before(api).ok_or_else(|| error.to_string())
+        }
+        Err(error) => Err(error.to_string()),
+    };
+    started.push((api, result.clone()));
+    result
+}
+
+/// The device of a runtime registered on `api` before [`started_wgpu`] was first asked for it,
+/// where Burn names it (`Device::vulkan`, `Device::wgpu`: the selectors `init` registers).
+#[cfg(any(feature = "wgpu", feature = "vulkan"))]
+fn registered_before(api: burn::tensor::wgpu::WgpuBackend) -> Option<Device> {
+    use burn::tensor::DeviceKind;
+    use burn::tensor::wgpu::WgpuBackend;
+    match api {
+        #[cfg(feature = "vulkan")]
+        WgpuBackend::Vulkan => Some(Device::vulkan(DeviceKind::DefaultDevice)),
+        #[cfg(feature = "wgpu")]
+        WgpuBackend::Auto => Some(Device::wgpu(DeviceKind::DefaultDevice)),
+        _ => None,
+    }
 }
 
 /// The Burn features this build compiles the device `name`'s backend with, as `supcon-train`'s
