@@ -28,6 +28,20 @@ torch_device=${TORCH_DEVICE:-cuda}
 run_seconds=${RUN_SECONDS:-140}
 precisions=("$@")
 [ ${#precisions[@]} -gt 0 ] || precisions=(f32 bf16 f16 flex32)
+# PyTorch's side of each precision: float32, or autocast in the same type.
+autocast_of() {
+    case $1 in
+        f32 | flex32) echo none ;;
+        bf16 | f16) echo "$1" ;;
+        *) return 1 ;;
+    esac
+}
+for precision in "${precisions[@]}"; do
+    if ! autocast_of "$precision" >/dev/null; then
+        echo "error: unknown precision $precision (f32, bf16, f16, flex32)" >&2
+        exit 2
+    fi
+done
 
 if [ -z "$xtask" ]; then
     if [ ! -f .gpu/xtask.gz ]; then
@@ -63,11 +77,7 @@ torch.cuda.get_device_name() if torch.cuda.is_available() else "")' 2>&1
 
 status=0
 for precision in "${precisions[@]}"; do
-    case $precision in
-        f32 | flex32) autocast=none ;;
-        bf16 | f16) autocast=$precision ;;
-        *) echo "error: unknown precision $precision (f32, bf16, f16, flex32)" >&2; exit 2 ;;
-    esac
+    autocast=$(autocast_of "$precision")
     echo "== $precision: $xtask bench --devices $devices --torch-device $torch_device" \
         "--precision $precision --torch-autocast $autocast ${BENCH_ARGS:-}" | tee -a "$out/bench.log"
     start=$SECONDS
