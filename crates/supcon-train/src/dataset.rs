@@ -525,7 +525,45 @@ fn check_dir(dir: &Path) -> Result<(), TrainError> {
     }
 }
 
-/// Per-channel mean and standard deviation of `data`'s pixels, scaled to `[0, 1]`.
+/// The standard deviation [`channel_statistics`] gives a channel that never varies: the floor
+/// that keeps the normalisation finite.
+pub const CONSTANT_CHANNEL_STD: f64 = 1e-6;
+
+/// A note on the channels of `data` that hold the same value in every pixel of every image:
+/// their measured standard deviation is 0, floored at [`CONSTANT_CHANNEL_STD`], so that
+/// normalising scales any other value (in the validation or test images) a million-fold.
+/// `None` when every channel varies.
+pub fn constant_channels_note(data: &ImageDataset) -> Option<String> {
+    let [channels, height, width] = data.image_shape();
+    let plane = height * width;
+    let mut range = vec![(u8::MAX, u8::MIN); channels];
+    for image in data.pixels().chunks_exact(channels * plane) {
+        for (c, values) in image.chunks_exact(plane).enumerate() {
+            let (low, high) = &mut range[c];
+            for &v in values {
+                *low = (*low).min(v);
+                *high = (*high).max(v);
+            }
+        }
+    }
+    let constant: Vec<String> = range
+        .iter()
+        .enumerate()
+        .filter(|(_, (low, high))| low == high)
+        .map(|(c, (value, _))| format!("channel {c} is {value}"))
+        .collect();
+    (!constant.is_empty()).then(|| {
+        format!(
+            "note: {} (of 255) in every training image: its standard deviation is 0, taken as \
+             {CONSTANT_CHANNEL_STD:e} (any other value is scaled a million-fold); give --mean and \
+             --std to set the normalisation",
+            constant.join(", ")
+        )
+    })
+}
+
+/// Per-channel mean and standard deviation of `data`'s pixels, scaled to `[0, 1]`; a channel
+/// that never varies gets [`CONSTANT_CHANNEL_STD`].
 pub fn channel_statistics(data: &ImageDataset) -> (Vec<f64>, Vec<f64>) {
     let [channels, height, width] = data.image_shape();
     let plane = height * width;
@@ -545,7 +583,11 @@ pub fn channel_statistics(data: &ImageDataset) -> (Vec<f64>, Vec<f64>) {
     let std = sum_sq
         .iter()
         .zip(&mean)
-        .map(|(q, m)| (q / count / 65025.0 - m * m).max(1e-12).sqrt())
+        .map(|(q, m)| {
+            (q / count / 65025.0 - m * m)
+                .sqrt()
+                .max(CONSTANT_CHANNEL_STD)
+        })
         .collect();
     (mean, std)
 }

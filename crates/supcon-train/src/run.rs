@@ -131,8 +131,10 @@ impl Prepared {
             }
         }
         let channels = splits.train.image_shape()[0];
+        let mut constant_channels = None;
         if data.mean.is_empty() {
             let (mean, std) = channel_statistics(&splits.train);
+            constant_channels = crate::dataset::constant_channels_note(&splits.train);
             data.mean = mean;
             data.std = std;
         } else if data.mean.len() != channels {
@@ -154,6 +156,9 @@ impl Prepared {
             progress.message(&note);
         }
         if let Some(note) = crate::dataset::empty_classes_note(&splits.train) {
+            progress.message(&note);
+        }
+        if let Some(note) = constant_channels {
             progress.message(&note);
         }
         Ok(Prepared {

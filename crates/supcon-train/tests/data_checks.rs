@@ -264,3 +264,42 @@ fn one_dataset_of_a_folder_of_several_is_chosen_by_name() {
     let error = load(&format!("idx:{root}/kmnist")).unwrap_err();
     assert!(error.ends_with("kmnist: no such folder"), "{error}");
 }
+
+/// A channel with one value in every training pixel (an unused alpha or colour channel, say)
+/// is named: its standard deviation is floored, not 0, and the user is told how to set it.
+#[test]
+fn a_constant_channel_is_noted_and_its_deviation_floored() {
+    use supcon_train::dataset::{CONSTANT_CHANNEL_STD, channel_statistics, constant_channels_note};
+    // Two images of two channels, 2x2: channel 0 varies, channel 1 is 9 everywhere.
+    let pixels = vec![0, 10, 20, 30, 9, 9, 9, 9, 40, 50, 60, 70, 9, 9, 9, 9];
+    let data = supcon_data::ImageDataset::new(
+        pixels,
+        vec![0, 1],
+        [2, 2, 2],
+        vec!["a".into(), "b".into()],
+        std::path::Path::new("test"),
+    )
+    .unwrap();
+    let (mean, std) = channel_statistics(&data);
+    assert!((mean[1] - 9.0 / 255.0).abs() < 1e-12, "{mean:?}");
+    assert_eq!(std[1], CONSTANT_CHANNEL_STD);
+    // 0, 10, ..., 70: population deviation sqrt(525) / 255.
+    assert!((std[0] - 525f64.sqrt() / 255.0).abs() < 1e-12, "{std:?}");
+    let note = constant_channels_note(&data).unwrap();
+    assert!(note.contains("channel 1 is 9"), "{note}");
+    assert!(!note.contains("channel 0"), "{note}");
+    assert!(note.contains("--mean") && note.contains("--std"), "{note}");
+
+    // One pixel off in a million is variation, not a constant channel.
+    let mut pixels = vec![9u8; 1 << 20];
+    pixels[12_345] = 10;
+    let data = supcon_data::ImageDataset::new(
+        pixels,
+        vec![0; 1 << 10],
+        [1, 32, 32],
+        vec!["a".into()],
+        std::path::Path::new("test"),
+    )
+    .unwrap();
+    assert_eq!(constant_channels_note(&data), None);
+}
