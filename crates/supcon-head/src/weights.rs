@@ -1,5 +1,6 @@
 //! Weights in and out: checkpoints of the PyTorch reference, and our models in Burn's own
-//! format (burnpack) and as safetensors.
+//! format (burnpack) and as safetensors. [`load_checkpoint`] and [`load_encoder`] read either
+//! kind ([`WeightsOrigin`] tells them apart).
 //!
 //! A checkpoint written by SupContrast's `main_supcon.py` is `{'model': state_dict, ...}` with
 //! keys `encoder.*` and `head.*` (`encoder.module.*` or `module.*` after DataParallel). Its keys
@@ -147,6 +148,131 @@ struct EncoderPart<E: Module + ModuleDisplay> {
     encoder: E,
 }
 
+/// Who wrote a weights file, which decides the names its parameters go by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightsOrigin {
+    /// Written by Burn ([`save_safetensors`], [`save_burnpack`], `supcon-train export`): our
+    /// own parameter names. A `.bpk` file, or a `.safetensors` file whose metadata names Burn
+    /// as its producer.
+    Burn,
+    /// Anything else: a checkpoint of the PyTorch reference (`.pth`, `.pt`, or `.safetensors`
+    /// from PyTorch), read with the reference's names ([`load_reference_checkpoint`]).
+    Reference,
+}
+
+impl WeightsOrigin {
+    /// The origin of the file at `path`, from its extension and, for safetensors, its header's
+    /// `__metadata__` (only the header is read).
+    pub fn of(path: impl AsRef<Path>) -> Result<Self, WeightsError> {
+        let path = path.as_ref();
+        exists(path)?;
+        let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if extension.eq_ignore_ascii_case("bpk") {
+            return Ok(Self::Burn);
+        }
+        if is_safetensors(path) && safetensors_producer(path)?.as_deref() == Some("burn") {
+            return Ok(Self::Burn);
+        }
+        Ok(Self::Reference)
+    }
+}
+
+/// The `producer` in a safetensors file's `__metadata__`, if it names one.
+fn safetensors_producer(path: &Path) -> Result<Option<String>, WeightsError> {
+    use std::io::Read;
+    /// The safetensors format's own bound on its JSON header.
+    const MAX_HEADER: u64 = 100_000_000;
+    #[derive(serde::Deserialize)]
+    struct Header {
+        #[serde(rename = "__metadata__", default)]
+        metadata: std::collections::HashMap<String, String>,
+    }
+    let bad = |reason: String| WeightsError::Store {
+        path: path.to_path_buf(),
+        message: format!("not a safetensors file: {reason}"),
+    };
+    let mut file = std::fs::File::open(path).map_err(|e| store_error(path, e))?;
+    let mut length = [0u8; 8];
+    file.read_exact(&mut length)
+        .map_err(|_| bad("shorter than its 8-byte header length".into()))?;
+    let length = u64::from_le_bytes(length);
+    if length > MAX_HEADER {
+        return Err(bad(format!("a header of {length} bytes announced")));
+    }
+    let mut header = Vec::new();
+    file.take(length)
+        .read_to_end(&mut header)
+        .map_err(|e| store_error(path, e))?;
+    if header.len() as u64 != length {
+        return Err(bad(format!(
+            "a header of {length} bytes announced, {} there",
+            header.len()
+        )));
+    }
+    let header: Header =
+        serde_json::from_slice(&header).map_err(|e| bad(format!("its header: {e}")))?;
+    Ok(header.metadata.get("producer").cloned())
+}
+
+/// Loads `model` from a weights file of either origin ([`WeightsOrigin::of`]): one written by
+/// Burn ([`load_safetensors`], [`load_burnpack`]) or a checkpoint of the PyTorch reference
+/// ([`load_reference_checkpoint`]).
+pub fn load_checkpoint<M: Module>(model: M, path: impl AsRef<Path>) -> Result<M, WeightsError> {
+    let path = path.as_ref();
+    load_as(WeightsOrigin::of(path)?, model, path)
+}
+
+/// Loads only the encoder of a weights file of either origin ([`WeightsOrigin::of`]) into
+/// `encoder`: the `encoder.*` entries of a whole model (a SupCon model with its head, a
+/// cross-entropy network with its classifier), or an encoder saved alone. For the reference's
+/// files this is [`load_reference_encoder`].
+///
+/// ```no_run
+/// use burn::prelude::*;
+/// use supcon_encoder::{Architecture, EncoderConfig};
+/// use supcon_head::weights;
+///
+/// let encoder = EncoderConfig::new(Architecture::Small).init(&Device::flex());
+/// // Written by `supcon-train export runs/supcon-small-1`.
+/// let encoder = weights::load_encoder(encoder, "runs/supcon-small-1/encoder.safetensors")?;
+/// # Ok::<(), weights::WeightsError>(())
+/// ```
+pub fn load_encoder<E: Module + ModuleDisplay>(
+    encoder: E,
+    path: impl AsRef<Path>,
+) -> Result<E, WeightsError> {
+    let path = path.as_ref();
+    encoder_as(WeightsOrigin::of(path)?, encoder, path)
+}
+
+fn load_as<M: Module>(origin: WeightsOrigin, model: M, path: &Path) -> Result<M, WeightsError> {
+    match origin {
+        WeightsOrigin::Burn if is_safetensors(path) => load_safetensors(model, path),
+        WeightsOrigin::Burn => load_burnpack(model, path),
+        WeightsOrigin::Reference => load_reference_checkpoint(model, path),
+    }
+}
+
+/// The encoder of a whole model's file (`encoder.*`), or of an encoder saved alone.
+fn encoder_as<E: Module + ModuleDisplay>(
+    origin: WeightsOrigin,
+    encoder: E,
+    path: &Path,
+) -> Result<E, WeightsError> {
+    let part = EncoderPart {
+        encoder: encoder.clone(),
+    };
+    match load_as(origin, part, path) {
+        Ok(part) => Ok(part.encoder),
+        // No `encoder.` entries: the encoder saved alone? Its error names the prefix and the
+        // file's own keys where that does not fit either.
+        Err(error @ WeightsError::Missing { .. }) => {
+            load_as(origin, encoder, path).map_err(|_| error)
+        }
+        Err(error) => Err(error),
+    }
+}
+
 /// Loads only the encoder of a checkpoint of the PyTorch reference into `encoder` (its
 /// `encoder.*` entries; the projection head of `main_supcon.py` or the classifier of
 /// `main_ce.py` is ignored): for evaluating a reference encoder (linear probe, kNN,
@@ -166,21 +292,7 @@ pub fn load_reference_encoder<E: Module + ModuleDisplay>(
     encoder: E,
     path: impl AsRef<Path>,
 ) -> Result<E, WeightsError> {
-    let path = path.as_ref();
-    match load_reference_checkpoint(
-        EncoderPart {
-            encoder: encoder.clone(),
-        },
-        path,
-    ) {
-        Ok(part) => Ok(part.encoder),
-        // No `encoder.` entries: the encoder saved alone? Its error names the prefix and the
-        // file's own keys where that does not fit either.
-        Err(error @ WeightsError::Missing { .. }) => {
-            load_reference_checkpoint(encoder, path).map_err(|_| error)
-        }
-        Err(error) => Err(error),
-    }
+    encoder_as(WeightsOrigin::Reference, encoder, path.as_ref())
 }
 
 /// Saves `model` as safetensors (our own parameter names), readable by others as a burnpack

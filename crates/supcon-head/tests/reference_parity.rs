@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use burn::prelude::*;
 use serde_json::Value;
 use supcon_encoder::{Architecture, EncoderConfig};
-use supcon_head::weights::{self, WeightsError};
+use supcon_head::weights::{self, WeightsError, WeightsOrigin};
 use supcon_head::{SupConModel, SupConModelConfig};
 
 const EXPECTED: &str = include_str!("../../../assets/golden/encoder_parity.json");
@@ -390,4 +390,80 @@ fn a_model_saved_right_after_a_training_step_keeps_its_running_statistics() {
     assert_eq!(to_vec(loaded.forward(probe.clone())), want, "burnpack");
     let loaded = weights::load_safetensors(small_model(1, &plain), &safetensors).unwrap();
     assert_eq!(to_vec(loaded.forward(probe)), want, "safetensors");
+}
+
+/// `load_checkpoint` and `load_encoder` read both kinds of file: ours (burnpack, and
+/// safetensors whose metadata names Burn) with our names, the reference's with its names; the
+/// encoder comes out of a whole model's file and of an encoder saved alone.
+#[test]
+fn files_of_either_origin_load_through_one_call() {
+    let device = Device::flex();
+    let model = small_model(1, &device);
+    let x = formula_input([2, 1, 28, 28], &device);
+    let want = to_vec(model.forward(x.clone()));
+    let want_encoder = to_vec(model.encode(x.clone()));
+    let dir = scratch();
+    let path = |name: &str| dir.path().join(name);
+    weights::save_burnpack(&model, path("model.bpk")).unwrap();
+    weights::save_safetensors(&model, path("model.safetensors")).unwrap();
+    weights::save_safetensors(&model.encoder, path("encoder.safetensors")).unwrap();
+    weights::save_burnpack(&model.encoder, path("encoder.bpk")).unwrap();
+    let reference = golden("reference_small_ckpt.pth");
+    for name in [
+        "model.bpk",
+        "model.safetensors",
+        "encoder.safetensors",
+        "encoder.bpk",
+    ] {
+        assert_eq!(
+            WeightsOrigin::of(path(name)).unwrap(),
+            WeightsOrigin::Burn,
+            "{name}"
+        );
+        let encoder = EncoderConfig::new(Architecture::Small)
+            .with_in_channels(1)
+            .init(&device);
+        let encoder = weights::load_encoder(encoder, path(name)).unwrap();
+        assert_eq!(to_vec(encoder.forward(x.clone())), want_encoder, "{name}");
+    }
+    for name in ["model.bpk", "model.safetensors"] {
+        let loaded = weights::load_checkpoint(small_model(1, &device), path(name)).unwrap();
+        assert_eq!(to_vec(loaded.forward(x.clone())), want, "{name}");
+    }
+    // The reference's files, `.pth` or a safetensors file PyTorch wrote (no Burn metadata).
+    assert_eq!(
+        WeightsOrigin::of(&reference).unwrap(),
+        WeightsOrigin::Reference
+    );
+    let keys = reference_keys(false, [2, 2, 2, 2], 512);
+    write_formula_safetensors(&path("torch.safetensors"), &keys);
+    assert_eq!(
+        WeightsOrigin::of(path("torch.safetensors")).unwrap(),
+        WeightsOrigin::Reference
+    );
+    let via_any = weights::load_checkpoint(small_model(1, &device), &reference).unwrap();
+    let via_reference = weights::load_reference_checkpoint(small_model(1, &device), &reference);
+    assert_eq!(
+        to_vec(via_any.forward(x.clone())),
+        to_vec(via_reference.unwrap().forward(x.clone()))
+    );
+    // Our encoder's file is not a whole model: the missing keys and the file's own are named.
+    let err =
+        weights::load_checkpoint(small_model(1, &device), path("encoder.safetensors")).unwrap_err();
+    assert!(matches!(err, WeightsError::Missing { .. }), "{err}");
+    assert!(err.to_string().contains("`encoder."), "{err}");
+    assert!(err.to_string().contains("`Small.convs"), "{err}");
+    // A file that is not safetensors at all, and one that is not there.
+    std::fs::write(
+        path("junk.safetensors"),
+        b"\xff\xff\xff\xff\xff\xff\xff\x7fjunk",
+    )
+    .unwrap();
+    let err = WeightsOrigin::of(path("junk.safetensors")).unwrap_err();
+    assert!(err.to_string().contains("not a safetensors file"), "{err}");
+    std::fs::write(path("short.safetensors"), b"{}").unwrap();
+    let err = WeightsOrigin::of(path("short.safetensors")).unwrap_err();
+    assert!(err.to_string().contains("not a safetensors file"), "{err}");
+    let err = WeightsOrigin::of(path("absent.bpk")).unwrap_err();
+    assert!(matches!(err, WeightsError::NotFound(_)), "{err}");
 }

@@ -54,8 +54,9 @@ pub enum Command {
     /// Linear evaluation of a pre-trained encoder.
     #[command(allow_negative_numbers = true)]
     Linear {
-        /// A pre-training run folder, or a checkpoint file of the PyTorch reference (.pth, .pt,
-        /// .safetensors; give --model and the dataset options with it).
+        /// A pre-training run folder, or a checkpoint file: the PyTorch reference's (.pth, .pt,
+        /// .safetensors) or one `export` wrote (.safetensors, .bpk); give --model and the
+        /// dataset options with a file.
         #[arg(long)]
         encoder: PathBuf,
         #[command(flatten)]
@@ -83,8 +84,9 @@ pub enum Command {
     },
     /// kNN accuracy of a pre-trained encoder on the validation and test splits.
     Knn {
-        /// A pre-training run folder, or a checkpoint file of the PyTorch reference (.pth, .pt,
-        /// .safetensors; give --model and the dataset options with it).
+        /// A pre-training run folder, or a checkpoint file: the PyTorch reference's (.pth, .pt,
+        /// .safetensors) or one `export` wrote (.safetensors, .bpk); give --model and the
+        /// dataset options with a file.
         #[arg(long)]
         encoder: PathBuf,
         #[command(flatten)]
@@ -99,8 +101,9 @@ pub enum Command {
     /// Encoder embeddings (and projections on request) of a split, or of image files and
     /// folders, as `.npy` files.
     Embed {
-        /// A pre-training run folder, or a checkpoint file of the PyTorch reference (.pth, .pt,
-        /// .safetensors; give --model and the dataset options with it).
+        /// A pre-training run folder, or a checkpoint file: the PyTorch reference's (.pth, .pt,
+        /// .safetensors) or one `export` wrote (.safetensors, .bpk); give --model and the
+        /// dataset options with a file.
         #[arg(long)]
         encoder: PathBuf,
         /// Which split (labels are written too; default: test).

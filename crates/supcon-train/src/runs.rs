@@ -311,8 +311,10 @@ impl OpenedEncoder {
 }
 
 /// Opens the encoder of `source` for evaluation: a run folder (its configuration and checkpoint;
-/// `options` may change only [`REOPEN_SETTINGS`]), or a checkpoint file of the PyTorch
-/// reference (`.pth`, `.pt` or `.safetensors`; only its `encoder.*` entries are read). For a
+/// `options` may change only [`REOPEN_SETTINGS`]), or a checkpoint file: the PyTorch
+/// reference's (`.pth`, `.pt` or `.safetensors`) or one [`export`] wrote (`.safetensors`,
+/// `.bpk`; a cross-entropy run's `best-model.bpk` too); only its `encoder.*` entries are read,
+/// or those of an encoder saved alone ([`supcon_head::weights::load_encoder`]). For a
 /// file, `options` describe the data (the dataset options, as for `pretrain`) and the
 /// architecture (`--model`, required), and a new evaluation folder (`eval-<model>-<n>` under
 /// `--out`, or `--name`) receives the configuration and the results.
@@ -359,7 +361,7 @@ pub fn open_encoder(
     let prepared = Prepared::new(config, progress)?;
     let (encoder, head) = if with_head {
         let model = supcon_model(&prepared.config, prepared.channels(), &prepared.device)?;
-        let model = match supcon_head::weights::load_reference_checkpoint(model, source) {
+        let model = match supcon_head::weights::load_checkpoint(model, source) {
             Ok(model) => model.valid(),
             Err(error) => {
                 // An encoder that loads alone: the file has no projection head to read (a
@@ -367,13 +369,13 @@ pub fn open_encoder(
                 let encoder = EncoderConfig::new(architecture)
                     .with_in_channels(prepared.channels())
                     .init(&prepared.device);
-                if supcon_head::weights::load_reference_encoder(encoder, source).is_ok() {
+                if supcon_head::weights::load_encoder(encoder, source).is_ok() {
                     return Err(TrainError::Config(format!(
                         "{}: its encoder loads, but it holds no projection head of the shape \
                          asked for ({}, {} outputs; `head.*`): give the head it holds with \
-                         --head and --feat_dim (a SupCon checkpoint of the reference has one; a \
-                         cross-entropy one or an encoder saved alone has none); without \
-                         --projection only the encoder is read",
+                         --head and --feat_dim (a SupCon checkpoint of the reference has one, \
+                         as does `export --head`; a cross-entropy one or an encoder saved alone \
+                         has none); without --projection only the encoder is read",
                         source.display(),
                         prepared.config.model.head,
                         prepared.config.model.feat_dim
@@ -387,7 +389,7 @@ pub fn open_encoder(
         let encoder = EncoderConfig::new(architecture)
             .with_in_channels(prepared.channels())
             .init(&prepared.device);
-        let encoder = supcon_head::weights::load_reference_encoder(encoder, source)?.valid();
+        let encoder = supcon_head::weights::load_encoder(encoder, source)?.valid();
         (encoder, None)
     };
     let dir = create_run_dir(
@@ -516,6 +518,12 @@ pub fn embed(
     options: &Options,
     progress: &dyn Progress,
 ) -> Result<Vec<PathBuf>, TrainError> {
+    if let Some(output) = output.filter(|o| o.exists() && !o.is_dir()) {
+        return Err(TrainError::run(
+            output,
+            "is a file: --output names the folder the .npy files go to",
+        ));
+    }
     let opened = open_encoder(source, options, projection, progress)?;
     let prepared = &opened.prepared;
     let loaded;
@@ -594,6 +602,12 @@ pub fn export(
     head: bool,
     output: Option<&Path>,
 ) -> Result<PathBuf, TrainError> {
+    if let Some(output) = output.filter(|o| o.is_dir()) {
+        return Err(TrainError::run(
+            output,
+            "is a folder: --output names the file to write (default: in the run folder)",
+        ));
+    }
     let config = load_run_config(run)?;
     if RunKind::of(run)? == Some(RunKind::CrossEntropy) {
         return Err(TrainError::run(

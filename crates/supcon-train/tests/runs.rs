@@ -261,6 +261,52 @@ fn evaluation_commands_read_a_finished_run() {
     let model = commands::export(&run, ExportFormat::Burnpack, true, None).unwrap();
     assert_eq!(model, run.join("model.bpk"));
     assert!(model.is_file());
+
+    // The exported files are encoders `embed` (as `linear` and `knn`) takes in place of the
+    // run: with the run's normalisation, the same test embeddings and projections, bit for bit.
+    let as_file = Options {
+        model: Some(c.model.architecture),
+        dataset: Some(c.data.dataset.clone()),
+        mean: Some(c.data.mean.clone()),
+        std: Some(c.data.std.clone()),
+        out: Some(dir.path().join("evals")),
+        ..Options::default()
+    };
+    for (file, projection) in [(&exported, false), (&model, true)] {
+        let again = dir.path().join("again");
+        let written = commands::embed(
+            file,
+            &EmbedInput::Split(Split::Test),
+            projection,
+            Some(&again),
+            &as_file,
+            &Silent,
+        )
+        .unwrap();
+        for path in &written {
+            let name = path.file_name().unwrap();
+            let first = std::fs::read(out.join(name)).unwrap();
+            assert!(first == std::fs::read(path).unwrap(), "{}", path.display());
+        }
+        assert_eq!(written.len(), if projection { 3 } else { 2 });
+    }
+    // An output folder that is a file is refused before anything runs.
+    let file_out = dir.path().join("a-file");
+    std::fs::write(&file_out, "").unwrap();
+    let error = commands::embed(
+        &run,
+        &EmbedInput::Split(Split::Test),
+        false,
+        Some(&file_out),
+        &Options::default(),
+        &Silent,
+    )
+    .unwrap_err();
+    assert_eq!(error.exit_code(), 2, "{error}");
+    assert!(error.to_string().contains("is a file"), "{error}");
+    let error = commands::export(&run, ExportFormat::Burnpack, true, Some(&out)).unwrap_err();
+    assert_eq!(error.exit_code(), 2, "{error}");
+    assert!(error.to_string().contains("is a folder"), "{error}");
 }
 
 /// A run pre-trained with `linear_epochs = 0` (no linear evaluation) is evaluated later by
