@@ -59,6 +59,19 @@ fn bad_options_are_refused_before_anything_is_written() {
         &["pretrain", "--mean", "0.1,0.2", "--std", "0.3"],
         "mean has 2 values and std 1: give one of each per channel",
     );
+    // Statistics of 0-255 pixels, where the [0, 1] scale is meant.
+    assert_rejected(
+        &["pretrain", "--mean", "125.3", "--std", "63.0"],
+        "mean 125.3 is outside [0, 1]: mean and std are on the [0, 1] scale",
+    );
+    assert_rejected(
+        &["pretrain", "--mean", "0.5", "--std", "63.0"],
+        "std 63 is above 1",
+    );
+    assert_rejected(
+        &["pretrain", "--mean", "-0.1", "--std", "0.3"],
+        "mean -0.1 is outside [0, 1]",
+    );
     assert_rejected(
         &["linear", "--encoder", "missing-run"],
         "no such run folder",

@@ -80,10 +80,12 @@ pub struct DataConfig {
     /// Side of the square training crops (image folders are resized to it); `None`: the
     /// images' own size, and 32 for image folders (whose images may differ in size).
     pub size: Option<usize>,
-    /// Per-channel normalisation mean; empty: measured on the training split.
+    /// Per-channel normalisation mean, on the [0, 1] pixel scale (so within it); empty: measured
+    /// on the training split.
     #[config(default = "Vec::new()")]
     pub mean: Vec<f64>,
-    /// Per-channel normalisation standard deviation; empty: measured.
+    /// Per-channel normalisation standard deviation, on the [0, 1] pixel scale (positive, at
+    /// most 1); empty: measured.
     #[config(default = "Vec::new()")]
     pub std: Vec<f64>,
     /// Fraction of the training set held out for validation (model selection, kNN monitor).
@@ -519,6 +521,18 @@ impl RunConfig {
         }
         if let Some(s) = data.std.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
             return bad(format!("std values must be positive, got {s}"));
+        }
+        // Pixels are normalised on the [0, 1] scale (after PyTorch's `ToTensor`): a mean
+        // outside it, or a deviation above 1 (0.5 is the most [0, 1] values can have), is
+        // statistics of 0-255 pixels, which would silently blow the inputs up.
+        let scale_hint = "mean and std are on the [0, 1] scale of the pixels (the reference's \
+                          CIFAR-10: --mean 0.4914,0.4822,0.4465 --std 0.2023,0.1994,0.2010); \
+                          divide 0-255 statistics by 255";
+        if let Some(m) = data.mean.iter().find(|m| !(0.0..=1.0).contains(*m)) {
+            return bad(format!("mean {m} is outside [0, 1]: {scale_hint}"));
+        }
+        if let Some(s) = data.std.iter().find(|s| **s > 1.0) {
+            return bad(format!("std {s} is above 1: {scale_hint}"));
         }
         self.device.check()?;
         Ok(())

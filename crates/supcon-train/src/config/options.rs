@@ -83,10 +83,12 @@ pub struct Options {
     /// Side of the (square) training crops; image folders are also resized to it.
     #[cfg_attr(feature = "cli", arg(long))]
     pub size: Option<usize>,
-    /// Per-channel normalisation mean (comma list; default: measured on the training split).
+    /// Per-channel normalisation mean, on the [0, 1] pixel scale (comma list; default: measured
+    /// on the training split).
     #[cfg_attr(feature = "cli", arg(long, value_delimiter = ','))]
     pub mean: Option<Vec<f64>>,
-    /// Per-channel normalisation standard deviation (comma list; default: measured).
+    /// Per-channel normalisation standard deviation, on the [0, 1] pixel scale (comma list;
+    /// default: measured).
     #[cfg_attr(feature = "cli", arg(long, value_delimiter = ','))]
     pub std: Option<Vec<f64>>,
     /// Seed of initialisation, splits, shuffles and augmentation.
