@@ -126,6 +126,14 @@ impl<'a> Fit<'a> {
     ) -> Result<Fit<'a>, TrainError> {
         views.validate(prepared.channels())?;
         let c = &prepared.config;
+        let images = prepared.splits.train.len();
+        if c.data.batch_size > images {
+            progress.message(&format!(
+                "note: batch_size {} is more than the {images} training images: every step \
+                 trains on all of them, one batch of {images} an epoch",
+                c.data.batch_size
+            ));
+        }
         let (optimizer, schedule) = optimisation(c);
         Ok(Fit {
             splits: &prepared.splits,

@@ -522,7 +522,14 @@ fn weights_that_diverge_are_never_saved() {
         error
     };
     let prepared = Prepared::new(config, &Silent).unwrap();
-    let error = diverged(&prepared, "diverged", &Silent);
+    let messages = supcon_train::progress::Messages::default();
+    let error = diverged(&prepared, "diverged", &messages);
+    // A batch of 256 of 96 training images is one batch of all of them, and the run says so.
+    let said = messages.0.lock().unwrap().join("\n");
+    assert!(
+        said.contains("batch_size 256 is more than the 96 training images"),
+        "{said}"
+    );
     assert!(
         matches!(
             error,
