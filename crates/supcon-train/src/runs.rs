@@ -518,9 +518,9 @@ pub fn embed(
     options: &Options,
     progress: &dyn Progress,
 ) -> Result<Vec<PathBuf>, TrainError> {
-    if let Some(output) = output.filter(|o| o.exists() && !o.is_dir()) {
+    if let Some(file) = output.and_then(file_in_the_way) {
         return Err(TrainError::run(
-            output,
+            file,
             "is a file: --output names the folder the .npy files go to",
         ));
     }
@@ -581,6 +581,15 @@ pub fn embed(
     Ok(written)
 }
 
+/// The first of `folder` and the folders above it that exists as something other than a
+/// folder: what stops `folder` from being created.
+fn file_in_the_way(folder: &Path) -> Option<&Path> {
+    folder
+        .ancestors()
+        .find(|a| !a.as_os_str().is_empty() && a.exists())
+        .filter(|a| !a.is_dir())
+}
+
 /// The formats [`export`] writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
@@ -606,6 +615,12 @@ pub fn export(
         return Err(TrainError::run(
             output,
             "is a folder: --output names the file to write (default: in the run folder)",
+        ));
+    }
+    if let Some(file) = output.and_then(Path::parent).and_then(file_in_the_way) {
+        return Err(TrainError::run(
+            file,
+            "is a file, so --output cannot be written inside it",
         ));
     }
     let config = load_run_config(run)?;

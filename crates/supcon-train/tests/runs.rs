@@ -304,6 +304,22 @@ fn evaluation_commands_read_a_finished_run() {
     .unwrap_err();
     assert_eq!(error.exit_code(), 2, "{error}");
     assert!(error.to_string().contains("is a file"), "{error}");
+    // ... as is one inside a file, for either command.
+    let inside = file_out.join("deeper").join("model.bpk");
+    let error = commands::embed(
+        &run,
+        &EmbedInput::Split(Split::Test),
+        false,
+        inside.parent(),
+        &Options::default(),
+        &Silent,
+    )
+    .unwrap_err();
+    assert_eq!(error.exit_code(), 2, "{error}");
+    assert!(error.to_string().contains("a-file: is a file"), "{error}");
+    let error = commands::export(&run, ExportFormat::Burnpack, true, Some(&inside)).unwrap_err();
+    assert_eq!(error.exit_code(), 2, "{error}");
+    assert!(error.to_string().contains("a-file: is a file"), "{error}");
     let error = commands::export(&run, ExportFormat::Burnpack, true, Some(&out)).unwrap_err();
     assert_eq!(error.exit_code(), 2, "{error}");
     assert!(error.to_string().contains("is a folder"), "{error}");
