@@ -266,7 +266,8 @@ pub fn run_device(device: &Device, plan: Plan) -> Vec<Figure> {
     let digits = supcon_data::embedded_mnist()
         .expect("embedded digits")
         .train;
-    (demo.data.mean, demo.data.std) = supcon_train::dataset::channel_statistics(&digits);
+    let measured = supcon_train::dataset::ChannelStatistics::measure(&digits);
+    (demo.data.mean, demo.data.std) = (measured.mean, measured.std);
     let demo_views = supcon_train::run::pretrain_view_config(&demo, 1);
     let cifar_like = {
         let pixels: Vec<u8> = (0..64 * 3 * 32 * 32)

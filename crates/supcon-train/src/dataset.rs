@@ -525,69 +525,82 @@ fn check_dir(dir: &Path) -> Result<(), TrainError> {
     }
 }
 
-/// The standard deviation [`channel_statistics`] gives a channel that never varies: the floor
-/// that keeps the normalisation finite.
+/// The standard deviation a channel that never varies gets (its own is 0): the floor that
+/// keeps the normalisation finite.
 pub const CONSTANT_CHANNEL_STD: f64 = 1e-6;
 
-/// A note on the channels of `data` that hold the same value in every pixel of every image:
-/// their measured standard deviation is 0, floored at [`CONSTANT_CHANNEL_STD`], so that
-/// normalising scales any other value (in the validation or test images) a million-fold.
-/// `None` when every channel varies.
-pub fn constant_channels_note(data: &ImageDataset) -> Option<String> {
-    let [channels, height, width] = data.image_shape();
-    let plane = height * width;
-    let mut range = vec![(u8::MAX, u8::MIN); channels];
-    for image in data.pixels().chunks_exact(channels * plane) {
-        for (c, values) in image.chunks_exact(plane).enumerate() {
-            let (low, high) = &mut range[c];
-            for &v in values {
-                *low = (*low).min(v);
-                *high = (*high).max(v);
-            }
-        }
-    }
-    let constant: Vec<String> = range
-        .iter()
-        .enumerate()
-        .filter(|(_, (low, high))| low == high)
-        .map(|(c, (value, _))| format!("channel {c} is {value}"))
-        .collect();
-    (!constant.is_empty()).then(|| {
-        format!(
-            "note: {} (of 255) in every training image: its standard deviation is 0, taken as \
-             {CONSTANT_CHANNEL_STD:e} (any other value is scaled a million-fold); give --mean and \
-             --std to set the normalisation",
-            constant.join(", ")
-        )
-    })
+/// Per-channel statistics of a dataset's pixels, on the `[0, 1]` scale.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChannelStatistics {
+    /// Mean of each channel.
+    pub mean: Vec<f64>,
+    /// Standard deviation of each channel (population), at least [`CONSTANT_CHANNEL_STD`].
+    pub std: Vec<f64>,
+    /// Whether each channel holds one value in every pixel of every image (decided exactly,
+    /// on the integer sums).
+    pub constant: Vec<bool>,
 }
 
-/// Per-channel mean and standard deviation of `data`'s pixels, scaled to `[0, 1]`; a channel
-/// that never varies gets [`CONSTANT_CHANNEL_STD`].
-pub fn channel_statistics(data: &ImageDataset) -> (Vec<f64>, Vec<f64>) {
-    let [channels, height, width] = data.image_shape();
-    let plane = height * width;
-    let mut sum = vec![0f64; channels];
-    let mut sum_sq = vec![0f64; channels];
-    for image in data.pixels().chunks_exact(channels * plane) {
-        for (c, values) in image.chunks_exact(plane).enumerate() {
-            let (s, q) = values.iter().fold((0u64, 0u64), |(s, q), &v| {
-                (s + v as u64, q + (v as u64) * (v as u64))
-            });
-            sum[c] += s as f64;
-            sum_sq[c] += q as f64;
+impl ChannelStatistics {
+    /// Measures `data` in one pass over its pixels.
+    pub fn measure(data: &ImageDataset) -> Self {
+        let [channels, height, width] = data.image_shape();
+        let plane = height * width;
+        // Exact integer sums (255^2 times the pixel count fits a u64 for any dataset in memory).
+        let mut sum = vec![0u64; channels];
+        let mut sum_sq = vec![0u64; channels];
+        for image in data.pixels().chunks_exact(channels * plane) {
+            for (c, values) in image.chunks_exact(plane).enumerate() {
+                for &v in values {
+                    sum[c] += u64::from(v);
+                    sum_sq[c] += u64::from(v) * u64::from(v);
+                }
+            }
+        }
+        let pixels = (data.len() * plane).max(1) as u64;
+        // Every pixel equal: count * sum of squares = sum^2 (Cauchy-Schwarz's equality case).
+        let constant: Vec<bool> = sum
+            .iter()
+            .zip(&sum_sq)
+            .map(|(&s, &q)| u128::from(pixels) * u128::from(q) == u128::from(s) * u128::from(s))
+            .collect();
+        let count = pixels as f64;
+        let mean: Vec<f64> = sum.iter().map(|&s| s as f64 / count / 255.0).collect();
+        let std = sum_sq
+            .iter()
+            .zip(&mean)
+            .map(|(&q, m)| {
+                (q as f64 / count / 65025.0 - m * m)
+                    .sqrt()
+                    .max(CONSTANT_CHANNEL_STD)
+            })
+            .collect();
+        ChannelStatistics {
+            mean,
+            std,
+            constant,
         }
     }
-    let count = (data.len() * plane).max(1) as f64;
-    let mean: Vec<f64> = sum.iter().map(|s| s / count / 255.0).collect();
-    let std = sum_sq
-        .iter()
-        .zip(&mean)
-        .map(|(q, m)| {
-            (q / count / 65025.0 - m * m)
-                .sqrt()
-                .max(CONSTANT_CHANNEL_STD)
+
+    /// A note on the constant channels: normalising divides by [`CONSTANT_CHANNEL_STD`], so
+    /// any other value (in the validation or test images) is scaled a million-fold. `None`
+    /// when every channel varies.
+    pub fn constant_channels_note(&self) -> Option<String> {
+        let constant: Vec<String> = self
+            .constant
+            .iter()
+            .zip(&self.mean)
+            .enumerate()
+            .filter(|(_, (constant, _))| **constant)
+            .map(|(c, (_, mean))| format!("channel {c} is {:.0}", mean * 255.0))
+            .collect();
+        (!constant.is_empty()).then(|| {
+            format!(
+                "note: {} (of 255) in every training image: its standard deviation is 0, taken \
+                 as {CONSTANT_CHANNEL_STD:e} (any other value is scaled a million-fold); give \
+                 --mean and --std to set the normalisation",
+                constant.join(", ")
+            )
         })
-        .collect();
-    (mean, std)
+    }
 }

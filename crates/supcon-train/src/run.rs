@@ -9,7 +9,7 @@ use supcon_data::Splits;
 
 use crate::TrainError;
 use crate::config::RunConfig;
-use crate::dataset::channel_statistics;
+use crate::dataset::ChannelStatistics;
 use crate::progress::Progress;
 
 /// File name of the configuration saved in a run folder.
@@ -133,10 +133,9 @@ impl Prepared {
         let channels = splits.train.image_shape()[0];
         let mut constant_channels = None;
         if data.mean.is_empty() {
-            let (mean, std) = channel_statistics(&splits.train);
-            constant_channels = crate::dataset::constant_channels_note(&splits.train);
-            data.mean = mean;
-            data.std = std;
+            let measured = ChannelStatistics::measure(&splits.train);
+            constant_channels = measured.constant_channels_note();
+            (data.mean, data.std) = (measured.mean, measured.std);
         } else if data.mean.len() != channels {
             return Err(TrainError::Config(format!(
                 "mean/std have {} values but the images have {channels} channels",

@@ -269,7 +269,7 @@ fn one_dataset_of_a_folder_of_several_is_chosen_by_name() {
 /// is named: its standard deviation is floored, not 0, and the user is told how to set it.
 #[test]
 fn a_constant_channel_is_noted_and_its_deviation_floored() {
-    use supcon_train::dataset::{CONSTANT_CHANNEL_STD, channel_statistics, constant_channels_note};
+    use supcon_train::dataset::{CONSTANT_CHANNEL_STD, ChannelStatistics};
     // Two images of two channels, 2x2: channel 0 varies, channel 1 is 9 everywhere.
     let pixels = vec![0, 10, 20, 30, 9, 9, 9, 9, 40, 50, 60, 70, 9, 9, 9, 9];
     let data = supcon_data::ImageDataset::new(
@@ -280,12 +280,14 @@ fn a_constant_channel_is_noted_and_its_deviation_floored() {
         std::path::Path::new("test"),
     )
     .unwrap();
-    let (mean, std) = channel_statistics(&data);
+    let measured = ChannelStatistics::measure(&data);
+    let (mean, std) = (&measured.mean, &measured.std);
     assert!((mean[1] - 9.0 / 255.0).abs() < 1e-12, "{mean:?}");
     assert_eq!(std[1], CONSTANT_CHANNEL_STD);
     // 0, 10, ..., 70: population deviation sqrt(525) / 255.
     assert!((std[0] - 525f64.sqrt() / 255.0).abs() < 1e-12, "{std:?}");
-    let note = constant_channels_note(&data).unwrap();
+    assert_eq!(measured.constant, [false, true]);
+    let note = measured.constant_channels_note().unwrap();
     assert!(note.contains("channel 1 is 9"), "{note}");
     assert!(!note.contains("channel 0"), "{note}");
     assert!(note.contains("--mean") && note.contains("--std"), "{note}");
@@ -301,5 +303,7 @@ fn a_constant_channel_is_noted_and_its_deviation_floored() {
         std::path::Path::new("test"),
     )
     .unwrap();
-    assert_eq!(constant_channels_note(&data), None);
+    let measured = ChannelStatistics::measure(&data);
+    assert_eq!(measured.constant, [false]);
+    assert_eq!(measured.constant_channels_note(), None);
 }
