@@ -20,6 +20,7 @@
 //! # Ok::<(), weights::WeightsError>(())
 //! ```
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::module::{ModuleDisplay, ModuleMapper, Param};
@@ -166,8 +167,7 @@ impl WeightsOrigin {
     pub fn of(path: impl AsRef<Path>) -> Result<Self, WeightsError> {
         let path = path.as_ref();
         exists(path)?;
-        let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-        if extension.eq_ignore_ascii_case("bpk") {
+        if is_burnpack(path)? {
             return Ok(Self::Burn);
         }
         if is_safetensors(path) && safetensors_producer(path)?.as_deref() == Some("burn") {
@@ -179,13 +179,18 @@ impl WeightsOrigin {
 
 /// The `producer` in a safetensors file's `__metadata__`, if it names one.
 fn safetensors_producer(path: &Path) -> Result<Option<String>, WeightsError> {
+    Ok(safetensors_metadata(path)?.remove("producer"))
+}
+
+/// A safetensors file's `__metadata__` (only its header is read).
+fn safetensors_metadata(path: &Path) -> Result<BTreeMap<String, String>, WeightsError> {
     use std::io::Read;
     /// The safetensors format's own bound on its JSON header.
     const MAX_HEADER: u64 = 100_000_000;
     #[derive(serde::Deserialize)]
     struct Header {
         #[serde(rename = "__metadata__", default)]
-        metadata: std::collections::HashMap<String, String>,
+        metadata: BTreeMap<String, String>,
     }
     let bad = |reason: String| WeightsError::Store {
         path: path.to_path_buf(),
@@ -211,7 +216,34 @@ fn safetensors_producer(path: &Path) -> Result<Option<String>, WeightsError> {
     }
     let header: Header =
         serde_json::from_slice(&header).map_err(|e| bad(format!("its header: {e}")))?;
-    Ok(header.metadata.get("producer").cloned())
+    Ok(header.metadata)
+}
+
+/// The text metadata of a weights file: a safetensors header's `__metadata__` or a burnpack
+/// file's metadata (Burn's writers record `format`, `producer` and `version`; the
+/// `*_with_metadata` savers add their own), read without the tensors. PyTorch's `.pth` / `.pt`
+/// files have none: an empty map.
+///
+/// ```no_run
+/// use supcon_head::weights;
+///
+/// // `supcon-train export` records its run's settings under `supcon.config`.
+/// let metadata = weights::read_metadata("runs/supcon-small-1/encoder.safetensors")?;
+/// println!("{:?}", metadata.get("supcon.config"));
+/// # Ok::<(), weights::WeightsError>(())
+/// ```
+pub fn read_metadata(path: impl AsRef<Path>) -> Result<BTreeMap<String, String>, WeightsError> {
+    let path = path.as_ref();
+    exists(path)?;
+    if is_safetensors(path) {
+        return safetensors_metadata(path);
+    }
+    if is_burnpack(path)? {
+        let reader = burn::store::burn_pack::Reader::from_file_exact(path)
+            .map_err(|e| store_error(path, e))?;
+        return Ok(reader.metadata().clone());
+    }
+    Ok(BTreeMap::new())
 }
 
 /// Loads `model` from a weights file of either origin ([`WeightsOrigin::of`]): one written by
@@ -298,12 +330,22 @@ pub fn load_reference_encoder<E: Module + ModuleDisplay>(
 /// Saves `model` as safetensors (our own parameter names), readable by others as a burnpack
 /// file is (mode 644 on Unix: the safetensors writer's temporary file would leave it 600).
 pub fn save_safetensors<M: Module>(model: &M, path: impl AsRef<Path>) -> Result<(), WeightsError> {
+    save_safetensors_with_metadata(model, path, &BTreeMap::new())
+}
+
+/// [`save_safetensors`], with `metadata` added to the header's `__metadata__` (beside Burn's
+/// `format`, `producer` and `version`; read back with [`read_metadata`]).
+pub fn save_safetensors_with_metadata<M: Module>(
+    model: &M,
+    path: impl AsRef<Path>,
+    metadata: &BTreeMap<String, String>,
+) -> Result<(), WeightsError> {
     let path = path.as_ref();
-    save_with(
-        model,
-        path,
+    let store = metadata.iter().fold(
         SafetensorsStore::from_file(path).overwrite(true),
-    )?;
+        |store, (key, value)| store.metadata(key, value),
+    );
+    save_with(model, path, store)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -330,8 +372,25 @@ pub fn load_safetensors<M: Module>(model: M, path: impl AsRef<Path>) -> Result<M
 
 /// Saves `model` in Burn's burnpack format.
 pub fn save_burnpack<M: Module>(model: &M, path: impl AsRef<Path>) -> Result<(), WeightsError> {
+    save_burnpack_with_metadata(model, path, &BTreeMap::new())
+}
+
+/// [`save_burnpack`], with `metadata` added to the file's metadata (beside Burn's `format`,
+/// `producer` and `version`; read back with [`read_metadata`]).
+pub fn save_burnpack_with_metadata<M: Module>(
+    model: &M,
+    path: impl AsRef<Path>,
+    metadata: &BTreeMap<String, String>,
+) -> Result<(), WeightsError> {
     let path = path.as_ref();
-    save_with(model, path, BurnpackStore::from_file(path).overwrite(true))
+    let store = metadata.iter().fold(
+        // Written where asked: Burn would add `.bpk` to a name without an extension.
+        BurnpackStore::from_file(path)
+            .auto_extension(false)
+            .overwrite(true),
+        |store, (key, value)| store.metadata(key, value),
+    );
+    save_with(model, path, store)
 }
 
 /// Loads a model saved with [`save_burnpack`].
@@ -339,6 +398,7 @@ pub fn load_burnpack<M: Module>(model: M, path: impl AsRef<Path>) -> Result<M, W
     let path = path.as_ref();
     let store = || {
         BurnpackStore::from_file(path)
+            .auto_extension(false)
             .allow_partial(true)
             .validate(false)
     };
@@ -385,6 +445,23 @@ fn exists(path: &Path) -> Result<(), WeightsError> {
         Ok(())
     } else {
         Err(WeightsError::NotFound(path.to_path_buf()))
+    }
+}
+
+/// Whether `path` is a burnpack file: named `.bpk`, or starting with burnpack's magic number
+/// (a file saved under another name).
+fn is_burnpack(path: &Path) -> Result<bool, WeightsError> {
+    use std::io::Read;
+    let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    if extension.eq_ignore_ascii_case("bpk") {
+        return Ok(true);
+    }
+    let mut magic = [0u8; 4];
+    let mut file = std::fs::File::open(path).map_err(|e| store_error(path, e))?;
+    match file.read_exact(&mut magic) {
+        Ok(()) => Ok(u32::from_le_bytes(magic) == burn::store::burn_pack::MAGIC_NUMBER),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(store_error(path, e)),
     }
 }
 

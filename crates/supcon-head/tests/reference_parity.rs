@@ -467,3 +467,55 @@ fn files_of_either_origin_load_through_one_call() {
     let err = WeightsOrigin::of(path("absent.bpk")).unwrap_err();
     assert!(matches!(err, WeightsError::NotFound(_)), "{err}");
 }
+
+/// Text metadata saved with a model comes back from `read_metadata`, beside Burn's own, in
+/// either format; a burnpack file saved under a name without `.bpk` is written exactly there
+/// and still recognised (by its magic number); PyTorch's files have no metadata.
+#[test]
+fn metadata_saved_with_a_model_reads_back() {
+    let device = Device::flex();
+    let model = small_model(1, &device);
+    let x = formula_input([2, 1, 28, 28], &device);
+    let want = to_vec(model.forward(x.clone()));
+    let dir = scratch();
+    let path = |name: &str| dir.path().join(name);
+    let metadata = BTreeMap::from([
+        (
+            "supcon.config".to_string(),
+            "[model]\narchitecture = \"small\"\n".to_string(),
+        ),
+        ("note".to_string(), "α, with \"quotes\"".to_string()),
+    ]);
+    weights::save_safetensors_with_metadata(&model, path("model.safetensors"), &metadata).unwrap();
+    weights::save_burnpack_with_metadata(&model, path("model-pack"), &metadata).unwrap();
+    assert!(path("model-pack").is_file() && !path("model-pack.bpk").exists());
+    for name in ["model.safetensors", "model-pack"] {
+        let read = weights::read_metadata(path(name)).unwrap();
+        for (key, value) in &metadata {
+            assert_eq!(read.get(key), Some(value), "{name}: {key}");
+        }
+        assert_eq!(
+            read.get("producer").map(String::as_str),
+            Some("burn"),
+            "{name}"
+        );
+        assert_eq!(WeightsOrigin::of(path(name)).unwrap(), WeightsOrigin::Burn);
+        let loaded = weights::load_checkpoint(small_model(1, &device), path(name)).unwrap();
+        assert_eq!(to_vec(loaded.forward(x.clone())), want, "{name}");
+    }
+    // Saved without any: Burn's own keys alone.
+    weights::save_burnpack(&model, path("plain.bpk")).unwrap();
+    let read = weights::read_metadata(path("plain.bpk")).unwrap();
+    assert!(!read.contains_key("supcon.config"), "{read:?}");
+    assert_eq!(read.get("format").map(String::as_str), Some("burnpack"));
+    assert!(
+        weights::read_metadata(golden("reference_small_ckpt.pth"))
+            .unwrap()
+            .is_empty()
+    );
+    let err = weights::read_metadata(path("absent.safetensors")).unwrap_err();
+    assert!(matches!(err, WeightsError::NotFound(_)), "{err}");
+    std::fs::write(path("junk.bpk"), b"NRUB not really").unwrap();
+    let err = weights::read_metadata(path("junk.bpk")).unwrap_err();
+    assert!(matches!(err, WeightsError::Store { .. }), "{err}");
+}

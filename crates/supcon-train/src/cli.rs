@@ -55,8 +55,8 @@ pub enum Command {
     #[command(allow_negative_numbers = true)]
     Linear {
         /// A pre-training run folder, or a checkpoint file: the PyTorch reference's (.pth, .pt,
-        /// .safetensors) or one `export` wrote (.safetensors, .bpk); give --model and the
-        /// dataset options with a file.
+        /// .safetensors), or one `export` wrote (.safetensors, .bpk: it records its run's
+        /// settings, the defaults here); give --model and the dataset options with other files.
         #[arg(long)]
         encoder: PathBuf,
         #[command(flatten)]
@@ -85,8 +85,8 @@ pub enum Command {
     /// kNN accuracy of a pre-trained encoder on the validation and test splits.
     Knn {
         /// A pre-training run folder, or a checkpoint file: the PyTorch reference's (.pth, .pt,
-        /// .safetensors) or one `export` wrote (.safetensors, .bpk); give --model and the
-        /// dataset options with a file.
+        /// .safetensors), or one `export` wrote (.safetensors, .bpk: it records its run's
+        /// settings, the defaults here); give --model and the dataset options with other files.
         #[arg(long)]
         encoder: PathBuf,
         #[command(flatten)]
@@ -102,8 +102,8 @@ pub enum Command {
     /// folders, as `.npy` files.
     Embed {
         /// A pre-training run folder, or a checkpoint file: the PyTorch reference's (.pth, .pt,
-        /// .safetensors) or one `export` wrote (.safetensors, .bpk); give --model and the
-        /// dataset options with a file.
+        /// .safetensors), or one `export` wrote (.safetensors, .bpk: it records its run's
+        /// settings, the defaults here); give --model and the dataset options with other files.
         #[arg(long)]
         encoder: PathBuf,
         /// Which split (labels are written too; default: test).
@@ -167,8 +167,8 @@ pub struct DeviceOption {
 #[derive(Debug, Clone, Default, clap::Args)]
 #[command(next_help_heading = "With a checkpoint file")]
 pub struct CheckpointOptions {
-    /// Encoder the checkpoint holds: resnet18, resnet34, resnet50, resnet101 or small (no
-    /// default: required with a checkpoint file).
+    /// Encoder the checkpoint holds: resnet18, resnet34, resnet50, resnet101 or small (default:
+    /// the one a file `export` wrote records; required with other checkpoint files).
     #[arg(long)]
     pub model: Option<Architecture>,
     /// mnist (embedded), idx:DIR, cifar10:DIR, cifar100:DIR or folder:DIR.
@@ -178,11 +178,12 @@ pub struct CheckpointOptions {
     #[arg(long)]
     pub size: Option<usize>,
     /// Per-channel normalisation mean the checkpoint was trained with (comma list; the
-    /// reference's CIFAR-10: 0.4914,0.4822,0.4465; default: measured on the training split).
+    /// reference's CIFAR-10: 0.4914,0.4822,0.4465; default: the one a file `export` wrote
+    /// records, else measured on the training split).
     #[arg(long, value_delimiter = ',')]
     pub mean: Option<Vec<f64>>,
     /// Per-channel standard deviation (the reference's CIFAR-10: 0.2023,0.1994,0.2010; default:
-    /// measured).
+    /// recorded, as --mean, else measured).
     #[arg(long, value_delimiter = ',')]
     pub std: Option<Vec<f64>>,
     /// Fraction of the training set held out for validation.

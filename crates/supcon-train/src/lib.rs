@@ -29,6 +29,7 @@ pub mod config;
 pub mod dataset;
 pub mod device;
 mod error;
+pub mod exported;
 pub mod features;
 pub mod fit;
 pub mod grad_cache;

@@ -349,14 +349,27 @@ pub fn open_encoder(
             "no such run folder or checkpoint file",
         ));
     }
-    let Some(architecture) = options.model else {
+    let recorded = crate::exported::recorded_settings(source, options.dataset.as_ref())?;
+    if recorded.is_none() && options.model.is_none() {
         return Err(TrainError::Config(format!(
             "{} is a checkpoint file: give the architecture it was trained with, --model \
              resnet18|resnet34|resnet50|resnet101|small (and the dataset options)",
             source.display()
         )));
-    };
-    let config = RunConfig::resolve(options.clone())?;
+    }
+    let config = RunConfig::resolve_over(recorded.as_slice(), options.clone())?;
+    if recorded.is_some() {
+        progress.message(&format!(
+            "{} records the settings of its run: they are the defaults here (model {}, \
+             dataset {}, mean {:?}, std {:?}; the evaluation folder's config.toml has them all)",
+            source.display(),
+            config.model.architecture,
+            config.data.dataset,
+            config.data.mean,
+            config.data.std
+        ));
+    }
+    let architecture = config.model.architecture;
     crate::run::check_new_run(&config)?;
     let prepared = Prepared::new(config, progress)?;
     let (encoder, head) = if with_head {
@@ -653,12 +666,19 @@ pub fn export(
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| TrainError::io(parent, e))?;
     }
-    use supcon_head::weights::{save_burnpack, save_safetensors};
+    let settings = crate::exported::settings_metadata(&config)?;
+    use supcon_head::weights::{save_burnpack_with_metadata, save_safetensors_with_metadata};
     match (format, head) {
-        (ExportFormat::Safetensors, true) => save_safetensors(&model, &path)?,
-        (ExportFormat::Safetensors, false) => save_safetensors(&model.encoder, &path)?,
-        (ExportFormat::Burnpack, true) => save_burnpack(&model, &path)?,
-        (ExportFormat::Burnpack, false) => save_burnpack(&model.encoder, &path)?,
+        (ExportFormat::Safetensors, true) => {
+            save_safetensors_with_metadata(&model, &path, &settings)?
+        }
+        (ExportFormat::Safetensors, false) => {
+            save_safetensors_with_metadata(&model.encoder, &path, &settings)?
+        }
+        (ExportFormat::Burnpack, true) => save_burnpack_with_metadata(&model, &path, &settings)?,
+        (ExportFormat::Burnpack, false) => {
+            save_burnpack_with_metadata(&model.encoder, &path, &settings)?
+        }
     }
     Ok(path)
 }

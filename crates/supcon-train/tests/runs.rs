@@ -262,16 +262,49 @@ fn evaluation_commands_read_a_finished_run() {
     assert_eq!(model, run.join("model.bpk"));
     assert!(model.is_file());
 
+    // The files record the run's settings, less the machine's.
+    for file in [&exported, &model] {
+        let metadata = supcon_head::weights::read_metadata(file).unwrap();
+        let settings = &metadata[supcon_train::exported::SETTINGS_KEY];
+        let recorded = RunConfig::from_toml_str(settings, dir.path()).unwrap();
+        assert_eq!(recorded.data, c.data, "{}", file.display());
+        assert_eq!(recorded.model, c.model);
+        assert_eq!((recorded.seed, &recorded.eval), (c.seed, &c.eval));
+        for key in supcon_train::exported::MACHINE_SETTINGS {
+            assert!(!settings.contains(&format!("{key} =")), "{key}: {settings}");
+        }
+    }
+
     // The exported files are encoders `embed` (as `linear` and `knn`) takes in place of the
-    // run: with the run's normalisation, the same test embeddings and projections, bit for bit.
+    // run, with the settings they record as defaults: the same test embeddings and projections,
+    // bit for bit, the same linear evaluation and kNN accuracy.
     let as_file = Options {
-        model: Some(c.model.architecture),
-        dataset: Some(c.data.dataset.clone()),
-        mean: Some(c.data.mean.clone()),
-        std: Some(c.data.std.clone()),
         out: Some(dir.path().join("evals")),
         ..Options::default()
     };
+    let three_epochs = Options {
+        linear_epochs: Some(3),
+        ..Options::default()
+    };
+    let (from_run, _) = commands::linear(&run, &three_epochs, &Silent).unwrap();
+    let three_epochs = Options {
+        out: as_file.out.clone(),
+        ..three_epochs
+    };
+    let (from_file, file) = commands::linear(&exported, &three_epochs, &Silent).unwrap();
+    assert!(
+        file.starts_with(dir.path().join("evals")),
+        "{}",
+        file.display()
+    );
+    assert_eq!(from_file.val_curve, from_run.val_curve);
+    assert_eq!(from_file.test_accuracy, from_run.test_accuracy);
+    let (from_run, _) = commands::knn(&run, &Options::default(), &Silent).unwrap();
+    let (from_file, _) = commands::knn(&model, &as_file, &Silent).unwrap();
+    assert_eq!(
+        (from_file.k, from_file.val_accuracy, from_file.test_accuracy),
+        (from_run.k, from_run.val_accuracy, from_run.test_accuracy)
+    );
     for (file, projection) in [(&exported, false), (&model, true)] {
         let again = dir.path().join("again");
         let written = commands::embed(
@@ -290,6 +323,23 @@ fn evaluation_commands_read_a_finished_run() {
         }
         assert_eq!(written.len(), if projection { 3 } else { 2 });
     }
+    // An option given overrides what the file records.
+    let other_mean = Options {
+        mean: Some(vec![0.9]),
+        ..as_file.clone()
+    };
+    let again = dir.path().join("other-mean");
+    let written = commands::embed(
+        &exported,
+        &EmbedInput::Split(Split::Test),
+        false,
+        Some(&again),
+        &other_mean,
+        &Silent,
+    )
+    .unwrap();
+    let name = written[0].file_name().unwrap();
+    assert!(std::fs::read(out.join(name)).unwrap() != std::fs::read(&written[0]).unwrap());
     // An output folder that is a file is refused before anything runs.
     let file_out = dir.path().join("a-file");
     std::fs::write(&file_out, "").unwrap();
