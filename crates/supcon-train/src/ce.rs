@@ -84,10 +84,18 @@ impl Task for CrossEntropyTask<'_> {
             .filter_map(|m| m.val_accuracy)
             .fold(-1.0, f64::max);
         if accuracy > best {
-            let bytes = model
-                .into_record()
-                .into_bytes()
-                .map_err(|e| TrainError::run(&self.best_path, e.to_string()))?;
+            // A burnpack recording the run's settings, as `export` writes (so that `linear
+            // --encoder best-model.bpk` evaluates it as the run was trained); written whole.
+            let failed =
+                |e: &dyn std::fmt::Display| TrainError::run(&self.best_path, e.to_string());
+            let settings = crate::exported::settings_metadata(&p.config)?;
+            let mut store = settings.iter().fold(
+                burn::store::BurnpackStore::from_bytes(None),
+                |store, (key, value)| store.metadata(key, value),
+            );
+            use burn::store::ModuleSnapshot;
+            model.save_into(&mut store).map_err(|e| failed(&e))?;
+            let bytes = store.get_bytes().map_err(|e| failed(&e))?;
             write_atomically(&self.best_path, &bytes)?;
         }
         Ok((None, Some(accuracy)))

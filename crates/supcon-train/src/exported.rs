@@ -1,4 +1,5 @@
-//! The settings a weights file written by [`export`](crate::runs::export) carries: its run's
+//! The settings a weights file written by [`export`](crate::runs::export) (or a cross-entropy
+//! run's [`BEST_MODEL_FILE`](crate::ce::BEST_MODEL_FILE)) carries: its run's
 //! configuration, less what belongs to the machine that trained it, as the text of a
 //! `config.toml` under the metadata key [`SETTINGS_KEY`]. Evaluating the file (`linear`, `knn`,
 //! `embed --encoder FILE`) takes them as its defaults, so the encoder sees its inputs as in

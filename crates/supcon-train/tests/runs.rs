@@ -511,6 +511,26 @@ fn cross_entropy_baseline_selects_on_validation() {
     assert!(run.join("ce.json").is_file() && run.join("best-model.bpk").is_file());
     assert_eq!(outcome.file, Some(run.join("ce.json")));
     assert_tiny_test_split(&outcome.per_class, outcome.test_accuracy);
+    // The best network reloads from its file with the best validation accuracy; the file
+    // records the run's settings, so `knn` takes it without --model or the dataset options.
+    let best_file = run.join("best-model.bpk");
+    let encoder = supcon_encoder::EncoderConfig::new(config.model.architecture).with_in_channels(1);
+    let net = supcon_head::CrossEntropyNetConfig::new(encoder, 4).init(&prepared.device);
+    let net = supcon_head::weights::load_checkpoint(net, &best_file).unwrap();
+    let (validation, c) = (&prepared.splits.validation, &prepared.config);
+    let accuracy = supcon_train::ce::classify(&net, validation, c, &prepared.device).unwrap();
+    assert_eq!(accuracy, outcome.val_accuracy);
+    let evals = Options {
+        out: Some(_scratch.path().join("evals")),
+        ..Options::default()
+    };
+    let (knn, file) = commands::knn(&best_file, &evals, &Silent).unwrap();
+    assert_eq!(knn.k, 10, "the run's knn_k");
+    let evaluated = supcon_train::run::load_run_config(file.parent().unwrap()).unwrap();
+    assert_eq!(
+        (evaluated.data, evaluated.model),
+        (c.data.clone(), c.model.clone())
+    );
 
     // Asked to stop during the last of its 9 steps: training ends, the test evaluation waits
     // for `--resume`, which gives the uninterrupted run's result. (The same seed again:
