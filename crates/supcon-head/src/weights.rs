@@ -1,6 +1,7 @@
 //! Weights in and out: checkpoints of the PyTorch reference, and our models in Burn's own
-//! format (burnpack) and as safetensors. [`load_checkpoint`] and [`load_encoder`] read either
-//! kind ([`WeightsOrigin`] tells them apart).
+//! format (burnpack), as safetensors, and as safetensors with the reference's names
+//! ([`save_pytorch_safetensors`], for PyTorch). [`load_checkpoint`] and [`load_encoder`] read
+//! either kind ([`WeightsOrigin`] tells them apart).
 //!
 //! A checkpoint written by SupContrast's `main_supcon.py` is `{'model': state_dict, ...}` with
 //! keys `encoder.*` and `head.*` (`encoder.module.*` or `module.*` after DataParallel). Its keys
@@ -26,8 +27,8 @@ use std::path::{Path, PathBuf};
 use burn::module::{ModuleDisplay, ModuleMapper, Param};
 use burn::prelude::*;
 use burn::store::{
-    ApplyError, ApplyResult, BurnpackStore, KeyRemapper, ModuleSnapshot, ModuleStore,
-    PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
+    ApplyError, ApplyResult, BurnToPyTorchAdapter, BurnpackStore, KeyRemapper, ModuleSnapshot,
+    ModuleStore, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
 };
 use burn::tensor::FloatDType;
 
@@ -95,6 +96,17 @@ fn reference_key_remapper() -> KeyRemapper {
         (r"\.shortcut\.1\.", ".shortcut.bn."),
         (r"^head\.0\.", "head.hidden."),
         (r"^head\.2\.", "head.output."),
+    ])
+    .expect("the patterns are valid regexes")
+}
+
+/// The renamings from our keys to the reference's: [`reference_key_remapper`] undone.
+fn to_reference_key_remapper() -> KeyRemapper {
+    KeyRemapper::from_patterns(vec![
+        (r"\.shortcut\.conv\.", ".shortcut.0."),
+        (r"\.shortcut\.bn\.", ".shortcut.1."),
+        (r"^head\.hidden\.", "head.0."),
+        (r"^head\.output\.", "head.2."),
     ])
     .expect("the patterns are valid regexes")
 }
@@ -346,15 +358,60 @@ pub fn save_safetensors_with_metadata<M: Module>(
         |store, (key, value)| store.metadata(key, value),
     );
     save_with(model, path, store)?;
+    readable_by_others(path)
+}
+
+/// Saves `model` as safetensors with PyTorch's parameter names and layouts, `metadata` added
+/// (Burn's own is left out, so the file reads back as the reference's, [`WeightsOrigin`]):
+/// the state dict of the reference's `SupConResNet` (`encoder.*`, the MLP head as `head.0.*`
+/// and `head.2.*`, a linear head as `head.*`; shortcuts as `shortcut.0.*` / `shortcut.1.*`),
+/// Linear weights `[out, in]`, BatchNorm's `weight` / `bias` / `running_mean` /
+/// `running_var`. PyTorch loads it with `model.load_state_dict(safetensors.torch.load_file(path))`
+/// (BatchNorm's `num_batches_tracked`, which the file lacks, is then filled in as 0; it only
+/// matters to a BatchNorm without momentum). The `small` encoder is named as `nn.ModuleList`s
+/// `convs` and `norms`, and the google-research head's BatchNorm as `head.norm.*`: the reference
+/// has neither.
+///
+/// ```no_run
+/// use burn::prelude::*;
+/// use supcon_encoder::{Architecture, EncoderConfig};
+/// use supcon_head::{SupConModelConfig, weights};
+///
+/// let model = SupConModelConfig::new(EncoderConfig::new(Architecture::ResNet18)).init(&Device::flex());
+/// weights::save_pytorch_safetensors(&model, "supcon-resnet18.safetensors", &Default::default())?;
+/// // The reference's own loader reads it back.
+/// let fresh = SupConModelConfig::new(EncoderConfig::new(Architecture::ResNet18)).init(&Device::flex());
+/// let model = weights::load_reference_checkpoint(fresh, "supcon-resnet18.safetensors")?;
+/// # Ok::<(), weights::WeightsError>(())
+/// ```
+pub fn save_pytorch_safetensors<M: Module>(
+    model: &M,
+    path: impl AsRef<Path>,
+    metadata: &BTreeMap<String, String>,
+) -> Result<(), WeightsError> {
+    let path = path.as_ref();
+    let store = SafetensorsStore::from_file(path)
+        .overwrite(true)
+        .clear_metadata()
+        // What `safetensors.torch.save_file` records.
+        .metadata("format", "pt")
+        .with_to_adapter(BurnToPyTorchAdapter)
+        .skip_enum_variants(true)
+        .remap(to_reference_key_remapper());
+    let store = metadata
+        .iter()
+        .fold(store, |store, (key, value)| store.metadata(key, value));
+    save_with(model, path, store)?;
+    readable_by_others(path)
+}
+
+/// Mode 644 on Unix: the safetensors writer's temporary file would leave the file 600.
+fn readable_by_others(path: &Path) -> Result<(), WeightsError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).map_err(|e| {
-            WeightsError::Store {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            }
-        })?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| store_error(path, e))?;
     }
     Ok(())
 }

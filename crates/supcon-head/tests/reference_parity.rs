@@ -519,3 +519,68 @@ fn metadata_saved_with_a_model_reads_back() {
     let err = weights::read_metadata(path("junk.bpk")).unwrap_err();
     assert!(matches!(err, WeightsError::Store { .. }), "{err}");
 }
+
+/// A model saved with PyTorch's names holds exactly the reference's state dict (less
+/// `num_batches_tracked`): every key, shape and value of the checkpoint it was loaded from, so
+/// `load_state_dict` takes it; it reads back as the reference's; a linear head is `head.*`.
+#[test]
+fn pytorch_names_give_back_the_reference_state_dict() {
+    let device = Device::flex();
+    for (architecture, bottleneck, counts) in [
+        (Architecture::ResNet18, false, [2, 2, 2, 2]),
+        (Architecture::ResNet50, true, [3, 4, 6, 3]),
+    ] {
+        let keys = reference_keys(bottleneck, counts, architecture.width());
+        let dir = scratch();
+        let source = dir.path().join("reference.safetensors");
+        write_formula_safetensors(&source, &keys);
+        let model = SupConModelConfig::new(EncoderConfig::new(architecture)).init(&device);
+        let model = weights::load_reference_checkpoint(model, &source).unwrap();
+        let written = dir.path().join("pytorch.safetensors");
+        let metadata = BTreeMap::from([("supcon.config".to_string(), "seed = 1\n".to_string())]);
+        weights::save_pytorch_safetensors(&model, &written, &metadata).unwrap();
+        let bytes = std::fs::read(&written).unwrap();
+        let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let mut names: Vec<String> = file.names().into_iter().map(String::from).collect();
+        names.sort();
+        let mut want: Vec<String> = keys.iter().map(|(k, _)| k.clone()).collect();
+        want.sort();
+        assert_eq!(names, want, "{architecture}");
+        for (key, shape) in &keys {
+            let tensor = file.tensor(key).unwrap();
+            assert_eq!(tensor.shape(), shape.as_slice(), "{key}");
+            assert_eq!(tensor.dtype(), safetensors::Dtype::F32, "{key}");
+            let values: Vec<f32> = tensor
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            assert!(values == formula(key, shape), "{architecture}: {key}");
+        }
+        let read = weights::read_metadata(&written).unwrap();
+        assert_eq!(read.get("format").map(String::as_str), Some("pt"));
+        assert_eq!(read.get("supcon.config"), metadata.get("supcon.config"));
+        assert!(!read.contains_key("producer"), "{read:?}");
+        assert_eq!(
+            WeightsOrigin::of(&written).unwrap(),
+            WeightsOrigin::Reference
+        );
+    }
+    // A linear head, as the reference's `head='linear'`.
+    let model = SupConModelConfig::new(EncoderConfig::new(Architecture::ResNet18))
+        .with_head(supcon_head::HeadKind::Linear)
+        .init(&device);
+    let dir = scratch();
+    let written = dir.path().join("linear.safetensors");
+    weights::save_pytorch_safetensors(&model, &written, &BTreeMap::new()).unwrap();
+    let bytes = std::fs::read(&written).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    assert_eq!(file.tensor("head.weight").unwrap().shape(), [128, 512]);
+    assert_eq!(file.tensor("head.bias").unwrap().shape(), [128]);
+    let x = formula_input([2, 3, 16, 16], &device);
+    let fresh = SupConModelConfig::new(EncoderConfig::new(Architecture::ResNet18))
+        .with_head(supcon_head::HeadKind::Linear)
+        .init(&device);
+    let loaded = weights::load_reference_checkpoint(fresh, &written).unwrap();
+    assert_eq!(to_vec(loaded.forward(x.clone())), to_vec(model.forward(x)));
+}

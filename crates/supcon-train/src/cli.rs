@@ -137,12 +137,13 @@ pub enum Command {
         )]
         feat_dim: Option<usize>,
     },
-    /// Write a run's encoder (or, with --head, encoder and projection head) as safetensors or
-    /// burnpack.
+    /// Write a run's encoder (or, with --head, encoder and projection head) as safetensors,
+    /// burnpack, or safetensors with PyTorch's names.
     Export {
         /// The pre-training run folder.
         run: PathBuf,
-        /// File format.
+        /// File format: safetensors (our names), burnpack, or pytorch (safetensors with the
+        /// reference's names and layouts, for `load_state_dict` in PyTorch).
         #[arg(long, value_enum, default_value = "safetensors")]
         format: ExportFormat,
         /// Export the projection head too (the whole model).

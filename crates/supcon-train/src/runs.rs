@@ -611,13 +611,18 @@ pub enum ExportFormat {
     Safetensors,
     /// Burn's own burnpack.
     Burnpack,
+    /// safetensors with PyTorch's names and layouts: the reference's `SupConResNet` state dict
+    /// (`model.load_state_dict(safetensors.torch.load_file(path))`), see
+    /// [`supcon_head::weights::save_pytorch_safetensors`].
+    Pytorch,
 }
 
 /// Writes the encoder of the pre-training run in `run` (with `head`, the whole model: encoder and
 /// projection head) in `format` to `output` (default: `RUN/encoder.<ext>` or `RUN/model.<ext>`,
-/// `ext` `safetensors` or `bpk`); returns the file. Load it back with
-/// `supcon_head::weights::load_safetensors` / `load_burnpack` into a model of the run's
-/// configuration (`config.toml`).
+/// `ext` `safetensors`, `bpk` or `pytorch.safetensors`), recording the run's settings in its
+/// metadata ([`crate::exported`]); returns the file. Load it back with
+/// `supcon_head::weights::load_checkpoint` (or `load_encoder`) into a model of the run's
+/// configuration (`config.toml`), or evaluate it with [`linear`], [`knn`] and [`embed`].
 pub fn export(
     run: &Path,
     format: ExportFormat,
@@ -657,18 +662,25 @@ pub fn export(
     }
     let device = config.device()?;
     let model = load_model(run, &config, channels, &device)?;
-    let ext = match format {
+    let name = match format {
         ExportFormat::Safetensors => "safetensors",
         ExportFormat::Burnpack => "bpk",
+        ExportFormat::Pytorch => "pytorch.safetensors",
     };
     let stem = if head { "model" } else { "encoder" };
-    let path = output.map_or_else(|| run.join(format!("{stem}.{ext}")), Path::to_path_buf);
+    let path = output.map_or_else(|| run.join(format!("{stem}.{name}")), Path::to_path_buf);
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| TrainError::io(parent, e))?;
     }
     let settings = crate::exported::settings_metadata(&config)?;
-    use supcon_head::weights::{save_burnpack_with_metadata, save_safetensors_with_metadata};
+    use supcon_head::weights::{
+        save_burnpack_with_metadata, save_pytorch_safetensors, save_safetensors_with_metadata,
+    };
     match (format, head) {
+        (ExportFormat::Pytorch, true) => save_pytorch_safetensors(&model, &path, &settings)?,
+        (ExportFormat::Pytorch, false) => {
+            save_pytorch_safetensors(&model.encoder, &path, &settings)?
+        }
         (ExportFormat::Safetensors, true) => {
             save_safetensors_with_metadata(&model, &path, &settings)?
         }

@@ -261,9 +261,11 @@ fn evaluation_commands_read_a_finished_run() {
     let model = commands::export(&run, ExportFormat::Burnpack, true, None).unwrap();
     assert_eq!(model, run.join("model.bpk"));
     assert!(model.is_file());
+    let pytorch = commands::export(&run, ExportFormat::Pytorch, true, None).unwrap();
+    assert_eq!(pytorch, run.join("model.pytorch.safetensors"));
 
     // The files record the run's settings, less the machine's.
-    for file in [&exported, &model] {
+    for file in [&exported, &model, &pytorch] {
         let metadata = supcon_head::weights::read_metadata(file).unwrap();
         let settings = &metadata[supcon_train::exported::SETTINGS_KEY];
         let recorded = RunConfig::from_toml_str(settings, dir.path()).unwrap();
@@ -305,7 +307,7 @@ fn evaluation_commands_read_a_finished_run() {
         (from_file.k, from_file.val_accuracy, from_file.test_accuracy),
         (from_run.k, from_run.val_accuracy, from_run.test_accuracy)
     );
-    for (file, projection) in [(&exported, false), (&model, true)] {
+    for (file, projection) in [(&exported, false), (&model, true), (&pytorch, true)] {
         let again = dir.path().join("again");
         let written = commands::embed(
             file,
