@@ -70,6 +70,15 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
+    /// Whether `path` starts as a checkpoint [`save`](Self::save) writes (a run's
+    /// `checkpoint.bin`); only its first bytes are read, and a file that cannot be read is not.
+    pub fn is_checkpoint(path: &Path) -> bool {
+        use std::io::Read;
+        let mut magic = [0u8; 8];
+        std::fs::File::open(path).is_ok_and(|mut f| f.read_exact(&mut magic).is_ok())
+            && &magic == MAGIC
+    }
+
     /// Writes the checkpoint atomically to `path`.
     pub fn save(&self, path: &Path) -> Result<(), TrainError> {
         let state = serde_json::to_vec(&self.state)

@@ -349,6 +349,17 @@ pub fn open_encoder(
             "no such run folder or checkpoint file",
         ));
     }
+    if Checkpoint::is_checkpoint(source) {
+        let run = source.parent().unwrap_or(Path::new("."));
+        return Err(TrainError::run(
+            source,
+            format!(
+                "is a run's training checkpoint, read with its configuration: give the run \
+                 folder, --encoder {}",
+                run.display()
+            ),
+        ));
+    }
     let recorded = crate::exported::recorded_settings(source, options.dataset.as_ref())?;
     if recorded.is_none() && options.model.is_none() {
         return Err(TrainError::Config(format!(

@@ -325,6 +325,14 @@ fn evaluation_commands_read_a_finished_run() {
         }
         assert_eq!(written.len(), if projection { 3 } else { 2 });
     }
+    // A run's training checkpoint is read through its folder, and says so.
+    let error = commands::knn(&run.join(CHECKPOINT_FILE), &as_file, &Silent).unwrap_err();
+    assert_eq!(error.exit_code(), 2, "{error}");
+    let want = format!(
+        "training checkpoint, read with its configuration: give the run folder, --encoder {}",
+        run.display()
+    );
+    assert!(error.to_string().ends_with(&want), "{error}");
     // An option given overrides what the file records.
     let other_mean = Options {
         mean: Some(vec![0.9]),
