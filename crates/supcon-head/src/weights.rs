@@ -427,7 +427,9 @@ pub fn load_safetensors<M: Module>(model: M, path: impl AsRef<Path>) -> Result<M
     load_with(model, path, store)
 }
 
-/// Saves `model` in Burn's burnpack format.
+/// Saves `model` in Burn's burnpack format, at `path` as given (Burn's store alone would add
+/// `.bpk` to a name without an extension; [`WeightsOrigin::of`] knows the file by its magic
+/// number whatever its name).
 pub fn save_burnpack<M: Module>(model: &M, path: impl AsRef<Path>) -> Result<(), WeightsError> {
     save_burnpack_with_metadata(model, path, &BTreeMap::new())
 }
