@@ -646,6 +646,25 @@ pub fn export(
             "is a folder: --output names the file to write (default: in the run folder)",
         ));
     }
+    if let Some(output) = output {
+        // The readers know a safetensors file by its extension.
+        let safetensors = output
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"));
+        let problem = match format {
+            ExportFormat::Burnpack if safetensors => Some("a burnpack file"),
+            ExportFormat::Safetensors | ExportFormat::Pytorch if !safetensors => {
+                Some("a safetensors file, which is read by its .safetensors extension")
+            }
+            _ => None,
+        };
+        if let Some(problem) = problem {
+            return Err(TrainError::run(
+                output,
+                format!("is not a name for {problem}: name it to match --format"),
+            ));
+        }
+    }
     if let Some(file) = output.and_then(Path::parent).and_then(file_in_the_way) {
         return Err(TrainError::run(
             file,

@@ -383,6 +383,21 @@ fn evaluation_commands_read_a_finished_run() {
     let error = commands::export(&run, ExportFormat::Burnpack, true, Some(&out)).unwrap_err();
     assert_eq!(error.exit_code(), 2, "{error}");
     assert!(error.to_string().contains("is a folder"), "{error}");
+    // A name the readers would take for the other format.
+    for (format, name) in [
+        (ExportFormat::Burnpack, "model.safetensors"),
+        (ExportFormat::Safetensors, "model.bpk"),
+        (ExportFormat::Pytorch, "model.pt"),
+    ] {
+        let output = dir.path().join(name);
+        let error = commands::export(&run, format, true, Some(&output)).unwrap_err();
+        assert_eq!(error.exit_code(), 2, "{error}");
+        assert!(
+            error.to_string().contains("name it to match --format"),
+            "{error}"
+        );
+        assert!(!output.exists());
+    }
 }
 
 /// A run pre-trained with `linear_epochs = 0` (no linear evaluation) is evaluated later by
