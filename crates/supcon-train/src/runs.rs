@@ -380,6 +380,20 @@ pub fn open_encoder(
             config.data.std
         ));
     }
+    if let Some(dir) = config.data.dataset.dir().filter(|d| !d.exists())
+        && recorded.is_some()
+        && options.dataset.is_none()
+    {
+        return Err(TrainError::run(
+            source,
+            format!(
+                "records the dataset of its run, {}, which is not here ({} does not exist): \
+                 give --dataset",
+                config.data.dataset,
+                dir.display()
+            ),
+        ));
+    }
     let architecture = config.model.architecture;
     crate::run::check_new_run(&config)?;
     let prepared = Prepared::new(config, progress)?;

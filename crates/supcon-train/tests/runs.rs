@@ -325,6 +325,22 @@ fn evaluation_commands_read_a_finished_run() {
         }
         assert_eq!(written.len(), if projection { 3 } else { 2 });
     }
+    // A file whose run's dataset is not on this machine asks for --dataset, and takes it.
+    let mut moved = c.clone();
+    moved.data.dataset = "idx:/no/such/folder".parse().unwrap();
+    let metadata = supcon_train::exported::settings_metadata(&moved).unwrap();
+    let encoder = commands::load_model(&run, &c, 1, &device).unwrap().encoder;
+    let moved_file = dir.path().join("moved.safetensors");
+    supcon_head::weights::save_safetensors_with_metadata(&encoder, &moved_file, &metadata).unwrap();
+    let error = commands::knn(&moved_file, &as_file, &Silent).unwrap_err();
+    assert_eq!(error.exit_code(), 2, "{error}");
+    assert!(error.to_string().ends_with("give --dataset"), "{error}");
+    let here = Options {
+        dataset: Some(c.data.dataset.clone()),
+        ..as_file.clone()
+    };
+    let (moved_knn, _) = commands::knn(&moved_file, &here, &Silent).unwrap();
+    assert_eq!(moved_knn.test_accuracy, from_file.test_accuracy);
     // A run's training checkpoint is read through its folder, and says so.
     let error = commands::knn(&run.join(CHECKPOINT_FILE), &as_file, &Silent).unwrap_err();
     assert_eq!(error.exit_code(), 2, "{error}");
