@@ -149,7 +149,8 @@ pub enum Command {
         /// Export the projection head too (the whole model).
         #[arg(long)]
         head: bool,
-        /// Output file (default: RUN/encoder.safetensors, RUN/model.bpk, ...).
+        /// Output file (default: RUN/encoder.safetensors, RUN/model.bpk,
+        /// RUN/encoder.pytorch.safetensors, ...).
         #[arg(long)]
         output: Option<PathBuf>,
     },

@@ -636,9 +636,9 @@ pub enum ExportFormat {
     Safetensors,
     /// Burn's own burnpack.
     Burnpack,
-    /// safetensors with PyTorch's names and layouts: the reference's `SupConResNet` state dict
-    /// (`model.load_state_dict(safetensors.torch.load_file(path))`), see
-    /// [`supcon_head::weights::save_pytorch_safetensors`].
+    /// safetensors with PyTorch's names and layouts: the reference's `SupConResNet` state dict,
+    /// for `model.load_state_dict(safetensors.torch.load_file(path))` (written by
+    /// `supcon_head::weights::save_pytorch_safetensors`).
     Pytorch,
 }
 
