@@ -55,8 +55,9 @@ pub enum Command {
     #[command(allow_negative_numbers = true)]
     Linear {
         /// A pre-training run folder, or a checkpoint file: the PyTorch reference's (.pth, .pt,
-        /// .safetensors), or one `export` wrote (.safetensors, .bpk: it records its run's
-        /// settings, the defaults here); give --model and the dataset options with other files.
+        /// .safetensors), or one `export` wrote or a `ce` run's best-model.bpk (these record
+        /// their run's settings, the defaults here); give --model and the dataset options with
+        /// other files.
         #[arg(long)]
         encoder: PathBuf,
         #[command(flatten)]
@@ -85,8 +86,9 @@ pub enum Command {
     /// kNN accuracy of a pre-trained encoder on the validation and test splits.
     Knn {
         /// A pre-training run folder, or a checkpoint file: the PyTorch reference's (.pth, .pt,
-        /// .safetensors), or one `export` wrote (.safetensors, .bpk: it records its run's
-        /// settings, the defaults here); give --model and the dataset options with other files.
+        /// .safetensors), or one `export` wrote or a `ce` run's best-model.bpk (these record
+        /// their run's settings, the defaults here); give --model and the dataset options with
+        /// other files.
         #[arg(long)]
         encoder: PathBuf,
         #[command(flatten)]
@@ -102,8 +104,9 @@ pub enum Command {
     /// folders, as `.npy` files.
     Embed {
         /// A pre-training run folder, or a checkpoint file: the PyTorch reference's (.pth, .pt,
-        /// .safetensors), or one `export` wrote (.safetensors, .bpk: it records its run's
-        /// settings, the defaults here); give --model and the dataset options with other files.
+        /// .safetensors), or one `export` wrote or a `ce` run's best-model.bpk (these record
+        /// their run's settings, the defaults here); give --model and the dataset options with
+        /// other files.
         #[arg(long)]
         encoder: PathBuf,
         /// Which split (labels are written too; default: test).
