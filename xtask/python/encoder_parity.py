@@ -139,7 +139,14 @@ def write_reference_checkpoint(path):
     model.encoder = nn.DataParallel(model.encoder)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     opt = argparse.Namespace(model="small", batch_size=256, learning_rate=0.05, temp=0.1)
-    torch.save({"opt": opt, "model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": 1}, path)
+    # Saved as from the GPU the reference trains on: every storage tagged `cuda:0` (torch itself
+    # then needs `map_location` to read it on a machine without CUDA).
+    location_tag = torch.serialization.location_tag
+    torch.serialization.location_tag = lambda storage: "cuda:0"
+    try:
+        torch.save({"opt": opt, "model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": 1}, path)
+    finally:
+        torch.serialization.location_tag = location_tag
     model = model.double().eval()
     with torch.no_grad():
         return model(formula_input((2, 1, 28, 28)).double()).flatten().tolist()
