@@ -3,7 +3,9 @@
 PyTorch names the folder inside its zip archive after the file's stem, so the archive's layout
 (and, for one length, the way the `zip` crate reads it) depends on the name's length. Each file
 holds {'model': {'x': [n, n + 0.5, -1]}} for a stem of n characters; supcon-head's test
-`torch_names.rs` loads every one and checks the values.
+`torch_names.rs` loads every one and checks the values. Two more are in PyTorch's legacy format
+(before 1.6, or `_use_new_zipfile_serialization=False`: a bare pickle stream, no archive), one
+of them tagged `cuda:0` as saved from a GPU: the format of older SupContrast checkpoints.
 
     python xtask/python/torch_names.py assets/golden/torch_names
 """
@@ -30,7 +32,16 @@ def main() -> None:
         assert len(name) == n, (n, name)
         x = torch.tensor([float(n), n + 0.5, -1.0])
         torch.save({"model": {"x": x}}, out / f"{name}.pth")
-    print(f"wrote {len(LENGTHS)} checkpoints with torch {torch.__version__} to {out}")
+    for name, location in [("legacy_e1000", "cpu"), ("legacy_cuda_e1000", "cuda:0")]:
+        n = len(name)
+        x = torch.tensor([float(n), n + 0.5, -1.0])
+        location_tag = torch.serialization.location_tag
+        torch.serialization.location_tag = lambda storage: location
+        try:
+            torch.save({"model": {"x": x}}, out / f"{name}.pth", _use_new_zipfile_serialization=False)
+        finally:
+            torch.serialization.location_tag = location_tag
+    print(f"wrote {len(LENGTHS) + 2} checkpoints with torch {torch.__version__} to {out}")
 
 
 if __name__ == "__main__":

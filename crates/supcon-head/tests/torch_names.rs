@@ -2,7 +2,8 @@
 //! inside its zip archive after the file's stem, and with a 21-character stem the `zip` crate
 //! under burn-store misread the archive ("Invalid Central Directory header"). The files in
 //! `assets/golden/torch_names/` were written by PyTorch (`xtask/python/torch_names.py`), each
-//! holding `{'model': {'x': [n, n + 0.5, -1]}}` for a stem of `n` characters.
+//! holding `{'model': {'x': [n, n + 0.5, -1]}}` for a stem of `n` characters; two of them
+//! (`legacy_*`) in PyTorch's format before 1.6, a bare pickle stream, one tagged `cuda:0`.
 
 use std::path::Path;
 
@@ -19,7 +20,7 @@ struct Tiny {
 fn checkpoints_open_under_every_name_length() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/golden/torch_names");
     let device = Device::flex();
-    let mut lengths = Vec::new();
+    let (mut lengths, mut legacy) = (Vec::new(), 0);
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         let n = path.file_stem().unwrap().len();
@@ -31,7 +32,14 @@ fn checkpoints_open_under_every_name_length() {
         let x = loaded.x.val().into_data().try_into_vec::<f32>().unwrap();
         assert_eq!(x, [n as f32, n as f32 + 0.5, -1.0], "{}", path.display());
         lengths.push(n);
+        let mut magic = [0u8; 2];
+        std::io::Read::read_exact(&mut std::fs::File::open(&path).unwrap(), &mut magic).unwrap();
+        legacy += usize::from(magic != *b"PK");
     }
+    assert_eq!(
+        legacy, 2,
+        "the legacy-format files (no zip archive) are covered"
+    );
     lengths.sort();
     assert!(
         lengths.contains(&21),
