@@ -4,7 +4,8 @@
 //! either kind ([`WeightsOrigin`] tells them apart).
 //!
 //! A checkpoint written by SupContrast's `main_supcon.py` is `{'model': state_dict, ...}` with
-//! keys `encoder.*` and `head.*` (`encoder.module.*` or `module.*` after DataParallel). Its keys
+//! keys `encoder.*` and `head.*` (`encoder.module.*` or `module.*` after DataParallel;
+//! `_orig_mod.` where `torch.compile` wrapped the model or a part, which is dropped too). Its keys
 //! map onto [`SupConModel`](crate::SupConModel) by renaming the `nn.Sequential` indices the reference uses
 //! (`shortcut.0` / `shortcut.1` to `shortcut.conv` / `shortcut.bn`, `head.0` / `head.2` to
 //! `head.hidden` / `head.output`); Burn's PyTorch adapter transposes Linear weights and renames
@@ -90,6 +91,8 @@ pub enum WeightsError {
 /// The renamings from the reference's keys to ours.
 fn reference_key_remapper() -> KeyRemapper {
     KeyRemapper::from_patterns(vec![
+        // `torch.compile`'s wrapper, around the whole model or a part of it.
+        (r"(^|\.)_orig_mod\.", "${1}"),
         (r"^module\.", ""),
         (r"^encoder\.module\.", "encoder."),
         (r"\.shortcut\.0\.", ".shortcut.conv."),

@@ -584,3 +584,40 @@ fn pytorch_names_give_back_the_reference_state_dict() {
     let loaded = weights::load_reference_checkpoint(fresh, &written).unwrap();
     assert_eq!(to_vec(loaded.forward(x.clone())), to_vec(model.forward(x)));
 }
+
+/// The keys of a model `torch.compile` wrapped (`_orig_mod.`, around the whole model or the
+/// encoder, with or without DataParallel's `module.`) load as the plain keys do.
+#[test]
+fn keys_of_a_compiled_model_load() {
+    let device = Device::flex();
+    let keys = reference_keys(false, [2, 2, 2, 2], 512);
+    let dir = scratch();
+    let model = || SupConModelConfig::new(EncoderConfig::new(Architecture::ResNet18)).init(&device);
+    let x = formula_input([2, 3, 16, 16], &device);
+    let plain = dir.path().join("plain.safetensors");
+    write_formula_safetensors(&plain, &keys);
+    let want = to_vec(
+        weights::load_reference_checkpoint(model(), &plain)
+            .unwrap()
+            .forward(x.clone()),
+    );
+    type Rename = fn(&str) -> String;
+    let renamings: [(&str, Rename); 3] = [
+        ("whole model", |k| format!("_orig_mod.{k}")),
+        ("encoder", |k| {
+            k.replacen("encoder.", "encoder._orig_mod.", 1)
+        }),
+        ("DataParallel", |k| format!("module._orig_mod.{k}")),
+    ];
+    for (what, rename) in renamings {
+        let renamed: Vec<(String, String, Vec<usize>)> = keys
+            .iter()
+            .map(|(k, shape)| (rename(k), k.clone(), shape.clone()))
+            .collect();
+        let path = dir.path().join("compiled.safetensors");
+        write_formula_safetensors_as(&path, &renamed);
+        let loaded = weights::load_reference_checkpoint(model(), &path)
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(to_vec(loaded.forward(x.clone())), want, "{what}");
+    }
+}
