@@ -5,7 +5,8 @@ PyTorch names the folder inside its zip archive after the file's stem, so the ar
 holds {'model': {'x': [n, n + 0.5, -1]}} for a stem of n characters; supcon-head's test
 `torch_names.rs` loads every one and checks the values. Two more are in PyTorch's legacy format
 (before 1.6, or `_use_new_zipfile_serialization=False`: a bare pickle stream, no archive), one
-of them tagged `cuda:0` as saved from a GPU: the format of older SupContrast checkpoints.
+of them tagged `cuda:0` as saved from a GPU: the format of older SupContrast checkpoints. One
+keeps its state dict under 'state_dict' instead.
 
     python xtask/python/torch_names.py assets/golden/torch_names
 """
@@ -41,7 +42,10 @@ def main() -> None:
             torch.save({"model": {"x": x}}, out / f"{name}.pth", _use_new_zipfile_serialization=False)
         finally:
             torch.serialization.location_tag = location_tag
-    print(f"wrote {len(LENGTHS) + 2} checkpoints with torch {torch.__version__} to {out}")
+    # The state dict under 'state_dict' (PyTorch Lightning's and many scripts' key), not 'model'.
+    n = len("state_dict_key")
+    torch.save({"state_dict": {"x": torch.tensor([float(n), n + 0.5, -1.0])}, "epoch": 3}, out / "state_dict_key.pth")
+    print(f"wrote {len(LENGTHS) + 3} checkpoints with torch {torch.__version__} to {out}")
 
 
 if __name__ == "__main__":

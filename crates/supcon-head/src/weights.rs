@@ -115,7 +115,7 @@ fn to_reference_key_remapper() -> KeyRemapper {
 }
 
 /// Loads a checkpoint of the PyTorch reference into `model`: a `.pth` / `.pt` file from
-/// `torch.save` (the state dict under `'model'`, or at the top level), or a `.safetensors` file
+/// `torch.save` (the state dict under `'model'`, under `'state_dict'`, or at the top level), or a `.safetensors` file
 /// with the same keys. Every parameter of `model` must be found with the right shape; extra
 /// entries (`num_batches_tracked`, the optimizer) are ignored.
 pub fn load_reference_checkpoint<M: Module>(
@@ -148,10 +148,9 @@ pub fn load_reference_checkpoint<M: Module>(
                 .skip_enum_variants(true)
                 .allow_partial(true)
                 .validate(false);
-            if has_model_key(source) {
-                store.with_top_level_key("model")
-            } else {
-                store
+            match state_dict_key(source) {
+                Some(key) => store.with_top_level_key(key),
+                None => store,
             }
         };
         load_with(model, path, store)
@@ -532,11 +531,14 @@ fn is_safetensors(path: &Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"))
 }
 
-/// Whether a `.pth` file keeps its state dict under `'model'` (the reference's checkpoints) or at
-/// the top level (`torch.save(model.state_dict())`).
-fn has_model_key(path: &Path) -> bool {
-    let mut probe = PytorchStore::from_file(path).with_top_level_key("model");
-    probe.keys().is_ok_and(|keys| !keys.is_empty())
+/// The key a `.pth` file keeps its state dict under: `'model'` (the reference's checkpoints),
+/// `'state_dict'` (PyTorch Lightning's and many training scripts'), or none, at the top level
+/// (`torch.save(model.state_dict())`).
+fn state_dict_key(path: &Path) -> Option<&'static str> {
+    ["model", "state_dict"].into_iter().find(|&key| {
+        let mut probe = PytorchStore::from_file(path).with_top_level_key(key);
+        probe.keys().is_ok_and(|keys| !keys.is_empty())
+    })
 }
 
 fn store_error(path: &Path, error: impl std::fmt::Display) -> WeightsError {

@@ -3,7 +3,8 @@
 //! under burn-store misread the archive ("Invalid Central Directory header"). The files in
 //! `assets/golden/torch_names/` were written by PyTorch (`xtask/python/torch_names.py`), each
 //! holding `{'model': {'x': [n, n + 0.5, -1]}}` for a stem of `n` characters; two of them
-//! (`legacy_*`) in PyTorch's format before 1.6, a bare pickle stream, one tagged `cuda:0`.
+//! (`legacy_*`) in PyTorch's format before 1.6, a bare pickle stream, one tagged `cuda:0`; one
+//! (`state_dict_key`) with its state dict under `'state_dict'` rather than `'model'`.
 
 use std::path::Path;
 
@@ -20,7 +21,7 @@ struct Tiny {
 fn checkpoints_open_under_every_name_length() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/golden/torch_names");
     let device = Device::flex();
-    let (mut lengths, mut legacy) = (Vec::new(), 0);
+    let (mut lengths, mut legacy, mut under_state_dict) = (Vec::new(), 0, false);
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         let n = path.file_stem().unwrap().len();
@@ -32,6 +33,7 @@ fn checkpoints_open_under_every_name_length() {
         let x = loaded.x.val().into_data().try_into_vec::<f32>().unwrap();
         assert_eq!(x, [n as f32, n as f32 + 0.5, -1.0], "{}", path.display());
         lengths.push(n);
+        under_state_dict |= path.file_stem().unwrap() == "state_dict_key";
         let mut magic = [0u8; 2];
         std::io::Read::read_exact(&mut std::fs::File::open(&path).unwrap(), &mut magic).unwrap();
         legacy += usize::from(magic != *b"PK");
@@ -39,6 +41,10 @@ fn checkpoints_open_under_every_name_length() {
     assert_eq!(
         legacy, 2,
         "the legacy-format files (no zip archive) are covered"
+    );
+    assert!(
+        under_state_dict,
+        "a state dict under 'state_dict' is covered"
     );
     lengths.sort();
     assert!(
