@@ -119,6 +119,18 @@ impl DatasetSpec {
         }
     }
 
+    /// The same dataset with its folder, if relative, made absolute (from the current folder):
+    /// how a run's `config.toml` names it, so that it reads the same from anywhere.
+    pub fn absolute(&self) -> Result<DatasetSpec, TrainError> {
+        match self.dir() {
+            Some(dir) if dir.is_relative() => {
+                let dir = std::path::absolute(dir).map_err(|e| TrainError::io(dir, e))?;
+                Ok(self.with_dir(dir))
+            }
+            _ => Ok(self.clone()),
+        }
+    }
+
     /// Whether the dataset has no test set of its own, so that the test set is held out of its
     /// images ([`HELD_OUT_TEST_FRACTION`] of each class, chosen by [`HELD_OUT_TEST_SEED`]):
     /// `folder:DIR` with class folders only, `idx:DIR` with a single set of files.

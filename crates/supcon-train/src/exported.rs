@@ -43,9 +43,8 @@ pub fn settings_metadata(config: &RunConfig) -> Result<BTreeMap<String, String>,
 /// The settings recorded in the weights file `path`, as a layer of settings (`None` for a file
 /// without them: the reference's checkpoints, files of other programs); the dataset-bound ones
 /// (`data.limit`, a count of the recorded dataset's images) left out when `dataset` is given
-/// and is not the recorded one.
-/// Recorded settings that this version does not know, or of the wrong type, are refused naming
-/// the file.
+/// and is not the recorded one. Recorded settings that this version does not know, or of the
+/// wrong type, are refused naming the file.
 pub fn recorded_settings(
     path: &Path,
     dataset: Option<&DatasetSpec>,
@@ -64,7 +63,7 @@ pub fn recorded_settings(
         .and_then(|spec| spec.as_str())
         .and_then(|spec| spec.parse::<DatasetSpec>().ok());
     let other_dataset = match dataset {
-        Some(given) => Some(absolute(given)?) != recorded_dataset,
+        Some(given) => Some(given.absolute()?) != recorded_dataset,
         None => false,
     };
     if other_dataset {
@@ -76,15 +75,4 @@ pub fn recorded_settings(
     }
     let base = path.parent().unwrap_or(Path::new(""));
     Layer::from_toml(&table.to_string(), &origin, base).map(Some)
-}
-
-/// `spec` with its folder, if any, made absolute (as a run's `config.toml` records it).
-fn absolute(spec: &DatasetSpec) -> Result<DatasetSpec, TrainError> {
-    match spec.dir() {
-        Some(dir) if dir.is_relative() => {
-            let dir = std::path::absolute(dir).map_err(|e| TrainError::io(dir, e))?;
-            Ok(spec.with_dir(dir))
-        }
-        _ => Ok(spec.clone()),
-    }
 }

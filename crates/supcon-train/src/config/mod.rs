@@ -327,12 +327,7 @@ impl RunConfig {
         if config.data.dataset == DatasetSpec::EmbeddedMnist && !flip_given {
             config.augment.flip = 0.0;
         }
-        if let Some(dir) = config.data.dataset.dir()
-            && dir.is_relative()
-        {
-            let absolute = std::path::absolute(dir).map_err(|e| TrainError::io(dir, e))?;
-            config.data.dataset = config.data.dataset.with_dir(absolute);
-        }
+        config.data.dataset = config.data.dataset.absolute()?;
         config.validate()?;
         Ok(config)
     }
