@@ -583,6 +583,28 @@ fn pytorch_names_give_back_the_reference_state_dict() {
         .init(&device);
     let loaded = weights::load_reference_checkpoint(fresh, &written).unwrap();
     assert_eq!(to_vec(loaded.forward(x.clone())), to_vec(model.forward(x)));
+    // google-research's head, with BatchNorm after its hidden layer: `head.norm.*`, in
+    // PyTorch's names, and back.
+    let normed = || {
+        SupConModelConfig::new(EncoderConfig::new(Architecture::Small).with_in_channels(1))
+            .with_head_batch_norm(true)
+            .init(&device)
+    };
+    let model = normed();
+    let written = dir.path().join("normed.safetensors");
+    weights::save_pytorch_safetensors(&model, &written, &BTreeMap::new()).unwrap();
+    let bytes = std::fs::read(&written).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    for key in [
+        "head.norm.weight",
+        "head.norm.bias",
+        "head.norm.running_var",
+    ] {
+        assert_eq!(file.tensor(key).unwrap().shape(), [128], "{key}");
+    }
+    let x = formula_input([2, 1, 12, 12], &device);
+    let loaded = weights::load_reference_checkpoint(normed(), &written).unwrap();
+    assert_eq!(to_vec(loaded.forward(x.clone())), to_vec(model.forward(x)));
 }
 
 /// The keys of a model `torch.compile` wrapped (`_orig_mod.`, around the whole model or the
