@@ -115,8 +115,8 @@ fn to_reference_key_remapper() -> KeyRemapper {
 }
 
 /// Loads a checkpoint of the PyTorch reference into `model`: a `.pth` / `.pt` file from
-/// `torch.save` (the state dict under `'model'`, under `'state_dict'`, or at the top level), or a `.safetensors` file
-/// with the same keys. Every parameter of `model` must be found with the right shape; extra
+/// `torch.save` (the state dict under `'model'`, under `'state_dict'`, or at the top level), or
+/// a `.safetensors` file with the same keys. Every parameter of `model` must be found with the right shape; extra
 /// entries (`num_batches_tracked`, the optimizer) are ignored.
 pub fn load_reference_checkpoint<M: Module>(
     model: M,

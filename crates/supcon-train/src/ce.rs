@@ -13,7 +13,6 @@ use supcon_head::{CrossEntropyNet, CrossEntropyNetConfig};
 use supcon_loss::cross_entropy::{CrossEntropyLoss, CrossEntropyLossConfig};
 
 use crate::TrainError;
-use crate::atomic::write_atomically;
 use crate::config::RunConfig;
 use crate::features::evaluation_views;
 use crate::fit::{Fit, Task, backward, restore_model};
@@ -84,19 +83,10 @@ impl Task for CrossEntropyTask<'_> {
             .filter_map(|m| m.val_accuracy)
             .fold(-1.0, f64::max);
         if accuracy > best {
-            // A burnpack recording the run's settings, as `export` writes (so that `linear
-            // --encoder best-model.bpk` evaluates it as the run was trained); written whole.
-            let failed =
-                |e: &dyn std::fmt::Display| TrainError::run(&self.best_path, e.to_string());
+            // Recording the run's settings, as `export` does (so that `linear --encoder
+            // best-model.bpk` evaluates it as the run was trained); Burn writes it atomically.
             let settings = crate::exported::settings_metadata(&p.config)?;
-            let mut store = settings.iter().fold(
-                burn::store::BurnpackStore::from_bytes(None),
-                |store, (key, value)| store.metadata(key, value),
-            );
-            use burn::store::ModuleSnapshot;
-            model.save_into(&mut store).map_err(|e| failed(&e))?;
-            let bytes = store.get_bytes().map_err(|e| failed(&e))?;
-            write_atomically(&self.best_path, &bytes)?;
+            supcon_head::weights::save_burnpack_with_metadata(&model, &self.best_path, &settings)?;
         }
         Ok((None, Some(accuracy)))
     }
