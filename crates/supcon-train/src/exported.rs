@@ -74,5 +74,5 @@ pub fn recorded_settings(
         }
     }
     let base = path.parent().unwrap_or(Path::new(""));
-    Layer::from_toml(&table.to_string(), &origin, base).map(Some)
+    Layer::from_table(table, &origin, base).map(Some)
 }

@@ -26,6 +26,11 @@ impl Layer {
         let table: Table = text
             .parse()
             .map_err(|e| TrainError::Config(format!("{origin}: {e}")))?;
+        Layer::from_table(table, origin, base_dir)
+    }
+
+    /// The settings of a parsed TOML table (see [`from_toml`](Self::from_toml)).
+    pub fn from_table(table: Table, origin: &str, base_dir: &Path) -> Result<Layer, TrainError> {
         let schema = schema();
         let mut entries = Vec::new();
         for (key, value) in table {
