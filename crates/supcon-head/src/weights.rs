@@ -1,7 +1,7 @@
 //! Weights in and out: checkpoints of the PyTorch reference, and our models in Burn's own
 //! format (burnpack), as safetensors, and as safetensors with the reference's names
-//! ([`save_pytorch_safetensors`], for PyTorch). [`load_checkpoint`] and [`load_encoder`] read
-//! either kind ([`WeightsOrigin`] tells them apart).
+//! ([`save_pytorch_safetensors`], for PyTorch). [`load_checkpoint`], [`load_encoder`] and
+//! [`load_cross_entropy_net`] read either kind ([`WeightsOrigin`] tells them apart).
 //!
 //! A checkpoint written by SupContrast's `main_supcon.py` is `{'model': state_dict, ...}` with
 //! keys `encoder.*` and `head.*` (`encoder.module.*` or `module.*` after DataParallel;
@@ -32,6 +32,9 @@ use burn::store::{
     ModuleStore, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
 };
 use burn::tensor::FloatDType;
+use supcon_encoder::ImageEncoder;
+
+use crate::CrossEntropyNet;
 
 /// Why weights could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -125,9 +128,8 @@ pub fn load_reference_checkpoint<M: Module>(
     let path = path.as_ref();
     if is_safetensors(path) {
         let store = || {
-            SafetensorsStore::from_file(path)
+            reference_safetensors_store(path)
                 .with_from_adapter(PyTorchToBurnAdapter)
-                .remap(reference_key_remapper())
                 .skip_enum_variants(true)
                 .allow_partial(true)
                 .validate(false)
@@ -135,26 +137,127 @@ pub fn load_reference_checkpoint<M: Module>(
         load_with(model, path, store)
     } else {
         exists(path)?;
-        // Read a copy where the zip reader would misread the file itself (see `torch_zip`).
+        let source = PytorchSource::new(path)?;
+        let store = || {
+            source
+                .store()
+                .skip_enum_variants(true)
+                .allow_partial(true)
+                .validate(false)
+        };
+        load_with(model, path, store)
+    }
+}
+
+/// A safetensors file of the reference, its keys renamed to ours.
+fn reference_safetensors_store(path: &Path) -> SafetensorsStore {
+    SafetensorsStore::from_file(path).remap(reference_key_remapper())
+}
+
+/// A `.pth` / `.pt` file of the reference, as the store reads it: a readable copy where the zip
+/// reader would misread the file itself (see `torch_zip`), removed when this is dropped.
+struct PytorchSource {
+    copy: Option<crate::torch_zip::ReadableCopy>,
+    path: PathBuf,
+}
+
+impl PytorchSource {
+    fn new(path: &Path) -> Result<Self, WeightsError> {
         let misread = crate::torch_zip::is_misread(path).map_err(|e| store_error(path, e))?;
         let copy = misread
             .then(|| crate::torch_zip::ReadableCopy::new(path))
             .transpose()
             .map_err(|e| store_error(path, e))?;
-        let source = copy.as_ref().map_or(path, |c| c.path());
-        let store = || {
-            let store = PytorchStore::from_file(source)
-                .remap(reference_key_remapper())
-                .skip_enum_variants(true)
-                .allow_partial(true)
-                .validate(false);
-            match state_dict_key(source) {
-                Some(key) => store.with_top_level_key(key),
-                None => store,
-            }
-        };
-        load_with(model, path, store)
+        Ok(Self {
+            copy,
+            path: path.to_path_buf(),
+        })
     }
+
+    /// The store of its state dict (under `'model'`, `'state_dict'` or at the top level), keys
+    /// renamed to ours.
+    fn store(&self) -> PytorchStore {
+        let source = self.copy.as_ref().map_or(self.path.as_path(), |c| c.path());
+        let store = PytorchStore::from_file(source).remap(reference_key_remapper());
+        match state_dict_key(source) {
+            Some(key) => store.with_top_level_key(key),
+            None => store,
+        }
+    }
+}
+
+/// Loads a cross-entropy network, `encoder` followed by the classifier `fc`, from `path`, with
+/// as many classes as the file's `fc.weight` has: a file of ours (burnpack, or safetensors
+/// Burn wrote; `supcon-train ce`'s `best-model.bpk`) or a checkpoint of the reference's
+/// `main_ce.py` (`SupCEResNet`: `encoder.*` and `fc.*`, under `module.` after DataParallel),
+/// read as [`load_checkpoint`] reads them. The classifier is created on `device` before the
+/// file's values replace it.
+///
+/// ```no_run
+/// use burn::prelude::*;
+/// use supcon_encoder::{Architecture, EncoderConfig};
+/// use supcon_head::weights;
+///
+/// let device = Device::flex();
+/// let encoder = EncoderConfig::new(Architecture::ResNet50).init(&device);
+/// let net = weights::load_cross_entropy_net(encoder, "save/SupCE/last.pth", &device)?;
+/// println!("{} classes", net.fc.weight.dims()[1]);
+/// # Ok::<(), weights::WeightsError>(())
+/// ```
+pub fn load_cross_entropy_net<E: ImageEncoder + ModuleDisplay>(
+    encoder: E,
+    path: impl AsRef<Path>,
+    device: &Device,
+) -> Result<CrossEntropyNet<E>, WeightsError> {
+    let path = path.as_ref();
+    let origin = WeightsOrigin::of(path)?;
+    const KEY: &str = "fc.weight";
+    fn shape_of<S: ModuleStore>(mut store: S, path: &Path) -> Result<Vec<usize>, WeightsError>
+    where
+        S::Error: std::fmt::Display,
+    {
+        let shape = store
+            .get_tensor(KEY)
+            .map_err(|e| store_error(path, e))?
+            .map(|tensor| tensor.shape.to_vec());
+        match shape {
+            Some(shape) => Ok(shape),
+            None => Err(WeightsError::Missing {
+                path: path.to_path_buf(),
+                keys: vec![KEY.to_string()],
+                unused: store.keys().unwrap_or_default(),
+            }),
+        }
+    }
+    // Burn keeps a Linear's weight as `[in, out]`, PyTorch as `[out, in]`.
+    let (shape, classes_at) = match origin {
+        WeightsOrigin::Burn if is_safetensors(path) => {
+            (shape_of(SafetensorsStore::from_file(path), path)?, 1)
+        }
+        WeightsOrigin::Burn => (
+            shape_of(BurnpackStore::from_file(path).auto_extension(false), path)?,
+            1,
+        ),
+        WeightsOrigin::Reference if is_safetensors(path) => {
+            (shape_of(reference_safetensors_store(path), path)?, 0)
+        }
+        WeightsOrigin::Reference => (shape_of(PytorchSource::new(path)?.store(), path)?, 0),
+    };
+    let classes = match shape.as_slice() {
+        [_, _] if shape[classes_at] > 0 => shape[classes_at],
+        _ => {
+            return Err(WeightsError::Mismatch {
+                path: path.to_path_buf(),
+                key: KEY.to_string(),
+                problem: format!(
+                    "shape {shape:?} in the file, a classifier's weight has two dimensions, \
+                     neither 0"
+                ),
+            });
+        }
+    };
+    let net = CrossEntropyNet::new(encoder, classes, device);
+    load_as(origin, net, path)
 }
 
 /// The encoder alone, under the reference's `encoder.` prefix.

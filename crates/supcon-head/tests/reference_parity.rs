@@ -643,3 +643,105 @@ fn keys_of_a_compiled_model_load() {
         assert_eq!(to_vec(loaded.forward(x.clone())), want, "{what}");
     }
 }
+
+/// A checkpoint of the reference's `main_ce.py` (`SupCEResNet`: `encoder.*` and the classifier
+/// `fc.*`, the whole network under DataParallel's `module.`) loads through
+/// `weights::load_cross_entropy_net`, its number of classes read from the file: its logits are
+/// the encoder's features times the file's `fc.weight` (PyTorch's `[classes, width]`, applied
+/// here by hand) plus `fc.bias`; saved with PyTorch's names it gives back exactly the file's
+/// state dict, and its encoder loads alone; files without a classifier, or with one of another
+/// width, are refused.
+#[test]
+fn a_cross_entropy_checkpoint_of_the_reference_loads_and_goes_back() {
+    let device = Device::flex();
+    let classes = 10;
+    let mut keys: Vec<(String, Vec<usize>)> = reference_keys(false, [2, 2, 2, 2], 512)
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("encoder."))
+        .collect();
+    keys.push(("fc.weight".into(), vec![classes, 512]));
+    keys.push(("fc.bias".into(), vec![classes]));
+    let parallel: Vec<(String, Vec<usize>)> = keys
+        .iter()
+        .map(|(k, shape)| (format!("module.{k}"), shape.clone()))
+        .collect();
+    let dir = scratch();
+    let source = dir.path().join("ce.safetensors");
+    write_formula_safetensors(&source, &parallel);
+    let encoder = || EncoderConfig::new(Architecture::ResNet18).init(&device);
+    // The number of classes comes from the file.
+    let loaded = weights::load_cross_entropy_net(encoder(), &source, &device).unwrap();
+    assert_eq!(loaded.fc.weight.dims(), [512, classes]);
+    let x = formula_input([2, 3, 16, 16], &device);
+    let features = to_vec(loaded.encoder.forward(x.clone()));
+    let weight = formula("fc.weight", &[classes, 512]);
+    let bias = formula("fc.bias", &[classes]);
+    let want: Vec<f64> = (0..2)
+        .flat_map(|b| {
+            let (features, weight, bias) = (&features, &weight, &bias);
+            (0..classes).map(move |c| {
+                f64::from(bias[c])
+                    + (0..512)
+                        .map(|i| features[b * 512 + i] * f64::from(weight[c * 512 + i]))
+                        .sum::<f64>()
+            })
+        })
+        .collect();
+    assert_close(&to_vec(loaded.forward(x.clone())), &want, 1e-5, "logits");
+    // The encoder is the one a SupCon checkpoint with the same `encoder.*` gives.
+    let supcon = dir.path().join("supcon.safetensors");
+    write_formula_safetensors(&supcon, &reference_keys(false, [2, 2, 2, 2], 512));
+    let model = SupConModelConfig::new(EncoderConfig::new(Architecture::ResNet18)).init(&device);
+    let model = weights::load_reference_checkpoint(model, &supcon).unwrap();
+    assert_eq!(to_vec(model.encoder.forward(x.clone())), features);
+
+    let written = dir.path().join("pytorch.safetensors");
+    weights::save_pytorch_safetensors(&loaded, &written, &BTreeMap::new()).unwrap();
+    let bytes = std::fs::read(&written).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut names: Vec<String> = file.names().into_iter().map(String::from).collect();
+    names.sort();
+    let mut want_names: Vec<String> = keys.iter().map(|(k, _)| k.clone()).collect();
+    want_names.sort();
+    assert_eq!(names, want_names);
+    for (key, shape) in &keys {
+        let tensor = file.tensor(key).unwrap();
+        assert_eq!(tensor.shape(), shape.as_slice(), "{key}");
+        let values: Vec<f32> = tensor
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        assert!(values == formula(key, shape), "{key}");
+    }
+    let encoder_alone = weights::load_reference_encoder(encoder(), &written).unwrap();
+    assert_eq!(to_vec(encoder_alone.forward(x.clone())), features);
+    // Our own files of it, and that one, load back whole, classes and all.
+    let logits = to_vec(loaded.forward(x.clone()));
+    let ours_bpk = dir.path().join("ce.bpk");
+    weights::save_burnpack(&loaded, &ours_bpk).unwrap();
+    let ours_safetensors = dir.path().join("ours.safetensors");
+    weights::save_safetensors(&loaded, &ours_safetensors).unwrap();
+    for path in [&ours_bpk, &ours_safetensors, &written] {
+        let net = weights::load_cross_entropy_net(encoder(), path, &device).unwrap();
+        assert_eq!(to_vec(net.forward(x.clone())), logits, "{}", path.display());
+    }
+    // A file without a classifier (a SupCon checkpoint) is refused, naming `fc.weight`.
+    let err = weights::load_cross_entropy_net(encoder(), &supcon, &device).unwrap_err();
+    assert!(
+        matches!(&err, WeightsError::Missing { keys, .. } if keys == &["fc.weight"]),
+        "{err}"
+    );
+    // A classifier of another width than the encoder's is refused by shape.
+    let mut narrow_keys = parallel.clone();
+    narrow_keys.retain(|(k, _)| !k.starts_with("module.fc."));
+    narrow_keys.push(("module.fc.weight".into(), vec![classes, 256]));
+    narrow_keys.push(("module.fc.bias".into(), vec![classes]));
+    let narrow = dir.path().join("narrow.safetensors");
+    write_formula_safetensors(&narrow, &narrow_keys);
+    let err = weights::load_cross_entropy_net(encoder(), &narrow, &device).unwrap_err();
+    assert!(
+        matches!(&err, WeightsError::Mismatch { key, .. } if key == "fc.weight"),
+        "{err}"
+    );
+}
