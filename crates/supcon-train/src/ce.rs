@@ -92,6 +92,33 @@ impl Task for CrossEntropyTask<'_> {
     }
 }
 
+/// The network of the best validation epoch that the cross-entropy run in `run` saved
+/// ([`BEST_MODEL_FILE`]), in evaluation mode, of the run's configuration (its `channels`, as
+/// many classes as the file's classifier has).
+pub fn load_best_model(
+    run: &Path,
+    config: &RunConfig,
+    channels: usize,
+    device: &Device,
+) -> Result<CrossEntropyNet, TrainError> {
+    let path = run.join(BEST_MODEL_FILE);
+    if !path.is_file() {
+        return Err(TrainError::run(
+            run,
+            format!(
+                "no {BEST_MODEL_FILE} in the run folder: the run stopped during its first epoch; \
+                 continue it with `supcon-train ce --resume {}`",
+                run.display()
+            ),
+        ));
+    }
+    let encoder = EncoderConfig::new(config.model.architecture)
+        .with_in_channels(channels)
+        .init(device);
+    let net = supcon_head::weights::load_cross_entropy_net(encoder, &path, device)?;
+    Ok(net.valid())
+}
+
 /// The results of `model` (evaluation mode) on `data`, class by class.
 pub fn classify_by_class(
     model: &CrossEntropyNet,

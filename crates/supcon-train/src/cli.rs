@@ -140,16 +140,18 @@ pub enum Command {
         )]
         feat_dim: Option<usize>,
     },
-    /// Write a run's encoder (or, with --head, encoder and projection head) as safetensors,
-    /// burnpack, or safetensors with PyTorch's names.
+    /// Write a run's encoder (or, with --head, encoder and projection head, or a cross-entropy
+    /// run's classifier) as safetensors, burnpack, or safetensors with PyTorch's names.
     Export {
-        /// The pre-training run folder.
+        /// The run folder: a pre-training run, or a cross-entropy run (its best validation
+        /// epoch's network).
         run: PathBuf,
         /// File format: safetensors (our names), burnpack, or pytorch (safetensors with the
         /// reference's names and layouts, for `load_state_dict` in PyTorch).
         #[arg(long, value_enum, default_value = "safetensors")]
         format: ExportFormat,
-        /// Export the projection head too (the whole model).
+        /// Export the projection head too (the whole model; of a cross-entropy run, the
+        /// classifier).
         #[arg(long)]
         head: bool,
         /// Output file (default: RUN/encoder.safetensors, RUN/model.bpk,

@@ -2,6 +2,7 @@
 //! saved (linear evaluation, kNN, embeddings). The `supcon-train` binary is a thin layer over
 //! these functions; they report through a [`Progress`] and never print.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
@@ -202,6 +203,17 @@ pub fn reopen(
 ) -> Result<Prepared, TrainError> {
     let saved = load_run_config(run)?;
     let layers = checked_layers(run, options, &REOPEN_SETTINGS)?;
+    let best = run.join(crate::ce::BEST_MODEL_FILE);
+    if RunKind::of(run)? == Some(RunKind::CrossEntropy) && best.is_file() {
+        return Err(TrainError::run(
+            run,
+            format!(
+                "is {}: give its best network's file, --encoder {}",
+                RunKind::CrossEntropy.description(),
+                best.display()
+            ),
+        ));
+    }
     RunKind::Pretrain.check(run)?;
     if !run.join(CHECKPOINT_FILE).is_file() {
         return Err(TrainError::run(
@@ -628,6 +640,21 @@ fn file_in_the_way(folder: &Path) -> Option<&Path> {
         .filter(|a| !a.is_dir())
 }
 
+/// Writes `model` in `format` to `path`, `settings` in its metadata.
+fn save_as<M: burn::module::Module>(
+    model: &M,
+    format: ExportFormat,
+    path: &Path,
+    settings: &BTreeMap<String, String>,
+) -> Result<(), supcon_head::weights::WeightsError> {
+    use supcon_head::weights;
+    match format {
+        ExportFormat::Pytorch => weights::save_pytorch_safetensors(model, path, settings),
+        ExportFormat::Safetensors => weights::save_safetensors_with_metadata(model, path, settings),
+        ExportFormat::Burnpack => weights::save_burnpack_with_metadata(model, path, settings),
+    }
+}
+
 /// The formats [`export`] writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
@@ -636,18 +663,21 @@ pub enum ExportFormat {
     Safetensors,
     /// Burn's own burnpack.
     Burnpack,
-    /// safetensors with PyTorch's names and layouts: the reference's `SupConResNet` state dict,
-    /// for `model.load_state_dict(safetensors.torch.load_file(path))` (written by
+    /// safetensors with PyTorch's names and layouts: the reference's `SupConResNet` state dict
+    /// (`SupCEResNet`'s for a cross-entropy run), for
+    /// `model.load_state_dict(safetensors.torch.load_file(path))` (written by
     /// `supcon_head::weights::save_pytorch_safetensors`).
     Pytorch,
 }
 
-/// Writes the encoder of the pre-training run in `run` (with `head`, the whole model: encoder and
-/// projection head) in `format` to `output` (default: `RUN/encoder.<ext>` or `RUN/model.<ext>`,
-/// `ext` `safetensors`, `bpk` or `pytorch.safetensors`), recording the run's settings in its
-/// metadata ([`crate::exported`]); returns the file. Load it back with
-/// `supcon_head::weights::load_checkpoint` (or `load_encoder`) into a model of the run's
-/// configuration (`config.toml`), or evaluate it with [`linear`], [`knn`] and [`embed`].
+/// Writes the encoder of the run in `run` (with `head`, the whole model: encoder and projection
+/// head for a pre-training run; for a cross-entropy run, encoder and classifier, of its best
+/// validation epoch, `best-model.bpk`) in `format` to `output` (default: `RUN/encoder.<ext>` or
+/// `RUN/model.<ext>`, `ext` `safetensors`, `bpk` or `pytorch.safetensors`), recording the run's
+/// settings in its metadata ([`crate::exported`]); returns the file. Load it back with
+/// `supcon_head::weights::load_checkpoint`, `load_encoder` or `load_cross_entropy_net` into a
+/// model of the run's configuration (`config.toml`), or evaluate it with [`linear`], [`knn`]
+/// and [`embed`].
 pub fn export(
     run: &Path,
     format: ExportFormat,
@@ -686,17 +716,10 @@ pub fn export(
         ));
     }
     let config = load_run_config(run)?;
-    if RunKind::of(run)? == Some(RunKind::CrossEntropy) {
-        return Err(TrainError::run(
-            run,
-            format!(
-                "is a cross-entropy run: its best network (encoder and classifier) is already \
-                 saved as a burnpack, {}; `export` writes pre-training runs",
-                crate::ce::BEST_MODEL_FILE
-            ),
-        ));
+    let cross_entropy = RunKind::of(run)? == Some(RunKind::CrossEntropy);
+    if !cross_entropy {
+        RunKind::Pretrain.check(run)?;
     }
-    RunKind::Pretrain.check(run)?;
     let channels = config.data.mean.len();
     if channels == 0 {
         return Err(TrainError::run(
@@ -705,7 +728,6 @@ pub fn export(
         ));
     }
     let device = config.device()?;
-    let model = load_model(run, &config, channels, &device)?;
     let name = match format {
         ExportFormat::Safetensors => "safetensors",
         ExportFormat::Burnpack => "bpk",
@@ -717,23 +739,19 @@ pub fn export(
         std::fs::create_dir_all(parent).map_err(|e| TrainError::io(parent, e))?;
     }
     let settings = crate::exported::settings_metadata(&config)?;
-    use supcon_head::weights::{
-        save_burnpack_with_metadata, save_pytorch_safetensors, save_safetensors_with_metadata,
-    };
-    match (format, head) {
-        (ExportFormat::Pytorch, true) => save_pytorch_safetensors(&model, &path, &settings)?,
-        (ExportFormat::Pytorch, false) => {
-            save_pytorch_safetensors(&model.encoder, &path, &settings)?
+    if cross_entropy {
+        let net = crate::ce::load_best_model(run, &config, channels, &device)?;
+        if head {
+            save_as(&net, format, &path, &settings)?;
+        } else {
+            save_as(&net.encoder, format, &path, &settings)?;
         }
-        (ExportFormat::Safetensors, true) => {
-            save_safetensors_with_metadata(&model, &path, &settings)?
-        }
-        (ExportFormat::Safetensors, false) => {
-            save_safetensors_with_metadata(&model.encoder, &path, &settings)?
-        }
-        (ExportFormat::Burnpack, true) => save_burnpack_with_metadata(&model, &path, &settings)?,
-        (ExportFormat::Burnpack, false) => {
-            save_burnpack_with_metadata(&model.encoder, &path, &settings)?
+    } else {
+        let model = load_model(run, &config, channels, &device)?;
+        if head {
+            save_as(&model, format, &path, &settings)?;
+        } else {
+            save_as(&model.encoder, format, &path, &settings)?;
         }
     }
     Ok(path)

@@ -572,6 +572,35 @@ fn cross_entropy_baseline_selects_on_validation() {
         (evaluated.data, evaluated.model),
         (c.data.clone(), c.model.clone())
     );
+    // `export` writes that network: whole (encoder and classifier, in PyTorch's names, as the
+    // reference's `SupCEResNet`), or its encoder, which `knn` evaluates as it did the file.
+    let whole = commands::export(&run, ExportFormat::Pytorch, true, None).unwrap();
+    assert_eq!(whole, run.join("model.pytorch.safetensors"));
+    assert_eq!(
+        supcon_head::weights::WeightsOrigin::of(&whole).unwrap(),
+        supcon_head::weights::WeightsOrigin::Reference
+    );
+    let encoder = supcon_encoder::EncoderConfig::new(config.model.architecture)
+        .with_in_channels(1)
+        .init(&prepared.device);
+    let net =
+        supcon_head::weights::load_cross_entropy_net(encoder, &whole, &prepared.device).unwrap();
+    assert_eq!(net.fc.weight.dims()[1], 4);
+    let accuracy = supcon_train::ce::classify(&net, validation, c, &prepared.device).unwrap();
+    assert_eq!(accuracy, outcome.val_accuracy);
+    let encoder_file = commands::export(&run, ExportFormat::Safetensors, false, None).unwrap();
+    assert_eq!(encoder_file, run.join("encoder.safetensors"));
+    let (again, _) = commands::knn(&encoder_file, &evals, &Silent).unwrap();
+    assert_eq!(again, knn);
+    // The run folder itself is not an encoder to evaluate: the error names the file.
+    let error = commands::linear(&run, &Options::default(), &Silent)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.contains(&format!("--encoder {}", best_file.display())),
+        "{error}"
+    );
 
     // Asked to stop during the last of its 9 steps: training ends, the test evaluation waits
     // for `--resume`, which gives the uninterrupted run's result. (The same seed again:
@@ -1035,7 +1064,10 @@ fn a_run_stopped_before_its_first_checkpoint_resumes_from_the_start() {
         .err()
         .unwrap()
         .to_string();
-    assert!(error.contains("best-model.bpk"), "{error}");
+    assert!(
+        error.contains("no best-model.bpk") && error.contains("ce --resume"),
+        "{error}"
+    );
 
     // A folder made before kinds were recorded, without a checkpoint: which command made it is
     // unknown, so it is not restarted.
