@@ -47,7 +47,7 @@ mod resnet;
 mod small;
 
 pub use block::{BasicBlock, Bottleneck, ResidualBlock, Shortcut};
-pub use config::{Architecture, EncoderConfig, Stem, UnknownArchitecture};
+pub use config::{Architecture, EncoderConfig, FeatureMaps, Stem, UnknownArchitecture};
 pub use resnet::ResNet;
 pub use small::SmallCnn;
 

@@ -35,13 +35,9 @@ pub struct ResNet {
 
 impl ResNet {
     pub(crate) fn new(architecture: Architecture, config: &EncoderConfig, device: &Device) -> Self {
-        let (bottleneck, blocks) = match architecture {
-            Architecture::ResNet18 => (false, [2, 2, 2, 2]),
-            Architecture::ResNet34 => (false, [3, 4, 6, 3]),
-            Architecture::ResNet50 => (true, [3, 4, 6, 3]),
-            Architecture::ResNet101 => (true, [3, 4, 23, 3]),
-            Architecture::Small => unreachable!("the small CNN is not a ResNet"),
-        };
+        let (bottleneck, blocks) = architecture
+            .resnet_layout()
+            .expect("the small CNN is not a ResNet");
         let (conv1, maxpool) = match config.stem {
             Stem::Cifar => (conv([config.in_channels, 64], 3, 1, 1, device), None),
             Stem::ImageNet => (

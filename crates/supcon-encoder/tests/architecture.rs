@@ -1,5 +1,5 @@
 //! The encoders' structure: widths, parameter counts equal to the PyTorch reference's, stems,
-//! input channels and the reference's initialisation.
+//! input channels, the reference's initialisation, and the feature maps an image makes.
 
 use burn::module::Module;
 use burn::prelude::*;
@@ -117,5 +117,92 @@ impl IntoBasic for ResidualBlock {
             ResidualBlock::Basic(b) => b,
             ResidualBlock::Bottleneck(_) => panic!("resnet18 has basic blocks"),
         }
+    }
+}
+
+/// `EncoderConfig::feature_maps` against the counts PyTorch's forward hooks give on the
+/// reference architectures (`python3 xtask/python/feature_maps.py`, 2026-12-02, torch 2.15).
+#[test]
+fn feature_maps_match_pytorchs_forward_hooks() {
+    use supcon_encoder::FeatureMaps;
+    // architecture, stem, channels, height, width, total, largest: the script's lines.
+    let cases: [(Architecture, Stem, usize, usize, usize, usize, usize); 11] = [
+        (Architecture::Small, Stem::Cifar, 1, 28, 28, 50176, 25088),
+        (Architecture::Small, Stem::Cifar, 3, 1, 1, 352, 128),
+        (
+            Architecture::ResNet18,
+            Stem::Cifar,
+            3,
+            32,
+            32,
+            614400,
+            65536,
+        ),
+        (
+            Architecture::ResNet18,
+            Stem::Cifar,
+            1,
+            28,
+            28,
+            480000,
+            50176,
+        ),
+        (Architecture::ResNet18, Stem::Cifar, 3, 1, 1, 4800, 512),
+        (
+            Architecture::ResNet18,
+            Stem::Cifar,
+            3,
+            1000,
+            1000,
+            600000000,
+            64000000,
+        ),
+        (
+            Architecture::ResNet34,
+            Stem::Cifar,
+            3,
+            32,
+            32,
+            1024000,
+            65536,
+        ),
+        (
+            Architecture::ResNet50,
+            Stem::Cifar,
+            3,
+            32,
+            32,
+            3432448,
+            262144,
+        ),
+        (
+            Architecture::ResNet101,
+            Stem::Cifar,
+            3,
+            17,
+            23,
+            2221504,
+            100096,
+        ),
+        (
+            Architecture::ResNet50,
+            Stem::ImageNet,
+            3,
+            224,
+            224,
+            11314688,
+            802816,
+        ),
+        (Architecture::ResNet18, Stem::ImageNet, 3, 5, 3, 5504, 512),
+    ];
+    for (architecture, stem, channels, height, width, total, largest) in cases {
+        let config = EncoderConfig::new(architecture)
+            .with_stem(stem)
+            .with_in_channels(channels);
+        assert_eq!(
+            config.feature_maps(height, width),
+            FeatureMaps { total, largest },
+            "{architecture} {stem:?} {channels}x{height}x{width}"
+        );
     }
 }
