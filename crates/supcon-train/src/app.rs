@@ -251,6 +251,7 @@ fn new_ce_run(
     let config = RunConfig::resolve(options)?;
     supcon_train::run::check_new_run(&config)?;
     let prepared = Prepared::new(config, progress)?;
+    supcon_train::footprint::check_training(&prepared, RunKind::CrossEntropy, progress)?;
     let dir = create_run_dir(
         &prepared.config,
         &format!("ce-{}", prepared.config.model.architecture),

@@ -129,7 +129,9 @@ pub fn classify_by_class(
     let views = evaluation_views(config);
     let indices: Vec<usize> = (0..data.len()).collect();
     let (mut scores, mut labels) = (Vec::new(), Vec::new());
-    for chunk in indices.chunks(500) {
+    let batch =
+        crate::footprint::extraction_batch(config, crate::features::evaluated_shape(config, data));
+    for chunk in indices.chunks(batch) {
         let batch = data.batch(chunk, device)?;
         let logits = model.forward(views.views(batch.images, 1, 0)?);
         let (s, l) = crate::features::rows_to_host(logits, batch.labels)?;

@@ -12,8 +12,6 @@ use supcon_encoder::Encoder;
 use crate::TrainError;
 use crate::config::RunConfig;
 
-/// Images per forward pass when extracting features.
-const EXTRACT_BATCH: usize = 500;
 /// Queries per block of the kNN similarity matrix.
 const KNN_BLOCK: usize = 1024;
 
@@ -56,8 +54,19 @@ pub fn evaluation_views(config: &RunConfig) -> ViewPipeline {
     ViewPipeline::new(views)
 }
 
+/// The shape (channels, height, width) of `data`'s images under the run's evaluation transform
+/// ([`evaluation_views`]).
+pub fn evaluated_shape(config: &RunConfig, data: &ImageDataset) -> [usize; 3] {
+    let [channels, height, width] = data.image_shape();
+    match config.data.size {
+        Some(size) => [channels, size, size],
+        None => [channels, height, width],
+    }
+}
+
 /// Runs `encoder` (an evaluation-mode module on `device`) over every image of `data` under the
-/// run's evaluation transform ([`evaluation_views`]).
+/// run's evaluation transform ([`evaluation_views`]), as many images a pass as
+/// [`extraction_batch`](crate::footprint::extraction_batch) gives.
 pub fn extract(
     encoder: &Encoder,
     data: &ImageDataset,
@@ -68,7 +77,8 @@ pub fn extract(
     let indices: Vec<usize> = (0..data.len()).collect();
     let mut parts = Vec::new();
     let mut labels = Vec::new();
-    for chunk in indices.chunks(EXTRACT_BATCH) {
+    let batch = crate::footprint::extraction_batch(config, evaluated_shape(config, data));
+    for chunk in indices.chunks(batch) {
         let batch = data.batch(chunk, device)?;
         // The evaluation transform draws nothing: the seed does not matter.
         let images = views.views(batch.images, 1, 0)?;

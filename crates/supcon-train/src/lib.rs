@@ -32,6 +32,7 @@ mod error;
 pub mod exported;
 pub mod features;
 pub mod fit;
+pub mod footprint;
 pub mod grad_cache;
 pub mod linear;
 pub mod metrics;

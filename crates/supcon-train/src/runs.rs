@@ -53,6 +53,7 @@ pub fn start_pretrain(
     config.validate_pretraining()?;
     crate::run::check_new_run(&config)?;
     let prepared = Prepared::new(config, progress)?;
+    crate::footprint::check_training(&prepared, RunKind::Pretrain, progress)?;
     let c = &prepared.config;
     let method = match c.loss.method {
         Method::SupCon => "supcon",
@@ -143,6 +144,7 @@ pub fn resume(
             run.display()
         )));
     }
+    crate::footprint::check_training(&prepared, kind, progress)?;
     // The evaluation that follows training, unless its result is in the folder: a run stopped
     // once training had ended, before that evaluation, resumes into it.
     let evaluation = match kind {

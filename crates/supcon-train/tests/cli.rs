@@ -144,6 +144,31 @@ fn what_cannot_work_is_refused_before_the_run_folder_exists() {
     assert_rejected(&["pretrain", "--schedule", "linear"], "--schedule");
 }
 
+/// A step whose feature maps alone need more memory than any machine has (ResNet-18 on
+/// 4,000 x 4,000 views: 38 GB an image, 128 views a step) is refused before its folder exists,
+/// with a chunk of gradient caching or a smaller size to try, instead of being killed by the
+/// system; the cross-entropy baseline too.
+#[test]
+#[cfg(target_os = "linux")] // the available memory is read from /proc/meminfo
+fn a_step_that_cannot_fit_in_memory_is_refused_before_the_run_folder_exists() {
+    for command in ["pretrain", "ce"] {
+        let dir = tempfile::tempdir().unwrap();
+        let args = [
+            command, "--model", "resnet18", "--size", "4000", "--limit", "64",
+        ];
+        let out = supcon_train(&args, dir.path());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{command}: {stderr}");
+        assert!(
+            stderr.contains("a training step would not fit in memory: 64 images of 1x4000x4000")
+                && stderr.contains("lower --size"),
+            "{command}: {stderr}"
+        );
+        let written: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(written.is_empty(), "{command} wrote {written:?}");
+    }
+}
+
 #[test]
 fn a_named_run_folder_is_never_reused() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,0 +1,285 @@
+//! Memory, sized before it is used: a training step whose feature maps alone cannot fit in the
+//! memory this machine has available is refused with what to change (on the CPU devices, whose
+//! memory is the system's), instead of being killed by the system minutes in; and feature
+//! extraction takes as many images a pass as fit.
+//!
+//! The sizes come from [`EncoderConfig::feature_maps`]: the values of every convolution's output
+//! for one image. A training step keeps at least those for its backward pass, for every image
+//! of a pass (the batch's views, or one chunk's with gradient caching); an inference pass holds
+//! at least the largest, with its input and output.
+
+use supcon_encoder::EncoderConfig;
+
+use crate::TrainError;
+use crate::config::RunConfig;
+use crate::device::Precision;
+use crate::progress::Progress;
+use crate::run::{Prepared, RunKind};
+
+/// Images per pass of feature extraction at most (fewer where the images are large).
+pub const MAX_EXTRACT_BATCH: usize = 500;
+/// Memory feature extraction lets one pass take where the available memory is unknown (a GPU).
+const EXTRACT_BUDGET_UNKNOWN: u64 = 4 << 30;
+/// How many times its largest feature map one image takes in an inference pass (the map, the
+/// convolution's input, and BatchNorm's output beside them).
+const INFERENCE_MAPS: u64 = 3;
+/// What a training step is taken to need, in multiples of its feature maps, when a setting is
+/// suggested (its saved inputs, the gradients, the optimiser's and the allocator's share); the
+/// refusal itself counts the feature maps once, a lower bound.
+const TRAINING_MAPS_SUGGESTED: u64 = 3;
+
+/// The memory the system can still give without swapping (Linux's `MemAvailable`), in bytes;
+/// `None` where it is not known.
+pub fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib.saturating_mul(1024))
+}
+
+/// The available memory where the run's device computes in the system's memory (`flex`,
+/// `ndarray`); `None` on the GPU devices and where it is not known.
+fn host_memory(config: &RunConfig) -> Option<u64> {
+    matches!(config.device.name(), "flex" | "ndarray")
+        .then(available_memory)
+        .flatten()
+}
+
+fn bytes_per_value(precision: Precision) -> u64 {
+    match precision {
+        Precision::F16 | Precision::Bf16 => 2,
+        Precision::F32 | Precision::Flex32 => 4,
+    }
+}
+
+/// The run's encoder, for images of `channels` channels.
+fn encoder(config: &RunConfig, channels: usize) -> EncoderConfig {
+    EncoderConfig::new(config.model.architecture).with_in_channels(channels)
+}
+
+fn images(count: usize) -> String {
+    match count {
+        1 => "1 image".into(),
+        n => format!("{n} images"),
+    }
+}
+
+fn gib(bytes: u64) -> String {
+    format!("{:.1} GiB", bytes as f64 / f64::from(1u32 << 30))
+}
+
+/// What a training step of the run needs.
+#[derive(Debug, Clone, Copy)]
+pub struct TrainingStep {
+    /// Images a batch holds.
+    pub batch_size: usize,
+    /// Views of each image (1 for cross-entropy).
+    pub views: usize,
+    /// Images of a gradient-caching chunk (`None`: the whole batch in one pass, or a task
+    /// without gradient caching).
+    pub chunk: Option<usize>,
+    /// The views' shape: channels, height, width.
+    pub image: [usize; 3],
+}
+
+impl TrainingStep {
+    /// The bytes of feature maps one image's pass keeps.
+    fn per_image(&self, config: &RunConfig) -> u64 {
+        let [channels, height, width] = self.image;
+        let maps = encoder(config, channels).feature_maps(height, width);
+        (maps.total as u64).saturating_mul(bytes_per_value(config.precision))
+    }
+
+    /// The bytes of feature maps a pass of `images` images keeps.
+    fn pass(&self, config: &RunConfig, images: usize) -> u64 {
+        self.per_image(config)
+            .saturating_mul((images * self.views) as u64)
+    }
+
+    /// Refuses the step where its feature maps alone need more than the `available` memory;
+    /// `Ok(Some(note))` where they take more than a third of it (the step may not fit).
+    pub fn check_against(
+        &self,
+        config: &RunConfig,
+        available: u64,
+    ) -> Result<Option<String>, TrainError> {
+        let pass_images = self.chunk.unwrap_or(self.batch_size);
+        let needed = self.pass(config, pass_images);
+        let [channels, height, width] = self.image;
+        let views = match self.views {
+            1 => String::new(),
+            v => format!(" ({v} views each)"),
+        };
+        let what = format!(
+            "{} of {channels}x{height}x{width}{views} through {} keep at least {} of feature \
+             maps for the backward pass ({} an image)",
+            images(pass_images),
+            config.model.architecture,
+            gib(needed),
+            gib(self.per_image(config) * self.views as u64),
+        );
+        if needed <= available / TRAINING_MAPS_SUGGESTED {
+            return Ok(None);
+        }
+        if needed <= available {
+            return Ok(Some(format!(
+                "note: {what}, with {} of memory available: the step may run out of memory",
+                gib(available)
+            )));
+        }
+        let fits = |images: usize| {
+            self.pass(config, images)
+                .saturating_mul(TRAINING_MAPS_SUGGESTED)
+                <= available
+        };
+        let advice = if self.views > 1 {
+            match (1..=self.batch_size)
+                .rev()
+                .find(|&c| self.batch_size.is_multiple_of(c) && fits(c))
+            {
+                Some(chunk) => format!(
+                    "give --chunk {chunk} (gradient caching: the same step, {} at a time), or \
+                     lower --size or --batch_size",
+                    images(chunk)
+                ),
+                None => "lower --size: even one image at a time would not fit".into(),
+            }
+        } else {
+            match (1..=self.batch_size).rev().find(|&b| fits(b)) {
+                Some(batch) => format!("lower --batch_size (to {batch}, say) or --size"),
+                None => "lower --size: even one image at a time would not fit".into(),
+            }
+        };
+        Err(TrainError::Config(format!(
+            "a training step would not fit in memory: {what}, and this machine has {} available; \
+             {advice}",
+            gib(available)
+        )))
+    }
+
+    /// [`check_against`](Self::check_against) the memory available, on the CPU devices.
+    pub fn check(&self, config: &RunConfig) -> Result<Option<String>, TrainError> {
+        match host_memory(config) {
+            Some(available) => self.check_against(config, available),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Refuses to train a run of `kind` (pre-training or cross-entropy) whose step cannot fit in
+/// memory ([`TrainingStep::check`]), before its folder is made or its training continued; says
+/// so through `progress` where it may not fit.
+pub fn check_training(
+    prepared: &Prepared,
+    kind: RunKind,
+    progress: &dyn Progress,
+) -> Result<(), TrainError> {
+    let c = &prepared.config;
+    let [channels, height, width] = prepared.splits.train.image_shape();
+    let (views, chunk) = match kind {
+        RunKind::CrossEntropy => (1, None),
+        _ => (c.augment.views, (c.step.chunk > 0).then_some(c.step.chunk)),
+    };
+    let step = TrainingStep {
+        batch_size: c.data.batch_size.min(prepared.splits.train.len()),
+        views,
+        chunk,
+        image: match c.data.size {
+            Some(size) => [channels, size, size],
+            None => [channels, height, width],
+        },
+    };
+    if let Some(note) = step.check(c)? {
+        progress.message(&note);
+    }
+    Ok(())
+}
+
+/// Images a pass of feature extraction takes for images of shape `image` (channels, height,
+/// width) through the run's encoder: [`MAX_EXTRACT_BATCH`], or fewer so that a pass takes at
+/// most a quarter of the available memory (on the GPU devices, 4 GiB).
+pub fn extraction_batch(config: &RunConfig, image: [usize; 3]) -> usize {
+    let budget = host_memory(config).map_or(EXTRACT_BUDGET_UNKNOWN, |a| a / 4);
+    extraction_batch_within(config, image, budget)
+}
+
+/// Images a pass of feature extraction takes within `budget` bytes.
+fn extraction_batch_within(config: &RunConfig, image: [usize; 3], budget: u64) -> usize {
+    let [channels, height, width] = image;
+    let maps = encoder(config, channels).feature_maps(height, width);
+    let per_image = (maps.largest as u64)
+        .saturating_mul(INFERENCE_MAPS * bytes_per_value(config.precision))
+        .max(1);
+    usize::try_from(budget / per_image)
+        .unwrap_or(usize::MAX)
+        .clamp(1, MAX_EXTRACT_BATCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use supcon_encoder::Architecture;
+
+    fn config(architecture: Architecture) -> RunConfig {
+        let mut config = RunConfig::new();
+        config.model.architecture = architecture;
+        config
+    }
+
+    const GIB: u64 = 1 << 30;
+
+    #[test]
+    fn a_step_whose_feature_maps_cannot_fit_is_refused_with_a_chunk_that_would() {
+        let c = config(Architecture::ResNet18);
+        // 600 M values an image at 1,000 x 1,000 (2.4 GB in float32), 64 images a step.
+        let step = TrainingStep {
+            batch_size: 32,
+            views: 2,
+            chunk: None,
+            image: [1, 1000, 1000],
+        };
+        let error = step.check_against(&c, 20 * GIB).unwrap_err().to_string();
+        assert!(error.contains("would not fit in memory"), "{error}");
+        assert!(error.contains("143.1 GiB"), "{error}");
+        // 3 x 2 views x 2.4 GB x 2 images = 28.8 GB > 20 GiB; one image a chunk: 14.4 GB.
+        assert!(error.contains("give --chunk 1 "), "{error}");
+        let chunked = TrainingStep {
+            chunk: Some(1),
+            ..step
+        };
+        let note = chunked.check_against(&c, 12 * GIB).unwrap().unwrap();
+        assert!(note.contains("may run out of memory"), "{note}");
+        assert_eq!(chunked.check_against(&c, 64 * GIB).unwrap(), None);
+        // Cross-entropy: one view, no chunks: a smaller batch is suggested.
+        let ce = TrainingStep {
+            views: 1,
+            batch_size: 256,
+            image: [3, 224, 224],
+            ..step
+        };
+        let error = ce.check_against(&c, 8 * GIB).unwrap_err().to_string();
+        assert!(error.contains("lower --batch_size (to "), "{error}");
+        // The reference's CIFAR step, 512 images x 2 views of 32x32, fits in 8 GiB.
+        let cifar = TrainingStep {
+            batch_size: 512,
+            image: [3, 32, 32],
+            ..step
+        };
+        assert_eq!(cifar.check_against(&c, 8 * GIB).unwrap(), None);
+    }
+
+    #[test]
+    fn extraction_takes_fewer_images_a_pass_only_where_they_are_large() {
+        let c = config(Architecture::ResNet18);
+        // 64 K values in the largest map at 32x32: 786 KB an image.
+        assert_eq!(
+            extraction_batch_within(&c, [3, 32, 32], GIB),
+            MAX_EXTRACT_BATCH
+        );
+        // 64 M values at 1,000 x 1,000, 768 MB an image.
+        assert_eq!(extraction_batch_within(&c, [3, 1000, 1000], 4 * GIB), 5);
+        assert_eq!(extraction_batch_within(&c, [3, 1000, 1000], GIB / 2), 1);
+        assert_eq!(extraction_batch(&c, [3, 100_000, 100_000]), 1);
+        assert_eq!(extraction_batch(&c, [1, 28, 28]), MAX_EXTRACT_BATCH);
+    }
+}
