@@ -45,7 +45,9 @@ mod pickle;
 pub use batch::ImageBatch;
 pub use dataset::{ImageDataset, Splits};
 #[cfg(feature = "embedded-mnist")]
-pub use embedded::{EMBEDDED_MNIST_SEED, embedded_mnist};
+pub use embedded::{
+    EMBEDDED_MNIST_SEED, EMBEDDED_MNIST_VAL_FRACTION, embedded_mnist, embedded_mnist_split,
+};
 pub use error::DataError;
 pub use item::{ImageBatcher, ImageItem};
 pub use split::{TrainValidation, shuffled_indices, stratified_split, stratified_subset};

@@ -69,6 +69,19 @@ fn embedded_mnist_is_split_without_overlap() {
             part.class_counts()
         );
     }
+    // Another fraction for validation: the same test set, the same 8,000 digits divided
+    // otherwise; the default fraction is the split above.
+    let quarter = supcon_data::embedded_mnist_split(0.25).unwrap();
+    assert_eq!(
+        [quarter.train.len(), quarter.validation.len()],
+        [6_000, 2_000]
+    );
+    assert_eq!(quarter.test.pixels(), splits.test.pixels());
+    let default = supcon_data::embedded_mnist_split(supcon_data::EMBEDDED_MNIST_VAL_FRACTION);
+    assert_eq!(
+        default.unwrap().validation.pixels(),
+        splits.validation.pixels()
+    );
     // Real digits: mostly black background, some bright strokes.
     let pixels = splits.test.pixels();
     let dark = pixels.iter().filter(|&&p| p == 0).count() as f64 / pixels.len() as f64;

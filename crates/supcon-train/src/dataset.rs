@@ -170,7 +170,8 @@ impl DatasetSpec {
 
     /// Loads the splits: the dataset's own test set, and its training set split (stratified,
     /// `val_fraction` of each class, chosen by `seed`) into train and validation. The
-    /// embedded MNIST comes with its own fixed split.
+    /// embedded MNIST's split is chosen by its own fixed seed (`supcon_data::embedded_mnist_split`),
+    /// the same for every run.
     ///
     /// Refused, as no run on them could finish correctly: an empty split, fewer than two
     /// classes, test images of another shape than the training images, and test classes that
@@ -195,7 +196,7 @@ impl DatasetSpec {
         size: usize,
     ) -> Result<Splits, TrainError> {
         let (train, test) = match self {
-            DatasetSpec::EmbeddedMnist => return embedded(),
+            DatasetSpec::EmbeddedMnist => return embedded(val_fraction),
             DatasetSpec::Idx(dir) => match idx_layout(dir)? {
                 IdxLayout::TrainTest { dir, train, test } => {
                     (idx::load_set(&dir, &train)?, idx::load_set(&dir, &test)?)
@@ -525,8 +526,8 @@ fn check_splits(splits: &Splits) -> Result<(), TrainError> {
     Ok(())
 }
 
-fn embedded() -> Result<Splits, TrainError> {
-    Ok(supcon_data::embedded_mnist()?)
+fn embedded(val_fraction: f64) -> Result<Splits, TrainError> {
+    Ok(supcon_data::embedded_mnist_split(val_fraction)?)
 }
 
 fn check_dir(dir: &Path) -> Result<(), TrainError> {
