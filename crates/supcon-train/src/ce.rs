@@ -130,7 +130,7 @@ pub fn classify_by_class(
     let indices: Vec<usize> = (0..data.len()).collect();
     let (mut scores, mut labels) = (Vec::new(), Vec::new());
     let batch =
-        crate::footprint::extraction_batch(config, crate::features::evaluated_shape(config, data));
+        crate::footprint::extraction_batch(config, crate::features::evaluated_shape(config, data))?;
     for chunk in indices.chunks(batch) {
         let batch = data.batch(chunk, device)?;
         let logits = model.forward(views.views(batch.images, 1, 0)?);

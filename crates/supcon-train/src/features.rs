@@ -77,7 +77,7 @@ pub fn extract(
     let indices: Vec<usize> = (0..data.len()).collect();
     let mut parts = Vec::new();
     let mut labels = Vec::new();
-    let batch = crate::footprint::extraction_batch(config, evaluated_shape(config, data));
+    let batch = crate::footprint::extraction_batch(config, evaluated_shape(config, data))?;
     for chunk in indices.chunks(batch) {
         let batch = data.batch(chunk, device)?;
         // The evaluation transform draws nothing: the seed does not matter.

@@ -20,8 +20,9 @@ use crate::run::{Prepared, RunKind};
 pub const MAX_EXTRACT_BATCH: usize = 500;
 /// Memory feature extraction lets one pass take where the available memory is unknown (a GPU).
 const EXTRACT_BUDGET_UNKNOWN: u64 = 4 << 30;
-/// How many times its largest feature map one image takes in an inference pass (the map, the
-/// convolution's input, and BatchNorm's output beside them).
+/// How many times its largest feature map one image is taken to need in an inference pass, when
+/// the images a pass are chosen (the map, the convolution's input, and BatchNorm's output
+/// beside them); a pass is refused where twice the map does not fit, a lower bound.
 const INFERENCE_MAPS: u64 = 3;
 /// What a training step is taken to need, in multiples of its feature maps, when a setting is
 /// suggested (its saved inputs, the gradients, the optimiser's and the allocator's share); the
@@ -197,19 +198,36 @@ pub fn check_training(
 
 /// Images a pass of feature extraction takes for images of shape `image` (channels, height,
 /// width) through the run's encoder: [`MAX_EXTRACT_BATCH`], or fewer so that a pass takes at
-/// most a quarter of the available memory (on the GPU devices, 4 GiB).
-pub fn extraction_batch(config: &RunConfig, image: [usize; 3]) -> usize {
-    let budget = host_memory(config).map_or(EXTRACT_BUDGET_UNKNOWN, |a| a / 4);
-    extraction_batch_within(config, image, budget)
+/// most a quarter of the available memory (on the GPU devices, 4 GiB). Refused where even one
+/// image's largest feature map, with the input it is computed from, exceeds the available
+/// memory (CPU devices).
+pub fn extraction_batch(config: &RunConfig, image: [usize; 3]) -> Result<usize, TrainError> {
+    let [channels, height, width] = image;
+    let largest = encoder(config, channels)
+        .feature_maps(height, width)
+        .largest as u64;
+    let map = largest.saturating_mul(bytes_per_value(config.precision));
+    let available = host_memory(config);
+    if let Some(available) = available
+        && map.saturating_mul(2) > available
+    {
+        return Err(TrainError::Config(format!(
+            "features of {channels}x{height}x{width} images cannot be computed in memory: {}'s \
+             largest feature map takes {} an image, and with the input it is computed from more \
+             than the {} available; lower --size",
+            config.model.architecture,
+            gib(map),
+            gib(available)
+        )));
+    }
+    let budget = available.map_or(EXTRACT_BUDGET_UNKNOWN, |a| a / 4);
+    Ok(extraction_batch_within(map, budget))
 }
 
-/// Images a pass of feature extraction takes within `budget` bytes.
-fn extraction_batch_within(config: &RunConfig, image: [usize; 3], budget: u64) -> usize {
-    let [channels, height, width] = image;
-    let maps = encoder(config, channels).feature_maps(height, width);
-    let per_image = (maps.largest as u64)
-        .saturating_mul(INFERENCE_MAPS * bytes_per_value(config.precision))
-        .max(1);
+/// Images a pass of feature extraction takes within `budget` bytes, for images whose largest
+/// feature map takes `map` bytes.
+fn extraction_batch_within(map: u64, budget: u64) -> usize {
+    let per_image = map.saturating_mul(INFERENCE_MAPS).max(1);
     usize::try_from(budget / per_image)
         .unwrap_or(usize::MAX)
         .clamp(1, MAX_EXTRACT_BATCH)
@@ -273,13 +291,21 @@ mod tests {
         let c = config(Architecture::ResNet18);
         // 64 K values in the largest map at 32x32: 786 KB an image.
         assert_eq!(
-            extraction_batch_within(&c, [3, 32, 32], GIB),
+            extraction_batch_within(64 * 32 * 32 * 4, GIB),
             MAX_EXTRACT_BATCH
         );
         // 64 M values at 1,000 x 1,000, 768 MB an image.
-        assert_eq!(extraction_batch_within(&c, [3, 1000, 1000], 4 * GIB), 5);
-        assert_eq!(extraction_batch_within(&c, [3, 1000, 1000], GIB / 2), 1);
-        assert_eq!(extraction_batch(&c, [3, 100_000, 100_000]), 1);
-        assert_eq!(extraction_batch(&c, [1, 28, 28]), MAX_EXTRACT_BATCH);
+        let map = 64 * 1000 * 1000 * 4;
+        assert_eq!(extraction_batch_within(map, 4 * GIB), 5);
+        assert_eq!(extraction_batch_within(map, GIB / 2), 1);
+        if available_memory().is_some() {
+            // 64 x 10^10 values, 2.56 TB a map: no machine here has that.
+            let error = extraction_batch(&c, [3, 100_000, 100_000]).unwrap_err();
+            assert!(error.to_string().contains("lower --size"), "{error}");
+        }
+        assert_eq!(
+            extraction_batch(&c, [1, 28, 28]).unwrap(),
+            MAX_EXTRACT_BATCH
+        );
     }
 }

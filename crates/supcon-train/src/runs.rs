@@ -411,6 +411,9 @@ pub fn open_encoder(
     let architecture = config.model.architecture;
     crate::run::check_new_run(&config)?;
     let prepared = Prepared::new(config, progress)?;
+    // Images too large to compute features of are refused before the evaluation folder exists.
+    let shape = crate::features::evaluated_shape(&prepared.config, &prepared.splits.train);
+    crate::footprint::extraction_batch(&prepared.config, shape)?;
     let (encoder, head) = if with_head {
         let model = supcon_model(&prepared.config, prepared.channels(), &prepared.device)?;
         let model = match supcon_head::weights::load_checkpoint(model, source) {

@@ -147,7 +147,8 @@ fn what_cannot_work_is_refused_before_the_run_folder_exists() {
 /// A step whose feature maps alone need more memory than any machine has (ResNet-18 on
 /// 4,000 x 4,000 views: 38 GB an image, 128 views a step) is refused before its folder exists,
 /// with a chunk of gradient caching or a smaller size to try, instead of being killed by the
-/// system; the cross-entropy baseline too.
+/// system; the cross-entropy baseline too, and an evaluation whose images are too large for
+/// one feature map.
 #[test]
 #[cfg(target_os = "linux")] // the available memory is read from /proc/meminfo
 fn a_step_that_cannot_fit_in_memory_is_refused_before_the_run_folder_exists() {
@@ -167,6 +168,31 @@ fn a_step_that_cannot_fit_in_memory_is_refused_before_the_run_folder_exists() {
         let written: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert!(written.is_empty(), "{command} wrote {written:?}");
     }
+    // Evaluating a checkpoint on images too large for even one feature map: refused before
+    // the evaluation folder exists.
+    let dir = tempfile::tempdir().unwrap();
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../assets/golden/reference_small_ckpt.pth")
+        .display()
+        .to_string();
+    let args = [
+        "knn",
+        "--encoder",
+        &file,
+        "--model",
+        "small",
+        "--size",
+        "100000",
+    ];
+    let out = supcon_train(&args, dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("features of 1x100000x100000 images cannot be computed in memory"),
+        "{stderr}"
+    );
+    let written: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(written.is_empty(), "knn wrote {written:?}");
 }
 
 #[test]
