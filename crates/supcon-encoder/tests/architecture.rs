@@ -121,88 +121,41 @@ impl IntoBasic for ResidualBlock {
 }
 
 /// `EncoderConfig::feature_maps` against the counts PyTorch's forward hooks give on the
-/// reference architectures (`python3 xtask/python/feature_maps.py`, 2026-12-02, torch 2.15).
+/// reference architectures: the lines `python3 xtask/python/feature_maps.py` printed
+/// (2026-12-02, torch 2.15): architecture, stem, channels, height, width, total, largest.
+const PYTORCH_FEATURE_MAPS: &str = "\
+small cifar 1 28 28 50176 25088
+small cifar 3 1 1 352 128
+resnet18 cifar 3 32 32 614400 65536
+resnet18 cifar 1 28 28 480000 50176
+resnet18 cifar 3 1 1 4800 512
+resnet18 cifar 3 1000 1000 600000000 64000000
+resnet34 cifar 3 32 32 1024000 65536
+resnet50 cifar 3 32 32 3432448 262144
+resnet101 cifar 3 17 23 2221504 100096
+resnet50 imagenet 3 224 224 11314688 802816
+resnet18 imagenet 3 5 3 5504 512";
+
 #[test]
 fn feature_maps_match_pytorchs_forward_hooks() {
     use supcon_encoder::FeatureMaps;
-    // architecture, stem, channels, height, width, total, largest: the script's lines.
-    let cases: [(Architecture, Stem, usize, usize, usize, usize, usize); 11] = [
-        (Architecture::Small, Stem::Cifar, 1, 28, 28, 50176, 25088),
-        (Architecture::Small, Stem::Cifar, 3, 1, 1, 352, 128),
-        (
-            Architecture::ResNet18,
-            Stem::Cifar,
-            3,
-            32,
-            32,
-            614400,
-            65536,
-        ),
-        (
-            Architecture::ResNet18,
-            Stem::Cifar,
-            1,
-            28,
-            28,
-            480000,
-            50176,
-        ),
-        (Architecture::ResNet18, Stem::Cifar, 3, 1, 1, 4800, 512),
-        (
-            Architecture::ResNet18,
-            Stem::Cifar,
-            3,
-            1000,
-            1000,
-            600000000,
-            64000000,
-        ),
-        (
-            Architecture::ResNet34,
-            Stem::Cifar,
-            3,
-            32,
-            32,
-            1024000,
-            65536,
-        ),
-        (
-            Architecture::ResNet50,
-            Stem::Cifar,
-            3,
-            32,
-            32,
-            3432448,
-            262144,
-        ),
-        (
-            Architecture::ResNet101,
-            Stem::Cifar,
-            3,
-            17,
-            23,
-            2221504,
-            100096,
-        ),
-        (
-            Architecture::ResNet50,
-            Stem::ImageNet,
-            3,
-            224,
-            224,
-            11314688,
-            802816,
-        ),
-        (Architecture::ResNet18, Stem::ImageNet, 3, 5, 3, 5504, 512),
-    ];
-    for (architecture, stem, channels, height, width, total, largest) in cases {
-        let config = EncoderConfig::new(architecture)
+    for line in PYTORCH_FEATURE_MAPS.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let [name, stem, numbers @ ..] = fields.as_slice() else {
+            panic!("{line}")
+        };
+        let n: Vec<usize> = numbers.iter().map(|v| v.parse().unwrap()).collect();
+        let stem = match *stem {
+            "cifar" => Stem::Cifar,
+            _ => Stem::ImageNet,
+        };
+        let config = EncoderConfig::new(name.parse().unwrap())
             .with_stem(stem)
-            .with_in_channels(channels);
-        assert_eq!(
-            config.feature_maps(height, width),
-            FeatureMaps { total, largest },
-            "{architecture} {stem:?} {channels}x{height}x{width}"
-        );
+            .with_in_channels(n[0]);
+        let want = FeatureMaps {
+            total: n[3],
+            largest: n[4],
+        };
+        assert_eq!(config.feature_maps(n[1], n[2]), want, "{line}");
     }
 }

@@ -645,19 +645,24 @@ fn file_in_the_way(folder: &Path) -> Option<&Path> {
         .filter(|a| !a.is_dir())
 }
 
-/// Writes `model` in `format` to `path`, `settings` in its metadata.
+/// Writes `model` in `format` to `path` (its folder made if need be), `settings` in its
+/// metadata.
 fn save_as<M: burn::module::Module>(
     model: &M,
     format: ExportFormat,
     path: &Path,
     settings: &BTreeMap<String, String>,
-) -> Result<(), supcon_head::weights::WeightsError> {
+) -> Result<(), TrainError> {
     use supcon_head::weights;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| TrainError::io(parent, e))?;
+    }
     match format {
         ExportFormat::Pytorch => weights::save_pytorch_safetensors(model, path, settings),
         ExportFormat::Safetensors => weights::save_safetensors_with_metadata(model, path, settings),
         ExportFormat::Burnpack => weights::save_burnpack_with_metadata(model, path, settings),
-    }
+    }?;
+    Ok(())
 }
 
 /// The formats [`export`] writes.
@@ -740,9 +745,6 @@ pub fn export(
     };
     let stem = if head { "model" } else { "encoder" };
     let path = output.map_or_else(|| run.join(format!("{stem}.{name}")), Path::to_path_buf);
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| TrainError::io(parent, e))?;
-    }
     let settings = crate::exported::settings_metadata(&config)?;
     if cross_entropy {
         let net = crate::ce::load_best_model(run, &config, channels, &device)?;
