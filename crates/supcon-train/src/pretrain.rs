@@ -399,6 +399,13 @@ pub fn evaluate_linear(
     let c = &prepared.config;
     let started = std::time::Instant::now();
     let [train, validation, test] = features;
+    if c.eval.linear_epochs == 1 {
+        progress.message(
+            "note: with linear_epochs 1 the classifier's one epoch is the cosine schedule's last, \
+             at its floor (linear_learning_rate x 0.001, as the reference's schedule gives it): \
+             it barely moves from its initialisation; give 2 or more epochs",
+        );
+    }
     let mut outcome = linear_evaluation(
         train,
         validation,
