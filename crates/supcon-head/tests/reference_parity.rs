@@ -520,6 +520,29 @@ fn metadata_saved_with_a_model_reads_back() {
     assert!(matches!(err, WeightsError::Store { .. }), "{err}");
 }
 
+/// The safetensors file at `path` holds exactly `keys`, each of its shape in float32 with the
+/// formula's values.
+fn assert_formula_state_dict(path: &Path, keys: &[(String, Vec<usize>)], what: &str) {
+    let bytes = std::fs::read(path).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut names: Vec<String> = file.names().into_iter().map(String::from).collect();
+    names.sort();
+    let mut want: Vec<String> = keys.iter().map(|(k, _)| k.clone()).collect();
+    want.sort();
+    assert_eq!(names, want, "{what}");
+    for (key, shape) in keys {
+        let tensor = file.tensor(key).unwrap();
+        assert_eq!(tensor.shape(), shape.as_slice(), "{what}: {key}");
+        assert_eq!(tensor.dtype(), safetensors::Dtype::F32, "{what}: {key}");
+        let values: Vec<f32> = tensor
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        assert!(values == formula(key, shape), "{what}: {key}");
+    }
+}
+
 /// A model saved with PyTorch's names holds exactly the reference's state dict (less
 /// `num_batches_tracked`): every key, shape and value of the checkpoint it was loaded from, so
 /// `load_state_dict` takes it; it reads back as the reference's; a linear head is `head.*`.
@@ -539,24 +562,7 @@ fn pytorch_names_give_back_the_reference_state_dict() {
         let written = dir.path().join("pytorch.safetensors");
         let metadata = BTreeMap::from([("supcon.config".to_string(), "seed = 1\n".to_string())]);
         weights::save_pytorch_safetensors(&model, &written, &metadata).unwrap();
-        let bytes = std::fs::read(&written).unwrap();
-        let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-        let mut names: Vec<String> = file.names().into_iter().map(String::from).collect();
-        names.sort();
-        let mut want: Vec<String> = keys.iter().map(|(k, _)| k.clone()).collect();
-        want.sort();
-        assert_eq!(names, want, "{architecture}");
-        for (key, shape) in &keys {
-            let tensor = file.tensor(key).unwrap();
-            assert_eq!(tensor.shape(), shape.as_slice(), "{key}");
-            assert_eq!(tensor.dtype(), safetensors::Dtype::F32, "{key}");
-            let values: Vec<f32> = tensor
-                .data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
-            assert!(values == formula(key, shape), "{architecture}: {key}");
-        }
+        assert_formula_state_dict(&written, &keys, &architecture.to_string());
         let read = weights::read_metadata(&written).unwrap();
         assert_eq!(read.get("format").map(String::as_str), Some("pt"));
         assert_eq!(read.get("supcon.config"), metadata.get("supcon.config"));
@@ -697,23 +703,7 @@ fn a_cross_entropy_checkpoint_of_the_reference_loads_and_goes_back() {
 
     let written = dir.path().join("pytorch.safetensors");
     weights::save_pytorch_safetensors(&loaded, &written, &BTreeMap::new()).unwrap();
-    let bytes = std::fs::read(&written).unwrap();
-    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let mut names: Vec<String> = file.names().into_iter().map(String::from).collect();
-    names.sort();
-    let mut want_names: Vec<String> = keys.iter().map(|(k, _)| k.clone()).collect();
-    want_names.sort();
-    assert_eq!(names, want_names);
-    for (key, shape) in &keys {
-        let tensor = file.tensor(key).unwrap();
-        assert_eq!(tensor.shape(), shape.as_slice(), "{key}");
-        let values: Vec<f32> = tensor
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
-        assert!(values == formula(key, shape), "{key}");
-    }
+    assert_formula_state_dict(&written, &keys, "SupCEResNet");
     let encoder_alone = weights::load_reference_encoder(encoder(), &written).unwrap();
     assert_eq!(to_vec(encoder_alone.forward(x.clone())), features);
     // Our own files of it, and that one, load back whole, classes and all.
