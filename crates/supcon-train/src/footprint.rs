@@ -81,6 +81,8 @@ pub struct TrainingStep {
     pub chunk: Option<usize>,
     /// The views' shape: channels, height, width.
     pub image: [usize; 3],
+    /// Keys the momentum queue holds (0: none), each of the run's `feat_dim` values.
+    pub queue: usize,
 }
 
 impl TrainingStep {
@@ -97,13 +99,31 @@ impl TrainingStep {
             .saturating_mul((images * self.views) as u64)
     }
 
-    /// Refuses the step where its feature maps alone need more than the `available` memory;
+    /// Refuses the step where its feature maps alone need more than the `available` memory
+    /// (less the momentum queue's, which is refused where it takes more than half of it);
     /// `Ok(Some(note))` where they take more than a third of it (the step may not fit).
     pub fn check_against(
         &self,
         config: &RunConfig,
         available: u64,
     ) -> Result<Option<String>, TrainError> {
+        // The queue's keys and labels, there for the whole run.
+        let queue = (self.queue as u64).saturating_mul(
+            (config.model.feat_dim as u64)
+                .saturating_mul(bytes_per_value(config.precision))
+                .saturating_add(8),
+        );
+        if queue > available / 2 {
+            return Err(TrainError::Config(format!(
+                "the momentum queue would not fit in memory: {} keys of {} values take {}, more \
+                 than half the {} this machine has available; lower --queue or --feat_dim",
+                self.queue,
+                config.model.feat_dim,
+                gib(queue),
+                gib(available)
+            )));
+        }
+        let available = available - queue;
         let pass_images = self.chunk.unwrap_or(self.batch_size);
         let needed = self.pass(config, pass_images);
         let [channels, height, width] = self.image;
@@ -181,6 +201,10 @@ pub fn check_training(
         RunKind::CrossEntropy => (1, None),
         _ => (c.augment.views, (c.step.chunk > 0).then_some(c.step.chunk)),
     };
+    let queue = match kind {
+        RunKind::CrossEntropy => 0,
+        _ => c.step.queue,
+    };
     let step = TrainingStep {
         batch_size: c.data.batch_size.min(prepared.splits.train.len()),
         views,
@@ -189,6 +213,7 @@ pub fn check_training(
             Some(size) => [channels, size, size],
             None => [channels, height, width],
         },
+        queue,
     };
     if let Some(note) = step.check(c)? {
         progress.message(&note);
@@ -255,6 +280,7 @@ mod tests {
             views: 2,
             chunk: None,
             image: [1, 1000, 1000],
+            queue: 0,
         };
         let error = step.check_against(&c, 20 * GIB).unwrap_err().to_string();
         assert!(error.contains("would not fit in memory"), "{error}");
@@ -284,6 +310,27 @@ mod tests {
             ..step
         };
         assert_eq!(cifar.check_against(&c, 8 * GIB).unwrap(), None);
+        // The largest queue with the largest keys: 2^20 x 65,536 float32 values, 256 GiB.
+        let mut wide = config(Architecture::ResNet18);
+        wide.model.feat_dim = 65_536;
+        let queued = TrainingStep {
+            queue: 1 << 20,
+            ..cifar
+        };
+        let error = queued
+            .check_against(&wide, 64 * GIB)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("the momentum queue would not fit in memory: 1048576 keys of 65536 values take 256.0 GiB"),
+            "{error}"
+        );
+        // The reference-sized queue (65,536 keys of 128 values, 32.5 MiB) changes nothing.
+        let reference = TrainingStep {
+            queue: 65_536,
+            ..cifar
+        };
+        assert_eq!(reference.check_against(&c, 8 * GIB).unwrap(), None);
     }
 
     #[test]
