@@ -429,8 +429,9 @@ pub fn open_encoder(
                         "{}: its encoder loads, but it holds no projection head of the shape \
                          asked for ({}, {} outputs; `head.*`): give the head it holds with \
                          --head and --feat_dim (a SupCon checkpoint of the reference has one, \
-                         as does `export --head`; a cross-entropy one or an encoder saved alone \
-                         has none); without --projection only the encoder is read",
+                         as does `export --head` of a pre-training run; a cross-entropy one or an \
+                         encoder saved alone has none); without --projection only the encoder is \
+                         read",
                         source.display(),
                         prepared.config.model.head,
                         prepared.config.model.feat_dim
