@@ -1,12 +1,15 @@
 //! Memory, sized before it is used: a training step whose feature maps alone cannot fit in the
-//! memory this machine has available is refused with what to change (on the CPU devices, whose
-//! memory is the system's), instead of being killed by the system minutes in; and feature
-//! extraction takes as many images a pass as fit.
+//! memory this machine has available (or a momentum queue that would take half of it) is
+//! refused with what to change (on the CPU devices, whose memory is the system's), instead of
+//! being killed by the system minutes in; and feature extraction takes as many images a pass
+//! as fit.
 //!
 //! The sizes come from [`EncoderConfig::feature_maps`]: the values of every convolution's output
-//! for one image. A training step keeps at least those for its backward pass, for every image
-//! of a pass (the batch's views, or one chunk's with gradient caching); an inference pass holds
-//! at least the largest, with its input and output.
+//! for one image. A training step keeps at least those and every convolution's input for its
+//! backward pass, for every image of a pass (the batch's views, or one chunk's with gradient
+//! caching); an inference pass holds at least the largest, with its input.
+
+use std::path::Path;
 
 use supcon_encoder::EncoderConfig;
 
@@ -24,22 +27,104 @@ const EXTRACT_BUDGET_UNKNOWN: u64 = 4 << 30;
 /// the images a pass are chosen (the map, the convolution's input, and BatchNorm's output
 /// beside them); a pass is refused where twice the map does not fit, a lower bound.
 const INFERENCE_MAPS: u64 = 3;
+/// What a training step keeps for its backward pass at the least, in multiples of its feature
+/// maps: every convolution's output (BatchNorm's backward reads it) and every convolution's
+/// input (the weight gradient's). A step is refused above the available memory.
+const TRAINING_MAPS_KEPT: u64 = 2;
 /// What a training step is taken to need, in multiples of its feature maps, when a setting is
-/// suggested (its saved inputs, the gradients, the optimiser's and the allocator's share); the
-/// refusal itself counts the feature maps once, a lower bound.
+/// suggested and below which nothing is said: measured here at 2.8-2.9 for ResNet-18 (a
+/// `--chunk 1` step at 1,000 x 1,000 pixels, 13.4 GB peak; the 256-image step at 32x32, 3.5 GiB
+/// of heap).
 const TRAINING_MAPS_SUGGESTED: u64 = 3;
 
-/// The memory the system can still give without swapping (Linux's `MemAvailable`), in bytes;
-/// `None` where it is not known.
+/// The memory the system can still give this process without swapping, in bytes: Linux's
+/// `MemAvailable`, or less where the process's control group (a container's limit, cgroup v2
+/// or v1) leaves less; `None` where it is not known.
 pub fn available_memory() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let read = |path: &Path| std::fs::read_to_string(path).ok();
+    let system = mem_available(&read(Path::new("/proc/meminfo"))?)?;
+    let groups = read(Path::new("/proc/self/cgroup")).unwrap_or_default();
+    // The process's group and every group above it (their limits hold too), in v2's single
+    // hierarchy and in v1's memory one; the mount's root last (a container's own group).
+    let mut folders = Vec::new();
+    for (root, path) in cgroup_paths(&groups) {
+        let mut folder = Path::new(root).join(path.trim_start_matches('/'));
+        loop {
+            folders.push((root, folder.clone()));
+            if !folder.pop() || !folder.starts_with(root) {
+                break;
+            }
+        }
+    }
+    let headroom = folders.iter().filter_map(|(root, folder)| {
+        let [limit, usage] = match *root {
+            CGROUP_V2 => ["memory.max", "memory.current"],
+            _ => ["memory.limit_in_bytes", "memory.usage_in_bytes"],
+        };
+        cgroup_headroom(
+            read(&folder.join(limit)).as_deref(),
+            read(&folder.join(usage)).as_deref(),
+            read(&folder.join("memory.stat")).as_deref(),
+        )
+    });
+    Some(headroom.fold(system, u64::min))
+}
+
+const CGROUP_V2: &str = "/sys/fs/cgroup";
+const CGROUP_V1_MEMORY: &str = "/sys/fs/cgroup/memory";
+
+/// The mount and the path of the process's memory control groups, from `/proc/self/cgroup`'s
+/// text (`0::/path` for v2, `N:...memory...:/path` for v1), and both mounts' roots.
+fn cgroup_paths(text: &str) -> Vec<(&'static str, &str)> {
+    let mut paths: Vec<(&'static str, &str)> = text
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.splitn(3, ':');
+            let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
+            if controllers.is_empty() {
+                Some((CGROUP_V2, path))
+            } else if controllers.split(',').any(|c| c == "memory") {
+                Some((CGROUP_V1_MEMORY, path))
+            } else {
+                None
+            }
+        })
+        .collect();
+    paths.extend([(CGROUP_V2, "/"), (CGROUP_V1_MEMORY, "/")]);
+    paths
+}
+
+/// `MemAvailable` of `/proc/meminfo`'s text, in bytes.
+fn mem_available(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib.saturating_mul(1024))
 }
 
-/// The available memory where the run's device computes in the system's memory (`flex`,
-/// `ndarray`); `None` on the GPU devices and where it is not known.
+/// What a control group's limit leaves: the limit less the usage, the usage without the page
+/// cache the kernel can drop (`inactive_file`, `total_inactive_file` in cgroup v1); `None`
+/// without a limit (`max`, or v1's near-2^63 for none).
+fn cgroup_headroom(limit: Option<&str>, usage: Option<&str>, stat: Option<&str>) -> Option<u64> {
+    let limit: u64 = limit?.trim().parse().ok()?;
+    if limit >= 1 << 60 {
+        return None;
+    }
+    let usage: u64 = usage?.trim().parse().ok()?;
+    let inactive = stat
+        .and_then(|stat| {
+            stat.lines().find_map(|line| {
+                let (key, value) = line.split_once(' ')?;
+                matches!(key, "inactive_file" | "total_inactive_file")
+                    .then(|| value.trim().parse::<u64>().ok())
+                    .flatten()
+            })
+        })
+        .unwrap_or(0);
+    Some(limit.saturating_sub(usage.saturating_sub(inactive)))
+}
+
+/// The available memory ([`available_memory`]) where the run's device computes in the system's
+/// memory (`flex`, `ndarray`); `None` on the GPU devices and where it is not known.
 fn host_memory(config: &RunConfig) -> Option<u64> {
     matches!(config.device.name(), "flex" | "ndarray")
         .then(available_memory)
@@ -99,9 +184,10 @@ impl TrainingStep {
             .saturating_mul((images * self.views) as u64)
     }
 
-    /// Refuses the step where its feature maps alone need more than the `available` memory
-    /// (less the momentum queue's, which is refused where it takes more than half of it);
-    /// `Ok(Some(note))` where they take more than a third of it (the step may not fit).
+    /// Refuses the step where what it keeps for its backward pass (twice its feature maps)
+    /// needs more than the `available` memory (less the momentum queue's, which is refused
+    /// where it takes more than half of it); `Ok(Some(note))` where three times its feature
+    /// maps would (the step may not fit).
     pub fn check_against(
         &self,
         config: &RunConfig,
@@ -125,24 +211,25 @@ impl TrainingStep {
         }
         let available = available - queue;
         let pass_images = self.chunk.unwrap_or(self.batch_size);
-        let needed = self.pass(config, pass_images);
+        let maps = self.pass(config, pass_images);
+        let kept = maps.saturating_mul(TRAINING_MAPS_KEPT);
         let [channels, height, width] = self.image;
         let views = match self.views {
             1 => String::new(),
             v => format!(" ({v} views each)"),
         };
         let what = format!(
-            "{} of {channels}x{height}x{width}{views} through {} keep at least {} of feature \
-             maps for the backward pass ({} an image)",
+            "{} of {channels}x{height}x{width}{views} through {} keep at least {} for the \
+             backward pass (every convolution's output and input, {} an image)",
             images(pass_images),
             config.model.architecture,
-            gib(needed),
-            gib(self.per_image(config) * self.views as u64),
+            gib(kept),
+            gib(self.per_image(config) * TRAINING_MAPS_KEPT * self.views as u64),
         );
-        if needed <= available / TRAINING_MAPS_SUGGESTED {
+        if maps.saturating_mul(TRAINING_MAPS_SUGGESTED) <= available {
             return Ok(None);
         }
-        if needed <= available {
+        if kept <= available {
             return Ok(Some(format!(
                 "note: {what}, with {} of memory available: the step may run out of memory",
                 gib(available)
@@ -274,7 +361,8 @@ mod tests {
     #[test]
     fn a_step_whose_feature_maps_cannot_fit_is_refused_with_a_chunk_that_would() {
         let c = config(Architecture::ResNet18);
-        // 600 M values an image at 1,000 x 1,000 (2.4 GB in float32), 64 images a step.
+        // 600 M values an image at 1,000 x 1,000 (2.4 GB in float32), twice over, 64 images a
+        // step.
         let step = TrainingStep {
             batch_size: 32,
             views: 2,
@@ -284,7 +372,7 @@ mod tests {
         };
         let error = step.check_against(&c, 20 * GIB).unwrap_err().to_string();
         assert!(error.contains("would not fit in memory"), "{error}");
-        assert!(error.contains("143.1 GiB"), "{error}");
+        assert!(error.contains("keep at least 286.1 GiB"), "{error}");
         // 3 x 2 views x 2.4 GB x 2 images = 28.8 GB > 20 GiB; one image a chunk: 14.4 GB.
         assert!(error.contains("give --chunk 1 "), "{error}");
         let chunked = TrainingStep {
@@ -331,6 +419,42 @@ mod tests {
             ..cifar
         };
         assert_eq!(reference.check_against(&c, 8 * GIB).unwrap(), None);
+    }
+
+    #[test]
+    fn the_available_memory_is_the_systems_or_a_control_groups_less() {
+        let meminfo = "MemTotal:       24000000 kB\nMemAvailable:   20000000 kB\n";
+        assert_eq!(mem_available(meminfo), Some(20_000_000 * 1024));
+        assert_eq!(mem_available("MemTotal: 1 kB\n"), None);
+        // cgroup v2: no limit; a limit of 8 GiB with 3 GiB used, 1 GiB of it droppable cache.
+        assert_eq!(cgroup_headroom(Some("max\n"), Some("100"), None), None);
+        let stat = "anon 2147483648\ninactive_file 1073741824\nactive_file 0\n";
+        assert_eq!(
+            cgroup_headroom(Some("8589934592\n"), Some("3221225472\n"), Some(stat)),
+            Some(6 * GIB)
+        );
+        // cgroup v1: "no limit" is a number near 2^63; its stat names the cache otherwise.
+        assert_eq!(
+            cgroup_headroom(Some("9223372036854771712"), Some("4542119936"), None),
+            None
+        );
+        let stat = "cache 10\ntotal_inactive_file 1073741824\n";
+        assert_eq!(
+            cgroup_headroom(Some("4294967296"), Some("2147483648"), Some(stat)),
+            Some(3 * GIB)
+        );
+        let groups = "4:memory:/process_api/abc\n1:cpu:/\n0::/user.slice/x\n";
+        assert_eq!(
+            cgroup_paths(groups),
+            [
+                (CGROUP_V1_MEMORY, "/process_api/abc"),
+                (CGROUP_V2, "/user.slice/x"),
+                (CGROUP_V2, "/"),
+                (CGROUP_V1_MEMORY, "/"),
+            ]
+        );
+        // Usage above the limit (reclaimable memory counted): nothing left, not an overflow.
+        assert_eq!(cgroup_headroom(Some("100"), Some("200"), None), Some(0));
     }
 
     #[test]
