@@ -283,23 +283,20 @@ pub fn check_training(
     progress: &dyn Progress,
 ) -> Result<(), TrainError> {
     let c = &prepared.config;
-    let [channels, height, width] = prepared.splits.train.image_shape();
-    let (views, chunk) = match kind {
-        RunKind::CrossEntropy => (1, None),
-        _ => (c.augment.views, (c.step.chunk > 0).then_some(c.step.chunk)),
-    };
-    let queue = match kind {
-        RunKind::CrossEntropy => 0,
-        _ => c.step.queue,
+    let (views, chunk, queue) = match kind {
+        RunKind::CrossEntropy => (1, None, 0),
+        _ => (
+            c.augment.views,
+            (c.step.chunk > 0).then_some(c.step.chunk),
+            c.step.queue,
+        ),
     };
     let step = TrainingStep {
         batch_size: c.data.batch_size.min(prepared.splits.train.len()),
         views,
         chunk,
-        image: match c.data.size {
-            Some(size) => [channels, size, size],
-            None => [channels, height, width],
-        },
+        // The training views have the evaluation transform's shape (`size`, or the images').
+        image: crate::features::evaluated_shape(c, &prepared.splits.train),
         queue,
     };
     if let Some(note) = step.check(c)? {
