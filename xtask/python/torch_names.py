@@ -6,7 +6,9 @@ holds {'model': {'x': [n, n + 0.5, -1]}} for a stem of n characters; supcon-head
 `torch_names.rs` loads every one and checks the values. Two more are in PyTorch's legacy format
 (before 1.6, or `_use_new_zipfile_serialization=False`: a bare pickle stream, no archive), one
 of them tagged `cuda:0` as saved from a GPU: the format of older SupContrast checkpoints. One
-keeps its state dict under 'state_dict' instead.
+keeps its state dict under 'state_dict' instead, and one (`lightning_epoch3.ckpt`) there amid the
+rest of a PyTorch Lightning checkpoint. Beside the folder, `config_object.pth` keeps a dict
+subclass (EasyDict) that the reader cannot rebuild.
 
     python xtask/python/torch_names.py assets/golden/torch_names
 """
@@ -45,8 +47,54 @@ def main() -> None:
     # The state dict under 'state_dict' (PyTorch Lightning's and many scripts' key), not 'model'.
     n = len("state_dict_key")
     torch.save({"state_dict": {"x": torch.tensor([float(n), n + 0.5, -1.0])}, "epoch": 3}, out / "state_dict_key.pth")
-    print(f"wrote {len(LENGTHS) + 3} checkpoints with torch {torch.__version__} to {out}")
+    write_lightning_like(out / "lightning_epoch3.ckpt")
+    write_config_object(out.parent / "config_object.pth")
+    print(f"wrote {len(LENGTHS) + 4} checkpoints with torch {torch.__version__} to {out}, and {out.parent / 'config_object.pth'}")
 
+
+def write_lightning_like(path: Path) -> None:
+    """A checkpoint laid out as PyTorch Lightning's `Trainer.save_checkpoint` writes one: the
+    state dict under 'state_dict' beside the loops' and callbacks' states, the optimizer's, and
+    the hyper-parameters (a plain dict, as Lightning stores `dict(model.hparams)`)."""
+    n = len(path.stem)
+    x = torch.nn.Parameter(torch.tensor([float(n), n + 0.5, -1.0]))
+    optimizer = torch.optim.SGD([x], lr=0.05, momentum=0.9)
+    x.grad = torch.ones(3)
+    optimizer.step()
+    with torch.no_grad():
+        x.copy_(torch.tensor([float(n), n + 0.5, -1.0]))
+    checkpoint = {
+        "epoch": 3,
+        "global_step": 120,
+        "pytorch-lightning_version": "2.4.0",
+        "state_dict": {"x": x.detach().clone()},
+        "loops": {"fit_loop": {"state_dict": {}, "epoch_progress": {"total": {"ready": 4, "completed": 3}}}},
+        "callbacks": {"ModelCheckpoint{'monitor': 'val_loss', 'mode': 'min'}": {"best_model_score": torch.tensor(0.25)}},
+        "optimizer_states": [optimizer.state_dict()],
+        "lr_schedulers": [],
+        "hparams_name": "kwargs",
+        "hyper_parameters": {"model": "resnet50", "temp": 0.1, "lr_decay_epochs": [700, 800, 900]},
+    }
+    torch.save(checkpoint, path)
+
+
+def write_config_object(path: Path) -> None:
+    """A checkpoint that keeps its configuration as a dict subclass (EasyDict, as much research
+    code does), which burn-store's reader cannot rebuild: the test checks the error says so
+    and what to do. The class is made here under EasyDict's module name, so that neither
+    easydict nor this script is needed to read the file."""
+    import types
+
+    module = types.ModuleType("easydict")
+
+    class EasyDict(dict):
+        pass
+
+    EasyDict.__module__, EasyDict.__qualname__ = "easydict", "EasyDict"
+    module.EasyDict = EasyDict
+    sys.modules["easydict"] = module
+    config = EasyDict(model="resnet50", temp=0.1)
+    torch.save({"config": config, "model": {"x": torch.tensor([1.0, 2.0, 3.0])}}, path)
 
 if __name__ == "__main__":
     main()

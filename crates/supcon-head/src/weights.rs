@@ -5,7 +5,9 @@
 //!
 //! A checkpoint written by SupContrast's `main_supcon.py` is `{'model': state_dict, ...}` with
 //! keys `encoder.*` and `head.*` (`encoder.module.*` or `module.*` after DataParallel;
-//! `_orig_mod.` where `torch.compile` wrapped the model or a part, which is dropped too). Its keys
+//! `_orig_mod.` where `torch.compile` wrapped the model or a part, which is dropped too; any
+//! attributes before the first `encoder.`, `head.` or `fc.`, as PyTorch Lightning's `model.`
+//! under `'state_dict'`, are dropped as well). Its keys
 //! map onto [`SupConModel`](crate::SupConModel) by renaming the `nn.Sequential` indices the reference uses
 //! (`shortcut.0` / `shortcut.1` to `shortcut.conv` / `shortcut.bn`, `head.0` / `head.2` to
 //! `head.hidden` / `head.output`); Burn's PyTorch adapter transposes Linear weights and renames
@@ -96,6 +98,13 @@ fn reference_key_remapper() -> KeyRemapper {
     KeyRemapper::from_patterns(vec![
         // `torch.compile`'s wrapper, around the whole model or a part of it.
         (r"(^|\.)_orig_mod\.", "${1}"),
+        // Attributes of a wrapper before the reference's model, such as PyTorch Lightning's
+        // `model.encoder.*` or `net.module.head.*`: everything before the first `encoder.`,
+        // `head.` or `fc.` segment goes.
+        (
+            r"^(?:[A-Za-z_][A-Za-z0-9_]*\.)+?(encoder|head|fc)\.",
+            "${1}.",
+        ),
         (r"^module\.", ""),
         (r"^encoder\.module\.", "encoder."),
         (r"\.shortcut\.0\.", ".shortcut.conv."),
@@ -137,15 +146,7 @@ pub fn load_reference_checkpoint<M: Module>(
         load_with(model, path, store)
     } else {
         exists(path)?;
-        let source = PytorchSource::new(path)?;
-        let store = || {
-            source
-                .store()
-                .skip_enum_variants(true)
-                .allow_partial(true)
-                .validate(false)
-        };
-        load_with(model, path, store)
+        PytorchSource::new(path)?.load(model)
     }
 }
 
@@ -155,10 +156,12 @@ fn reference_safetensors_store(path: &Path) -> SafetensorsStore {
 }
 
 /// A `.pth` / `.pt` file of the reference, as the store reads it: a readable copy where the zip
-/// reader would misread the file itself (see `torch_zip`), removed when this is dropped.
+/// reader would misread the file itself (see `torch_zip`), removed when this is dropped, and
+/// the key of its state dict.
 struct PytorchSource {
     copy: Option<crate::torch_zip::ReadableCopy>,
     path: PathBuf,
+    state_dict_key: Option<&'static str>,
 }
 
 impl PytorchSource {
@@ -168,9 +171,11 @@ impl PytorchSource {
             .then(|| crate::torch_zip::ReadableCopy::new(path))
             .transpose()
             .map_err(|e| store_error(path, e))?;
+        let state_dict_key = state_dict_key(copy.as_ref().map_or(path, |c| c.path()));
         Ok(Self {
             copy,
             path: path.to_path_buf(),
+            state_dict_key,
         })
     }
 
@@ -179,10 +184,21 @@ impl PytorchSource {
     fn store(&self) -> PytorchStore {
         let source = self.copy.as_ref().map_or(self.path.as_path(), |c| c.path());
         let store = PytorchStore::from_file(source).remap(reference_key_remapper());
-        match state_dict_key(source) {
+        match self.state_dict_key {
             Some(key) => store.with_top_level_key(key),
             None => store,
         }
+    }
+
+    /// Loads `model` from it, as [`load_reference_checkpoint`].
+    fn load<M: Module>(&self, model: M) -> Result<M, WeightsError> {
+        let store = || {
+            self.store()
+                .skip_enum_variants(true)
+                .allow_partial(true)
+                .validate(false)
+        };
+        load_with(model, &self.path, store)
     }
 }
 
@@ -229,19 +245,22 @@ pub fn load_cross_entropy_net<E: ImageEncoder + ModuleDisplay>(
             }),
         }
     }
-    // Burn keeps a Linear's weight as `[in, out]`, PyTorch as `[out, in]`.
-    let (shape, classes_at) = match origin {
-        WeightsOrigin::Burn if is_safetensors(path) => {
+    // Burn keeps a Linear's weight as `[in, out]`, PyTorch as `[out, in]`. A `.pth` file is
+    // opened once (its readable copy, if it needs one, made once).
+    let pytorch = match origin {
+        WeightsOrigin::Reference if !is_safetensors(path) => Some(PytorchSource::new(path)?),
+        _ => None,
+    };
+    let (shape, classes_at) = match (&pytorch, origin) {
+        (Some(source), _) => (shape_of(source.store(), path)?, 0),
+        (None, WeightsOrigin::Reference) => (shape_of(reference_safetensors_store(path), path)?, 0),
+        (None, WeightsOrigin::Burn) if is_safetensors(path) => {
             (shape_of(SafetensorsStore::from_file(path), path)?, 1)
         }
-        WeightsOrigin::Burn => (
+        (None, WeightsOrigin::Burn) => (
             shape_of(BurnpackStore::from_file(path).auto_extension(false), path)?,
             1,
         ),
-        WeightsOrigin::Reference if is_safetensors(path) => {
-            (shape_of(reference_safetensors_store(path), path)?, 0)
-        }
-        WeightsOrigin::Reference => (shape_of(PytorchSource::new(path)?.store(), path)?, 0),
     };
     let classes = match shape.as_slice() {
         [_, _] if shape[classes_at] > 0 => shape[classes_at],
@@ -257,7 +276,10 @@ pub fn load_cross_entropy_net<E: ImageEncoder + ModuleDisplay>(
         }
     };
     let net = CrossEntropyNet::new(encoder, classes, device);
-    load_as(origin, net, path)
+    match pytorch {
+        Some(source) => source.load(net),
+        None => load_as(origin, net, path),
+    }
 }
 
 /// The encoder alone, under the reference's `encoder.` prefix.
@@ -645,9 +667,20 @@ fn state_dict_key(path: &Path) -> Option<&'static str> {
 }
 
 fn store_error(path: &Path, error: impl std::fmt::Display) -> WeightsError {
+    let mut message = error.to_string();
+    // burn-store's pickle reader rebuilds dicts, lists, tensors and simple objects; a dict
+    // subclass (EasyDict, ...) anywhere in the file stops it, even outside the state dict.
+    if message.contains("pickle:") {
+        message.push_str(
+            " (the file holds a Python object this reader cannot rebuild, such as a \
+             configuration kept as a dict subclass like EasyDict; in Python, \
+             `torch.save(checkpoint['model'], 'weights.pth')` writes the state dict alone, which \
+             it reads)",
+        );
+    }
     WeightsError::Store {
         path: path.to_path_buf(),
-        message: error.to_string(),
+        message,
     }
 }
 

@@ -613,10 +613,11 @@ fn pytorch_names_give_back_the_reference_state_dict() {
     assert_eq!(to_vec(loaded.forward(x.clone())), to_vec(model.forward(x)));
 }
 
-/// The keys of a model `torch.compile` wrapped (`_orig_mod.`, around the whole model or the
-/// encoder, with or without DataParallel's `module.`) load as the plain keys do.
+/// The keys of a wrapped model load as the plain keys do: `torch.compile`'s (`_orig_mod.`, around
+/// the whole model or the encoder, with or without DataParallel's `module.`), and a wrapper's
+/// attributes before the model (PyTorch Lightning's `model.`, or deeper).
 #[test]
-fn keys_of_a_compiled_model_load() {
+fn keys_of_a_wrapped_model_load() {
     let device = Device::flex();
     let keys = reference_keys(false, [2, 2, 2, 2], 512);
     let dir = scratch();
@@ -630,12 +631,14 @@ fn keys_of_a_compiled_model_load() {
             .forward(x.clone()),
     );
     type Rename = fn(&str) -> String;
-    let renamings: [(&str, Rename); 3] = [
+    let renamings: [(&str, Rename); 5] = [
         ("whole model", |k| format!("_orig_mod.{k}")),
         ("encoder", |k| {
             k.replacen("encoder.", "encoder._orig_mod.", 1)
         }),
         ("DataParallel", |k| format!("module._orig_mod.{k}")),
+        ("Lightning", |k| format!("model.{k}")),
+        ("nested wrapper", |k| format!("trainer.net_2.module.{k}")),
     ];
     for (what, rename) in renamings {
         let renamed: Vec<(String, String, Vec<usize>)> = keys

@@ -4,7 +4,9 @@
 //! `assets/golden/torch_names/` were written by PyTorch (`xtask/python/torch_names.py`), each
 //! holding `{'model': {'x': [n, n + 0.5, -1]}}` for a stem of `n` characters; two of them
 //! (`legacy_*`) in PyTorch's format before 1.6, a bare pickle stream, one tagged `cuda:0`; one
-//! (`state_dict_key`) with its state dict under `'state_dict'` rather than `'model'`.
+//! (`state_dict_key`) with its state dict under `'state_dict'` rather than `'model'`, and one
+//! (`lightning_epoch3.ckpt`) there amid the rest of a PyTorch Lightning checkpoint (loops,
+//! callbacks, the optimizer's state, hyper-parameters pickled as Lightning's `AttributeDict`).
 
 use std::path::Path;
 
@@ -21,7 +23,8 @@ struct Tiny {
 fn checkpoints_open_under_every_name_length() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/golden/torch_names");
     let device = Device::flex();
-    let (mut lengths, mut legacy, mut under_state_dict) = (Vec::new(), 0, false);
+    let (mut lengths, mut legacy) = (Vec::new(), 0);
+    let (mut under_state_dict, mut lightning) = (false, false);
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         let n = path.file_stem().unwrap().len();
@@ -34,6 +37,7 @@ fn checkpoints_open_under_every_name_length() {
         assert_eq!(x, [n as f32, n as f32 + 0.5, -1.0], "{}", path.display());
         lengths.push(n);
         under_state_dict |= path.file_stem().unwrap() == "state_dict_key";
+        lightning |= path.file_name().unwrap() == "lightning_epoch3.ckpt";
         let mut magic = [0u8; 2];
         std::io::Read::read_exact(&mut std::fs::File::open(&path).unwrap(), &mut magic).unwrap();
         legacy += usize::from(magic != *b"PK");
@@ -46,10 +50,33 @@ fn checkpoints_open_under_every_name_length() {
         under_state_dict,
         "a state dict under 'state_dict' is covered"
     );
+    assert!(lightning, "a PyTorch Lightning checkpoint is covered");
     lengths.sort();
     assert!(
         lengths.contains(&21),
         "the length that was misread is covered: {lengths:?}"
     );
     assert!(lengths.len() >= 10, "{lengths:?}");
+}
+
+/// A file holding a Python object that burn-store's reader cannot rebuild (here a configuration
+/// kept as a dict subclass, EasyDict, beside the state dict) is refused with what to do.
+#[test]
+fn an_object_the_reader_cannot_rebuild_is_refused_with_what_to_do() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/golden/config_object.pth");
+    let device = Device::flex();
+    let empty = Tiny {
+        x: Param::from_tensor(Tensor::zeros([3], &device)),
+    };
+    let error = weights::load_reference_checkpoint(empty, &path).unwrap_err();
+    let message = error.to_string();
+    assert!(
+        matches!(error, weights::WeightsError::Store { .. }),
+        "{message}"
+    );
+    assert!(message.contains("EasyDict"), "{message}");
+    assert!(
+        message.contains("torch.save(checkpoint['model']"),
+        "{message}"
+    );
 }
