@@ -245,8 +245,8 @@ pub fn load_cross_entropy_net<E: ImageEncoder + ModuleDisplay>(
             }),
         }
     }
-    // Burn keeps a Linear's weight as `[in, out]`, PyTorch as `[out, in]`. A `.pth` file is
-    // opened once (its readable copy, if it needs one, made once).
+    // Burn keeps a Linear's weight as `[in, out]`, PyTorch as `[out, in]`. A `.pth` file's
+    // readable copy (where it needs one) and state-dict key are found once, for both reads.
     let pytorch = match origin {
         WeightsOrigin::Reference if !is_safetensors(path) => Some(PytorchSource::new(path)?),
         _ => None,
@@ -669,8 +669,9 @@ fn state_dict_key(path: &Path) -> Option<&'static str> {
 fn store_error(path: &Path, error: impl std::fmt::Display) -> WeightsError {
     let mut message = error.to_string();
     // burn-store's pickle reader rebuilds dicts, lists, tensors and simple objects; a dict
-    // subclass (EasyDict, ...) anywhere in the file stops it, even outside the state dict.
-    if message.contains("pickle:") {
+    // subclass (EasyDict, ...) anywhere in the file stops it, even outside the state dict, with
+    // this message (a corrupt file has others).
+    if message.contains("unexpected pickle opcode") {
         message.push_str(
             " (the file holds a Python object this reader cannot rebuild, such as a \
              configuration kept as a dict subclass like EasyDict; in Python, \
