@@ -6,7 +6,7 @@
 //! (`legacy_*`) in PyTorch's format before 1.6, a bare pickle stream, one tagged `cuda:0`; one
 //! (`state_dict_key`) with its state dict under `'state_dict'` rather than `'model'`, and one
 //! (`lightning_epoch3.ckpt`) there amid the rest of a PyTorch Lightning checkpoint (loops,
-//! callbacks, the optimizer's state, hyper-parameters pickled as Lightning's `AttributeDict`).
+//! callbacks, the optimizer's state, the hyper-parameters as a plain dict, as Lightning saves them).
 
 use std::path::Path;
 
