@@ -45,12 +45,15 @@ pub fn available_memory() -> Option<u64> {
     let system = mem_available(&read(Path::new("/proc/meminfo"))?)?;
     let groups = read(Path::new("/proc/self/cgroup")).unwrap_or_default();
     // The process's group and every group above it (their limits hold too), in v2's single
-    // hierarchy and in v1's memory one; the mount's root last (a container's own group).
+    // hierarchy and in v1's memory one; the mount's root last (a container's own group), each
+    // folder read once.
     let mut folders = Vec::new();
     for (root, path) in cgroup_paths(&groups) {
         let mut folder = Path::new(root).join(path.trim_start_matches('/'));
         loop {
-            folders.push((root, folder.clone()));
+            if !folders.iter().any(|(_, seen)| *seen == folder) {
+                folders.push((root, folder.clone()));
+            }
             if !folder.pop() || !folder.starts_with(root) {
                 break;
             }
