@@ -313,6 +313,31 @@ pub struct OpenedEncoder {
 }
 
 impl OpenedEncoder {
+    /// `result`, after removing the evaluation folder made for a checkpoint file when the
+    /// evaluation failed before saving anything there (an image that does not decode, a
+    /// diverging classifier): a failed attempt leaves no `eval-<model>-<n>` behind holding
+    /// only its configuration. A run folder, or an evaluation folder holding anything else,
+    /// is left as it is.
+    fn keep_folder_if<T>(&self, result: Result<T, TrainError>) -> Result<T, TrainError> {
+        if result.is_err() && self.file.is_some() {
+            let made = [
+                crate::run::KIND_FILE,
+                crate::run::CONFIG_FILE,
+                crate::run::LOCK_FILE,
+            ];
+            let only_made = std::fs::read_dir(&self.dir).is_ok_and(|entries| {
+                entries
+                    .map(|entry| entry.map(|e| e.file_name()))
+                    .all(|name| name.is_ok_and(|n| made.iter().any(|m| n == *m)))
+            });
+            if only_made {
+                // Best effort: the evaluation's own error is what the user needs to see.
+                let _ = std::fs::remove_dir_all(&self.dir);
+            }
+        }
+        result
+    }
+
     /// `record` with the encoder's checkpoint file added to its settings, if any.
     fn tagged<T>(&self, mut record: EvaluationRecord<T>) -> EvaluationRecord<T> {
         if let Some(file) = &self.file {
@@ -486,6 +511,15 @@ pub fn linear(
             eval.linear_epochs
         ));
     }
+    let result = linear_of(&opened, progress);
+    opened.keep_folder_if(result)
+}
+
+/// [`linear`] on an opened encoder.
+fn linear_of(
+    opened: &OpenedEncoder,
+    progress: &dyn Progress,
+) -> Result<(LinearOutcome, PathBuf), TrainError> {
     let _lock = crate::run::RunLock::acquire(&opened.dir)?;
     let features = split_features(&opened.prepared, &opened.encoder)?;
     let outcome = evaluate_linear(&opened.prepared, &features, progress)?;
@@ -514,6 +548,15 @@ pub fn knn(
     progress: &dyn Progress,
 ) -> Result<(KnnOutcome, PathBuf), TrainError> {
     let opened = open_encoder(source, options, false, progress)?;
+    let result = knn_of(&opened, progress);
+    opened.keep_folder_if(result)
+}
+
+/// [`knn`] on an opened encoder.
+fn knn_of(
+    opened: &OpenedEncoder,
+    progress: &dyn Progress,
+) -> Result<(KnnOutcome, PathBuf), TrainError> {
     let _lock = crate::run::RunLock::acquire(&opened.dir)?;
     let (c, s, d) = (
         &opened.prepared.config,
@@ -581,6 +624,18 @@ pub fn embed(
         ));
     }
     let opened = open_encoder(source, options, projection, progress)?;
+    let result = embed_of(&opened, input, projection, output, progress);
+    opened.keep_folder_if(result)
+}
+
+/// [`embed`] on an opened encoder.
+fn embed_of(
+    opened: &OpenedEncoder,
+    input: &EmbedInput,
+    projection: bool,
+    output: Option<&Path>,
+    progress: &dyn Progress,
+) -> Result<Vec<PathBuf>, TrainError> {
     let prepared = &opened.prepared;
     let loaded;
     let (name, data, files) = match input {

@@ -366,6 +366,26 @@ fn evaluation_commands_read_a_finished_run() {
     .unwrap();
     let name = written[0].file_name().unwrap();
     assert!(std::fs::read(out.join(name)).unwrap() != std::fs::read(&written[0]).unwrap());
+    // An evaluation of a file that fails (an image that does not decode) leaves no evaluation
+    // folder behind; one that succeeds keeps its folder.
+    let evals = dir.path().join("evals");
+    let folders = || std::fs::read_dir(&evals).unwrap().count();
+    let before = folders();
+    let broken = dir.path().join("broken.png");
+    std::fs::write(&broken, b"\x89PNG\r\n\x1a\nnot an image").unwrap();
+    let error = commands::embed(
+        &exported,
+        &EmbedInput::Images(vec![broken]),
+        false,
+        Some(&dir.path().join("not-written")),
+        &as_file,
+        &Silent,
+    )
+    .unwrap_err();
+    assert!(error.to_string().contains("broken.png"), "{error}");
+    assert_eq!(folders(), before, "a failed evaluation's folder was left");
+    commands::knn(&exported, &as_file, &Silent).unwrap();
+    assert_eq!(folders(), before + 1);
     // An output folder that is a file is refused before anything runs.
     let file_out = dir.path().join("a-file");
     std::fs::write(&file_out, "").unwrap();
