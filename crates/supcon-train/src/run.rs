@@ -299,6 +299,19 @@ pub fn create_run_dir(
     Ok(dir)
 }
 
+/// Removes `dir`, made by [`create_run_dir`], if it still holds only what that wrote (and the
+/// lock file a [`RunLock`] leaves): for a command that failed before saving anything there.
+/// Best effort: the command's own error is what the user needs to see.
+pub(crate) fn remove_unused_run_dir(dir: &Path) {
+    let made = [KIND_FILE, CONFIG_FILE, LOCK_FILE];
+    let unused = std::fs::read_dir(dir).is_ok_and(|mut entries| {
+        entries.all(|entry| entry.is_ok_and(|e| made.iter().any(|m| e.file_name() == *m)))
+    });
+    if unused {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
 /// Creates the first free `out/name-n` (n = 1, 2, ...).
 fn numbered_dir(out: &Path, name: &str) -> Result<PathBuf, TrainError> {
     for n in 1.. {

@@ -315,25 +315,11 @@ pub struct OpenedEncoder {
 impl OpenedEncoder {
     /// `result`, after removing the evaluation folder made for a checkpoint file when the
     /// evaluation failed before saving anything there (an image that does not decode, a
-    /// diverging classifier): a failed attempt leaves no `eval-<model>-<n>` behind holding
-    /// only its configuration. A run folder, or an evaluation folder holding anything else,
-    /// is left as it is.
-    fn keep_folder_if<T>(&self, result: Result<T, TrainError>) -> Result<T, TrainError> {
+    /// diverging classifier), so that a failed attempt leaves no `eval-<model>-<n>` behind; a
+    /// run folder is never touched ([`remove_unused_run_dir`](crate::run::remove_unused_run_dir)).
+    fn removing_folder_on_error<T>(&self, result: Result<T, TrainError>) -> Result<T, TrainError> {
         if result.is_err() && self.file.is_some() {
-            let made = [
-                crate::run::KIND_FILE,
-                crate::run::CONFIG_FILE,
-                crate::run::LOCK_FILE,
-            ];
-            let only_made = std::fs::read_dir(&self.dir).is_ok_and(|entries| {
-                entries
-                    .map(|entry| entry.map(|e| e.file_name()))
-                    .all(|name| name.is_ok_and(|n| made.iter().any(|m| n == *m)))
-            });
-            if only_made {
-                // Best effort: the evaluation's own error is what the user needs to see.
-                let _ = std::fs::remove_dir_all(&self.dir);
-            }
+            crate::run::remove_unused_run_dir(&self.dir);
         }
         result
     }
@@ -512,7 +498,7 @@ pub fn linear(
         ));
     }
     let result = linear_of(&opened, progress);
-    opened.keep_folder_if(result)
+    opened.removing_folder_on_error(result)
 }
 
 /// [`linear`] on an opened encoder.
@@ -549,7 +535,7 @@ pub fn knn(
 ) -> Result<(KnnOutcome, PathBuf), TrainError> {
     let opened = open_encoder(source, options, false, progress)?;
     let result = knn_of(&opened, progress);
-    opened.keep_folder_if(result)
+    opened.removing_folder_on_error(result)
 }
 
 /// [`knn`] on an opened encoder.
@@ -625,7 +611,7 @@ pub fn embed(
     }
     let opened = open_encoder(source, options, projection, progress)?;
     let result = embed_of(&opened, input, projection, output, progress);
-    opened.keep_folder_if(result)
+    opened.removing_folder_on_error(result)
 }
 
 /// [`embed`] on an opened encoder.
