@@ -301,15 +301,14 @@ pub fn create_run_dir(
 
 /// Removes `dir`, made by [`create_run_dir`], if it still holds only what that wrote (and the
 /// lock file a [`RunLock`] leaves): for a command that failed before saving anything there.
-/// Best effort: the command's own error is what the user needs to see.
-pub(crate) fn remove_unused_run_dir(dir: &Path) {
+/// Returns whether it was removed. Best effort: the command's own error is what the user needs
+/// to see.
+pub(crate) fn remove_unused_run_dir(dir: &Path) -> bool {
     let made = [KIND_FILE, CONFIG_FILE, LOCK_FILE];
     let unused = std::fs::read_dir(dir).is_ok_and(|mut entries| {
         entries.all(|entry| entry.is_ok_and(|e| made.iter().any(|m| e.file_name() == *m)))
     });
-    if unused {
-        let _ = std::fs::remove_dir_all(dir);
-    }
+    unused && std::fs::remove_dir_all(dir).is_ok()
 }
 
 /// Creates the first free `out/name-n` (n = 1, 2, ...).

@@ -317,9 +317,17 @@ impl OpenedEncoder {
     /// evaluation failed before saving anything there (an image that does not decode, a
     /// diverging classifier), so that a failed attempt leaves no `eval-<model>-<n>` behind; a
     /// run folder is never touched ([`remove_unused_run_dir`](crate::run::remove_unused_run_dir)).
-    fn removing_folder_on_error<T>(&self, result: Result<T, TrainError>) -> Result<T, TrainError> {
-        if result.is_err() && self.file.is_some() {
-            crate::run::remove_unused_run_dir(&self.dir);
+    /// `progress` hears of the removal, having heard of the folder when it was made.
+    fn removing_folder_on_error<T>(
+        &self,
+        result: Result<T, TrainError>,
+        progress: &dyn Progress,
+    ) -> Result<T, TrainError> {
+        if result.is_err() && self.file.is_some() && crate::run::remove_unused_run_dir(&self.dir) {
+            progress.message(&format!(
+                "evaluation folder {} removed: nothing was saved in it",
+                self.dir.display()
+            ));
         }
         result
     }
@@ -498,7 +506,7 @@ pub fn linear(
         ));
     }
     let result = linear_of(&opened, progress);
-    opened.removing_folder_on_error(result)
+    opened.removing_folder_on_error(result, progress)
 }
 
 /// [`linear`] on an opened encoder.
@@ -535,7 +543,7 @@ pub fn knn(
 ) -> Result<(KnnOutcome, PathBuf), TrainError> {
     let opened = open_encoder(source, options, false, progress)?;
     let result = knn_of(&opened, progress);
-    opened.removing_folder_on_error(result)
+    opened.removing_folder_on_error(result, progress)
 }
 
 /// [`knn`] on an opened encoder.
@@ -611,7 +619,7 @@ pub fn embed(
     }
     let opened = open_encoder(source, options, projection, progress)?;
     let result = embed_of(&opened, input, projection, output, progress);
-    opened.removing_folder_on_error(result)
+    opened.removing_folder_on_error(result, progress)
 }
 
 /// [`embed`] on an opened encoder.

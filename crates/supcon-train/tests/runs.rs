@@ -6,7 +6,7 @@ mod common;
 use supcon_train::config::{Method, Options, RunConfig};
 use supcon_train::fit::{CHECKPOINT_FILE, METRICS_FILE};
 use supcon_train::pretrain::{PretrainOutcome, pretrain};
-use supcon_train::progress::{Progress, Silent};
+use supcon_train::progress::{Messages, Progress, Silent};
 use supcon_train::run::{CONFIG_FILE, Prepared, RunKind, create_run_dir};
 use supcon_train::runs::{self as commands, EmbedInput, ExportFormat, Split};
 
@@ -373,17 +373,27 @@ fn evaluation_commands_read_a_finished_run() {
     let before = folders();
     let broken = dir.path().join("broken.png");
     std::fs::write(&broken, b"\x89PNG\r\n\x1a\nnot an image").unwrap();
+    let heard = Messages::default();
     let error = commands::embed(
         &exported,
         &EmbedInput::Images(vec![broken]),
         false,
         Some(&dir.path().join("not-written")),
         &as_file,
-        &Silent,
+        &heard,
     )
     .unwrap_err();
     assert!(error.to_string().contains("broken.png"), "{error}");
     assert_eq!(folders(), before, "a failed evaluation's folder was left");
+    // Told of the folder when it was made, the user is told of its removal.
+    let heard = heard.0.into_inner().unwrap();
+    let made = heard
+        .iter()
+        .find(|m| m.starts_with("evaluation folder "))
+        .unwrap();
+    let folder = made.split(' ').nth(2).unwrap();
+    let removed = format!("evaluation folder {folder} removed: nothing was saved in it");
+    assert_eq!(heard.last(), Some(&removed), "{heard:?}");
     commands::knn(&exported, &as_file, &Silent).unwrap();
     assert_eq!(folders(), before + 1);
     // An output folder that is a file is refused before anything runs.
