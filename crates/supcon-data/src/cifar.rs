@@ -243,7 +243,7 @@ fn read_pickles(
             path: file.clone(),
             reason,
         };
-        let batch = pickle::load(&read_file(file)?).map_err(corrupt)?;
+        let batch = pickle::load(&read_file(file)?).map_err(|e| corrupt(e.to_string()))?;
         let data = batch
             .get("data")
             .ok_or_else(|| corrupt("no `data` in this pickled CIFAR batch".into()))?;
@@ -302,6 +302,7 @@ fn numpy_u8(value: &Value) -> Result<(Vec<usize>, Rc<Vec<u8>>), String> {
         callable,
         args,
         state,
+        ..
     } = value
     else {
         return Err("not a NumPy array".into());
@@ -400,7 +401,7 @@ fn pickled_class_names(
         path: path.to_path_buf(),
         reason,
     };
-    let meta = pickle::load(&read_file(path)?).map_err(corrupt)?;
+    let meta = pickle::load(&read_file(path)?).map_err(|e| corrupt(e.to_string()))?;
     let names: Vec<String> = match meta.get(key) {
         Some(Value::List(names)) => names
             .iter()

@@ -40,7 +40,7 @@ pub mod cifar;
 mod embedded;
 pub mod folder;
 pub mod idx;
-mod pickle;
+pub mod pickle;
 
 pub use batch::ImageBatch;
 pub use dataset::{ImageDataset, Splits};

@@ -1,19 +1,33 @@
-//! Just enough of Python's pickle format to read the Python versions of CIFAR-10 and CIFAR-100
-//! (`cifar-10-batches-py`, `cifar-100-python`: what torchvision downloads, so what a SupContrast
-//! user has): dictionaries of lists, strings and NumPy arrays, written by Python 2's `cPickle`
-//! (protocol 2, the published files) or by Python 3 (protocols 2 to 5).
+//! Python's pickle format, read without running anything: the Python versions of CIFAR-10 and
+//! CIFAR-100 (`cifar-10-batches-py`, `cifar-100-python`: what torchvision downloads, so what a
+//! SupContrast user has; dictionaries of lists, strings and NumPy arrays, written by Python 2's
+//! `cPickle`, protocol 2, or by Python 3, protocols 2 to 5), and the `data.pkl` of a
+//! `torch.save` archive (supcon-head reads with it the checkpoints holding Python objects that
+//! burn-store's reader cannot rebuild).
 //!
 //! Nothing is executed: a global (`numpy.core.multiarray._reconstruct`, ...) is kept as its
-//! name, and a call (`REDUCE`, `NEWOBJ`) or `BUILD` as a [`Value::Object`] holding the callable,
-//! its arguments and its state, for the caller to recognise. Every length is checked against the
-//! bytes that are there and nesting is bounded, so a corrupt or hostile file is an error, never
-//! a panic or an unbounded allocation.
+//! name, a call (`REDUCE`, `NEWOBJ`) and what `BUILD`, `SETITEMS` and `APPENDS` add to its result
+//! as a [`Value::Object`] (the callable, its arguments, its state, and the entries or items of a
+//! dict or list subclass such as `OrderedDict` or `EasyDict`), and a persistent reference (how
+//! PyTorch points at a tensor's storage) as a [`Value::Persistent`], for the caller to recognise.
+//! Every length is checked against the bytes that are there and nesting is bounded, so a corrupt
+//! or hostile file is an error, never a panic or an unbounded allocation.
+//!
+//! ```
+//! use supcon_data::pickle::{self, Value};
+//!
+//! // Python 3: pickle.dumps({'a': [1, 300]}, protocol=2)
+//! let bytes = b"\x80\x02}q\x00X\x01\x00\x00\x00aq\x01]q\x02(K\x01M,\x01es.";
+//! let value = pickle::load(bytes)?;
+//! assert_eq!(value.get("a"), Some(&Value::List(vec![Value::Int(1), Value::Int(300)])));
+//! # Ok::<(), pickle::PickleError>(())
+//! ```
 
 use std::rc::Rc;
 
 /// A value of the pickle machine.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Value {
+pub enum Value {
     None,
     Bool(bool),
     Int(i64),
@@ -27,29 +41,51 @@ pub(crate) enum Value {
     Dict(Vec<(Value, Value)>),
     /// `module.name`, not resolved.
     Global(String, String),
-    /// `callable(*args)`, then `BUILD` with `state` (if any).
+    /// `callable(*args)`, then what `BUILD`, `SETITEMS` and `APPENDS` gave it.
     Object {
+        /// What was called: usually a [`Value::Global`], the class.
         callable: Box<Value>,
+        /// Its arguments, a tuple.
         args: Box<Value>,
+        /// The state `BUILD` gave it (its `__dict__` or `__setstate__`'s argument), if any.
         state: Option<Box<Value>>,
+        /// The entries `SETITEM(S)` gave it: a dict subclass's (`OrderedDict`, `EasyDict`).
+        entries: Vec<(Value, Value)>,
+        /// The items `APPEND(S)` gave it: a list subclass's.
+        items: Vec<Value>,
     },
+    /// A persistent reference (`PERSID`, `BINPERSID`): what the pickler's `persistent_id`
+    /// returned, which the unpickler's `persistent_load` would resolve; PyTorch's is a tuple
+    /// `('storage', storage class, key, location, size)`.
+    Persistent(Box<Value>),
 }
 
+/// Why a pickle could not be read: what is wrong, and where, for the caller to name the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PickleError(String);
+
 impl Value {
-    /// The entry of a dictionary whose key is `key` as text (Python 3) or bytes (Python 2).
-    pub(crate) fn get(&self, key: &str) -> Option<&Value> {
-        let Value::Dict(entries) = self else {
-            return None;
-        };
-        entries.iter().find_map(|(k, v)| match k {
+    /// The entry whose key is `key` as text (Python 3) or bytes (Python 2) of a dictionary, or
+    /// of an object of a dict subclass.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.entries()?.iter().find_map(|(k, v)| match k {
             Value::Str(s) if s == key => Some(v),
             Value::Bytes(b) if b.as_slice() == key.as_bytes() => Some(v),
             _ => None,
         })
     }
 
+    /// The entries of a dictionary, or of an object of a dict subclass.
+    pub fn entries(&self) -> Option<&[(Value, Value)]> {
+        match self {
+            Value::Dict(entries) | Value::Object { entries, .. } => Some(entries),
+            _ => None,
+        }
+    }
+
     /// Text, from either kind of string.
-    pub(crate) fn text(&self) -> Option<String> {
+    pub fn text(&self) -> Option<String> {
         match self {
             Value::Str(s) => Some(s.clone()),
             Value::Bytes(b) => String::from_utf8(b.to_vec()).ok(),
@@ -58,12 +94,12 @@ impl Value {
     }
 
     /// Python's truth of a flag (`True`, or 1 as protocol 0 may write it).
-    pub(crate) fn truthy(&self) -> bool {
+    pub fn truthy(&self) -> bool {
         matches!(self, Value::Bool(true) | Value::Int(1))
     }
 
     /// Whether this is the global `module.name` for one of `modules`.
-    pub(crate) fn is_global(&self, modules: &[&str], name: &str) -> bool {
+    pub fn is_global(&self, modules: &[&str], name: &str) -> bool {
         matches!(self, Value::Global(m, n) if n == name && modules.contains(&m.as_str()))
     }
 }
@@ -89,9 +125,8 @@ enum Slot {
     Item(Item),
 }
 
-/// Reads the value a pickle holds. The error says what is wrong, for the caller to name the
-/// file.
-pub(crate) fn load(bytes: &[u8]) -> Result<Value, String> {
+/// Reads the value a pickle holds (the first, where several follow one another).
+pub fn load(bytes: &[u8]) -> Result<Value, PickleError> {
     let mut machine = Machine {
         bytes,
         at: 0,
@@ -99,7 +134,7 @@ pub(crate) fn load(bytes: &[u8]) -> Result<Value, String> {
         memo: std::collections::HashMap::new(),
         copied: 0,
     };
-    machine.run()
+    machine.run().map_err(PickleError)
 }
 
 struct Machine<'a> {
@@ -162,7 +197,7 @@ impl Machine<'_> {
         self.copied += size;
         if self.copied > MAX_COPIED {
             return Err(format!(
-                "references that expand past {MAX_COPIED} copied values (not a CIFAR file?)"
+                "references that expand past {MAX_COPIED} copied values"
             ));
         }
         Ok(())
@@ -215,8 +250,9 @@ impl Machine<'_> {
         })
     }
 
-    /// Adds `items` to the list or, as key-value pairs, to the dictionary on top of the stack.
-    fn extend_top(&mut self, items: Vec<Item>) -> Result<(), String> {
+    /// Adds `items` to the list on top of the stack or, as key-value pairs (`dict_items`), to
+    /// the dictionary there (an object's, for a list or dict subclass).
+    fn extend_top(&mut self, items: Vec<Item>, dict_items: bool) -> Result<(), String> {
         let target = self.top()?;
         let depth = items.iter().map(|i| i.depth + 1).max().unwrap_or(0);
         target.depth = target.depth.max(depth);
@@ -225,8 +261,10 @@ impl Machine<'_> {
             return Err(format!("values nested deeper than {MAX_DEPTH}"));
         }
         match &mut target.value {
-            Value::List(list) => list.extend(items.into_iter().map(|i| i.value)),
-            Value::Dict(entries) => {
+            Value::List(list) | Value::Object { items: list, .. } if !dict_items => {
+                list.extend(items.into_iter().map(|i| i.value))
+            }
+            Value::Dict(entries) | Value::Object { entries, .. } if dict_items => {
                 if !items.len().is_multiple_of(2) {
                     return Err("a dictionary key without its value".into());
                 }
@@ -235,7 +273,10 @@ impl Machine<'_> {
                     entries.push((k.value, v.value));
                 }
             }
-            _ => return Err("items added to a value that is not a list or dictionary".into()),
+            _ if dict_items => {
+                return Err("entries added to a value that is not a dictionary".into());
+            }
+            _ => return Err("items added to a value that is not a list".into()),
         }
         Ok(())
     }
@@ -360,7 +401,16 @@ impl Machine<'_> {
                     let item = self.string(8)?;
                     self.push(item);
                 }
-                b']' => self.push(leaf(Value::List(Vec::new()))),
+                // A set is kept as the list of its items (EMPTY_SET, then ADDITEMS; FROZENSET).
+                b']' | 0x8f => self.push(leaf(Value::List(Vec::new()))),
+                0x90 => {
+                    let items = self.pop_mark()?;
+                    self.extend_top(items, false)?;
+                }
+                0x91 => {
+                    let items = self.pop_mark()?;
+                    self.push(Self::container(items, Value::List)?);
+                }
                 b'}' => self.push(leaf(Value::Dict(Vec::new()))),
                 b')' => self.push(leaf(Value::Tuple(Vec::new()))),
                 b'l' => {
@@ -370,7 +420,7 @@ impl Machine<'_> {
                 b'd' => {
                     let items = self.pop_mark()?;
                     self.push(leaf(Value::Dict(Vec::new())));
-                    self.extend_top(items)?;
+                    self.extend_top(items, true)?;
                 }
                 b't' => {
                     let items = self.pop_mark()?;
@@ -390,16 +440,16 @@ impl Machine<'_> {
                 }
                 b'a' => {
                     let item = self.pop()?;
-                    self.extend_top(vec![item])?;
+                    self.extend_top(vec![item], false)?;
                 }
                 b'e' | b'u' => {
                     let items = self.pop_mark()?;
-                    self.extend_top(items)?;
+                    self.extend_top(items, op == b'u')?;
                 }
                 b's' => {
                     let value = self.pop()?;
                     let key = self.pop()?;
-                    self.extend_top(vec![key, value])?;
+                    self.extend_top(vec![key, value], true)?;
                 }
                 b'c' => {
                     let module = self.line()?;
@@ -414,7 +464,11 @@ impl Machine<'_> {
                     };
                     self.push(leaf(Value::Global(module, name)));
                 }
-                b'R' | 0x81 => {
+                b'R' | 0x81 | 0x92 => {
+                    if op == 0x92 {
+                        // NEWOBJ_EX: cls, args, kwargs; the keyword arguments are dropped.
+                        self.pop()?;
+                    }
                     let args = self.pop()?;
                     let callable = self.pop()?;
                     let item = Self::container(vec![callable, args], |mut v| {
@@ -424,6 +478,8 @@ impl Machine<'_> {
                             callable: Box::new(callable),
                             args: Box::new(args),
                             state: None,
+                            entries: Vec::new(),
+                            items: Vec::new(),
                         }
                     })?;
                     self.push(item);
@@ -480,10 +536,22 @@ impl Machine<'_> {
                     let item = self.memo[&key].clone();
                     self.push(item);
                 }
+                b'P' => {
+                    let id = self.line()?;
+                    self.push(Self::container(vec![leaf(Value::Str(id))], |mut v| {
+                        Value::Persistent(Box::new(v.pop().expect("one value")))
+                    })?);
+                }
+                b'Q' => {
+                    let id = self.pop()?;
+                    self.push(Self::container(vec![id], |mut v| {
+                        Value::Persistent(Box::new(v.pop().expect("one value")))
+                    })?);
+                }
                 _ => {
                     return Err(format!(
-                        "unsupported pickle opcode 0x{op:02x} at offset {at} (not a CIFAR \
-                         file as Python writes it?)"
+                        "pickle opcode 0x{op:02x} at offset {at}, which this reader does not \
+                         know"
                     ));
                 }
             }
@@ -509,6 +577,44 @@ mod tests {
         assert_eq!(value.get("c"), None);
     }
 
+    /// `{'config': EasyDict(temp=0.5), 'steps': Steps([1, 2]), 'w': <persistent ('storage',
+    /// '0', 3)>, 'set': {7}}` as Python 3's pickler writes it at protocols 2 and 4, `EasyDict`
+    /// a dict subclass with the entry also as an attribute (`BUILD`), `Steps` a list subclass.
+    #[test]
+    fn subclasses_of_dict_and_list_and_persistent_references() {
+        let protocol_2 = b"\x80\x02}q\x00(X\x06\x00\x00\x00configq\x01ceasydict\x0aEasyDict\x0aq\x02)\x81q\x03X\x04\x00\x00\x00tempq\x04G?\xe0\x00\x00\x00\x00\x00\x00s}q\x05h\x04G?\xe0\x00\x00\x00\x00\x00\x00sbX\x05\x00\x00\x00stepsq\x06ceasydict\x0aSteps\x0aq\x07)\x81q\x08(K\x01K\x02eX\x01\x00\x00\x00wq\x09X\x07\x00\x00\x00storageq\x0aX\x01\x00\x00\x000q\x0bK\x03\x87q\x0cQX\x03\x00\x00\x00setq\x0dc__builtin__\x0aset\x0aq\x0e]q\x0fK\x07a\x85q\x10Rq\x11u.";
+        let protocol_4 = b"\x80\x04\x95\x89\x00\x00\x00\x00\x00\x00\x00}\x94(\x8c\x06config\x94\x8c\x08easydict\x94\x8c\x08EasyDict\x94\x93\x94)\x81\x94\x8c\x04temp\x94G?\xe0\x00\x00\x00\x00\x00\x00s}\x94h\x06G?\xe0\x00\x00\x00\x00\x00\x00sb\x8c\x05steps\x94h\x02\x8c\x05Steps\x94\x93\x94)\x81\x94(K\x01K\x02e\x8c\x01w\x94\x8c\x07storage\x94\x8c\x010\x94K\x03\x87\x94Q\x8c\x03set\x94\x8f\x94(K\x07\x90u.";
+        for bytes in [&protocol_2[..], &protocol_4[..]] {
+            let value = load(bytes).unwrap();
+            let config = value.get("config").unwrap();
+            let Value::Object {
+                callable, state, ..
+            } = config
+            else {
+                panic!("{config:?}");
+            };
+            assert!(callable.is_global(&["easydict"], "EasyDict"));
+            assert_eq!(config.get("temp"), Some(&Value::Float(0.5)));
+            assert_eq!(
+                state.as_deref().unwrap().get("temp"),
+                Some(&Value::Float(0.5))
+            );
+            let Some(Value::Object { items, .. }) = value.get("steps") else {
+                panic!("{value:?}");
+            };
+            assert_eq!(items, &[Value::Int(1), Value::Int(2)]);
+            let id = Value::Tuple(vec![
+                Value::Str("storage".into()),
+                Value::Str("0".into()),
+                Value::Int(3),
+            ]);
+            assert_eq!(value.get("w"), Some(&Value::Persistent(Box::new(id))));
+        }
+        // Protocol 4's set is a list of its items; protocol 2 calls `set` on one.
+        let sets = load(protocol_4).unwrap();
+        assert_eq!(sets.get("set"), Some(&Value::List(vec![Value::Int(7)])));
+    }
+
     #[test]
     fn hostile_input_is_an_error_not_a_panic() {
         // Truncated in a length, in a string, without STOP; an unknown opcode; a huge length.
@@ -530,7 +636,7 @@ mod tests {
         deep.extend(std::iter::repeat_n(b']', 1_000_000));
         deep.extend(std::iter::repeat_n(b'a', 999_999));
         deep.push(b'.');
-        let error = load(&deep).unwrap_err();
+        let error = load(&deep).unwrap_err().to_string();
         assert!(error.contains("nested deeper than 64"), "{error}");
         // A list of two references to the list before, 40 times: 2^40 values if copied.
         let mut laughs = b"\x80\x02]q\x00".to_vec();
@@ -538,7 +644,7 @@ mod tests {
             laughs.extend(b"]h\x00h\x00\x86aq\x00");
         }
         laughs.push(b'.');
-        let error = load(&laughs).unwrap_err();
+        let error = load(&laughs).unwrap_err().to_string();
         assert!(error.contains("copied values"), "{error}");
     }
 
