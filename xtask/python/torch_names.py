@@ -7,8 +7,9 @@ holds {'model': {'x': [n, n + 0.5, -1]}} for a stem of n characters; supcon-head
 (before 1.6, or `_use_new_zipfile_serialization=False`: a bare pickle stream, no archive), one
 of them tagged `cuda:0` as saved from a GPU: the format of older SupContrast checkpoints. One
 keeps its state dict under 'state_dict' instead, and one (`lightning_epoch3.ckpt`) there amid the
-rest of a PyTorch Lightning checkpoint. Beside the folder, `config_object.pth` keeps a dict
-subclass (EasyDict) that the reader cannot rebuild.
+rest of a PyTorch Lightning checkpoint. Beside the folder, `config_object.pth` and
+`config_object_legacy.pth` keep a dict subclass (EasyDict) that burn-store's reader cannot
+rebuild (see `write_config_object`).
 
     python xtask/python/torch_names.py assets/golden/torch_names
 """
@@ -48,8 +49,8 @@ def main() -> None:
     n = len("state_dict_key")
     torch.save({"state_dict": {"x": torch.tensor([float(n), n + 0.5, -1.0])}, "epoch": 3}, out / "state_dict_key.pth")
     write_lightning_like(out / "lightning_epoch3.ckpt")
-    write_config_object(out.parent / "config_object.pth")
-    print(f"wrote {len(LENGTHS) + 4} checkpoints with torch {torch.__version__} to {out}, and {out.parent / 'config_object.pth'}")
+    write_config_object(out.parent)
+    print(f"wrote {len(LENGTHS) + 4} checkpoints with torch {torch.__version__} to {out}, and config_object*.pth beside it")
 
 
 def write_lightning_like(path: Path) -> None:
@@ -78,11 +79,21 @@ def write_lightning_like(path: Path) -> None:
     torch.save(checkpoint, path)
 
 
-def write_config_object(path: Path) -> None:
-    """A checkpoint that keeps its configuration as a dict subclass (EasyDict, as much research
-    code does), which burn-store's reader cannot rebuild: the test checks the error says so
-    and what to do. The class is made here under EasyDict's module name, so that neither
-    easydict nor this script is needed to read the file."""
+def write_config_object(folder: Path) -> None:
+    """Checkpoints that keep their configuration as a dict subclass (EasyDict, as much research
+    code does), which burn-store's reader cannot rebuild. `config_object.pth` is read by
+    supcon's own pickle reader instead; its state dict has tensors laid out as `torch.save`
+    keeps views (transposed, at an offset into a storage another tensor shares) and of several
+    types, which the tests work out from the formulas here:
+
+        base = arange(12) / 4 (float32)
+        x = [1, 2, 3]; w = base[:6].view(2, 3).t() (a Parameter); b = base[7:10]
+        h = [0.5, -2] (float64); half = [1.5, -3] (bfloat16); steps = 5 (int64, no dimension)
+
+    `config_object_legacy.pth` holds the same in PyTorch's format before 1.6, which only
+    burn-store reads: it is refused, saying what to do. The class is made here under
+    EasyDict's module name (with its entries as attributes too, as EasyDict keeps them), so
+    that neither easydict nor this script is needed to read the files."""
     import types
 
     module = types.ModuleType("easydict")
@@ -94,7 +105,20 @@ def write_config_object(path: Path) -> None:
     module.EasyDict = EasyDict
     sys.modules["easydict"] = module
     config = EasyDict(model="resnet50", temp=0.1)
-    torch.save({"config": config, "model": {"x": torch.tensor([1.0, 2.0, 3.0])}}, path)
+    config.__dict__.update(config)
+    base = torch.arange(12, dtype=torch.float32) / 4
+    state = {
+        "x": torch.tensor([1.0, 2.0, 3.0]),
+        "w": torch.nn.Parameter(base[:6].view(2, 3).t()),
+        "b": base[7:10],
+        "h": torch.tensor([0.5, -2.0], dtype=torch.float64),
+        "half": torch.tensor([1.5, -3.0], dtype=torch.bfloat16),
+        "steps": torch.tensor(5),
+    }
+    assert not state["w"].is_contiguous() and state["b"].storage_offset() == 7
+    checkpoint = {"config": config, "model": state, "optimizer": {"state": {}, "param_groups": [{"lr": 0.1}]}, "epoch": 3}
+    torch.save(checkpoint, folder / "config_object.pth")
+    torch.save(checkpoint, folder / "config_object_legacy.pth", _use_new_zipfile_serialization=False)
 
 if __name__ == "__main__":
     main()

@@ -28,16 +28,23 @@ use std::rc::Rc;
 /// A value of the pickle machine.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
+    /// `None`.
     None,
+    /// `True`, `False`.
     Bool(bool),
+    /// An `int` that fits 64 bits (wider ones are refused).
     Int(i64),
+    /// A `float`.
     Float(f64),
     /// A Python 2 `str`, a Python 3 `bytes` or `bytearray`.
     Bytes(Rc<Vec<u8>>),
     /// A Python `unicode` / `str`.
     Str(String),
+    /// A `list` (or a `set`, as its items).
     List(Vec<Value>),
+    /// A `tuple`.
     Tuple(Vec<Value>),
+    /// A `dict`, its entries in the file's order.
     Dict(Vec<(Value, Value)>),
     /// `module.name`, not resolved.
     Global(String, String),

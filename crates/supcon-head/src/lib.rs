@@ -28,6 +28,7 @@
 mod classifier;
 mod head;
 mod model;
+mod torch_pickle;
 mod torch_zip;
 pub mod weights;
 

@@ -11,7 +11,10 @@
 //! map onto [`SupConModel`](crate::SupConModel) by renaming the `nn.Sequential` indices the reference uses
 //! (`shortcut.0` / `shortcut.1` to `shortcut.conv` / `shortcut.bn`, `head.0` / `head.2` to
 //! `head.hidden` / `head.output`); Burn's PyTorch adapter transposes Linear weights and renames
-//! BatchNorm's `weight` / `bias` to `gamma` / `beta`.
+//! BatchNorm's `weight` / `bias` to `gamma` / `beta`. burn-store's reader opens the file; where
+//! it stops at a Python object it does not rebuild (a configuration kept as an EasyDict, say),
+//! the state dict is read with supcon-data's pickle reader instead (`torch.save` archives, not
+//! PyTorch's format before 1.6).
 //!
 //! ```no_run
 //! use burn::prelude::*;
@@ -136,14 +139,9 @@ pub fn load_reference_checkpoint<M: Module>(
 ) -> Result<M, WeightsError> {
     let path = path.as_ref();
     if is_safetensors(path) {
-        let store = || {
-            reference_safetensors_store(path)
-                .with_from_adapter(PyTorchToBurnAdapter)
-                .skip_enum_variants(true)
-                .allow_partial(true)
-                .validate(false)
-        };
-        load_with(model, path, store)
+        load_with(model, path, || {
+            loading_reference(reference_safetensors_store(path))
+        })
     } else {
         exists(path)?;
         PytorchSource::new(path)?.load(model)
@@ -155,13 +153,32 @@ fn reference_safetensors_store(path: &Path) -> SafetensorsStore {
     SafetensorsStore::from_file(path).remap(reference_key_remapper())
 }
 
-/// A `.pth` / `.pt` file of the reference, as the store reads it: a readable copy where the zip
-/// reader would misread the file itself (see `torch_zip`), removed when this is dropped, and
-/// the key of its state dict.
+/// `store`, of the reference's tensors, set to load them into a model of ours: PyTorch's
+/// layouts and names adapted, the entries the model does not take (the optimizer,
+/// `num_batches_tracked`) ignored.
+fn loading_reference(store: SafetensorsStore) -> SafetensorsStore {
+    store
+        .with_from_adapter(PyTorchToBurnAdapter)
+        .skip_enum_variants(true)
+        .allow_partial(true)
+        .validate(false)
+}
+
+/// A `.pth` / `.pt` file of the reference, as it is read: a readable copy where the zip reader
+/// would misread the file itself (see `torch_zip`), removed when this is dropped, and the
+/// reader that opens it.
 struct PytorchSource {
     copy: Option<crate::torch_zip::ReadableCopy>,
     path: PathBuf,
-    state_dict_key: Option<&'static str>,
+    reader: PytorchReader,
+}
+
+enum PytorchReader {
+    /// burn-store's, with the key of the state dict (`None`: the top level).
+    Store(Option<&'static str>),
+    /// For a file holding a Python object that burn-store's reader does not rebuild: the state
+    /// dict as `torch_pickle` read it, a safetensors file in memory.
+    Converted(Vec<u8>),
 }
 
 impl PytorchSource {
@@ -171,35 +188,86 @@ impl PytorchSource {
             .then(|| crate::torch_zip::ReadableCopy::new(path))
             .transpose()
             .map_err(|e| store_error(path, e))?;
-        let state_dict_key = state_dict_key(copy.as_ref().map_or(path, |c| c.path()));
+        let source = copy.as_ref().map_or(path, |c| c.path());
+        let reader = match object_not_rebuilt(source) {
+            None => PytorchReader::Store(state_dict_key(source)),
+            Some(problem) => match crate::torch_pickle::state_dict_as_safetensors(source) {
+                Ok(bytes) => PytorchReader::Converted(bytes),
+                Err(reason) => {
+                    return Err(store_error(
+                        path,
+                        format!("{problem}; supcon's own reader of torch.save archives: {reason}"),
+                    ));
+                }
+            },
+        };
         Ok(Self {
             copy,
             path: path.to_path_buf(),
-            state_dict_key,
+            reader,
         })
     }
 
-    /// The store of its state dict (under `'model'`, `'state_dict'` or at the top level), keys
+    /// burn-store's store of its state dict (under `state_dict_key`, or at the top level), keys
     /// renamed to ours.
-    fn store(&self) -> PytorchStore {
+    fn store(&self, state_dict_key: Option<&str>) -> PytorchStore {
         let source = self.copy.as_ref().map_or(self.path.as_path(), |c| c.path());
         let store = PytorchStore::from_file(source).remap(reference_key_remapper());
-        match self.state_dict_key {
+        match state_dict_key {
             Some(key) => store.with_top_level_key(key),
             None => store,
         }
     }
 
+    /// The shape of the tensor `key` (after the reference's renamings; PyTorch's layout).
+    fn tensor_shape(&self, key: &str) -> Result<Vec<usize>, WeightsError> {
+        match &self.reader {
+            PytorchReader::Store(state_dict_key) => {
+                tensor_shape(self.store(*state_dict_key), &self.path, key)
+            }
+            PytorchReader::Converted(bytes) => {
+                tensor_shape(converted_store(bytes), &self.path, key)
+            }
+        }
+    }
+
     /// Loads `model` from it, as [`load_reference_checkpoint`].
     fn load<M: Module>(&self, model: M) -> Result<M, WeightsError> {
-        let store = || {
-            self.store()
-                .skip_enum_variants(true)
-                .allow_partial(true)
-                .validate(false)
-        };
-        load_with(model, &self.path, store)
+        match &self.reader {
+            PytorchReader::Store(state_dict_key) => {
+                let store = || {
+                    self.store(*state_dict_key)
+                        .skip_enum_variants(true)
+                        .allow_partial(true)
+                        .validate(false)
+                };
+                load_with(model, &self.path, store)
+            }
+            PytorchReader::Converted(bytes) => load_with(model, &self.path, || {
+                loading_reference(converted_store(bytes))
+            }),
+        }
     }
+}
+
+/// The state dict `torch_pickle` converted, its keys renamed to ours.
+fn converted_store(bytes: &[u8]) -> SafetensorsStore {
+    SafetensorsStore::from_bytes(Some(bytes.to_vec())).remap(reference_key_remapper())
+}
+
+/// burn-store's message, where its reader stops at a Python object it does not rebuild (a dict
+/// subclass such as EasyDict, an object holding tensors) rather than at a damaged file.
+fn object_not_rebuilt(path: &Path) -> Option<String> {
+    let message = PytorchStore::from_file(path).keys().err()?.to_string();
+    is_object_not_rebuilt(&message).then_some(message)
+}
+
+/// Whether burn-store's `message` says that its reader stopped at a Python object it does not
+/// rebuild.
+fn is_object_not_rebuilt(message: &str) -> bool {
+    ["unexpected pickle opcode", "unsupported Python type"]
+        .iter()
+        .any(|sign| message.contains(sign))
 }
 
 /// Loads a cross-entropy network, `encoder` followed by the classifier `fc`, from `path`, with
@@ -228,23 +296,6 @@ pub fn load_cross_entropy_net<E: ImageEncoder + ModuleDisplay>(
     let path = path.as_ref();
     let origin = WeightsOrigin::of(path)?;
     const KEY: &str = "fc.weight";
-    fn shape_of<S: ModuleStore>(mut store: S, path: &Path) -> Result<Vec<usize>, WeightsError>
-    where
-        S::Error: std::fmt::Display,
-    {
-        let shape = store
-            .get_tensor(KEY)
-            .map_err(|e| store_error(path, e))?
-            .map(|tensor| tensor.shape.to_vec());
-        match shape {
-            Some(shape) => Ok(shape),
-            None => Err(WeightsError::Missing {
-                path: path.to_path_buf(),
-                keys: vec![KEY.to_string()],
-                unused: store.keys().unwrap_or_default(),
-            }),
-        }
-    }
     // Burn keeps a Linear's weight as `[in, out]`, PyTorch as `[out, in]`. A `.pth` file's
     // readable copy (where it needs one) and state-dict key are found once, for both reads.
     let pytorch = match origin {
@@ -252,13 +303,21 @@ pub fn load_cross_entropy_net<E: ImageEncoder + ModuleDisplay>(
         _ => None,
     };
     let (shape, classes_at) = match (&pytorch, origin) {
-        (Some(source), _) => (shape_of(source.store(), path)?, 0),
-        (None, WeightsOrigin::Reference) => (shape_of(reference_safetensors_store(path), path)?, 0),
-        (None, WeightsOrigin::Burn) if is_safetensors(path) => {
-            (shape_of(SafetensorsStore::from_file(path), path)?, 1)
-        }
+        (Some(source), _) => (source.tensor_shape(KEY)?, 0),
+        (None, WeightsOrigin::Reference) => (
+            tensor_shape(reference_safetensors_store(path), path, KEY)?,
+            0,
+        ),
+        (None, WeightsOrigin::Burn) if is_safetensors(path) => (
+            tensor_shape(SafetensorsStore::from_file(path), path, KEY)?,
+            1,
+        ),
         (None, WeightsOrigin::Burn) => (
-            shape_of(BurnpackStore::from_file(path).auto_extension(false), path)?,
+            tensor_shape(
+                BurnpackStore::from_file(path).auto_extension(false),
+                path,
+                KEY,
+            )?,
             1,
         ),
     };
@@ -279,6 +338,29 @@ pub fn load_cross_entropy_net<E: ImageEncoder + ModuleDisplay>(
     match pytorch {
         Some(source) => source.load(net),
         None => load_as(origin, net, path),
+    }
+}
+
+/// The shape of the tensor `key` of `store`, read from the file `path`.
+fn tensor_shape<S: ModuleStore>(
+    mut store: S,
+    path: &Path,
+    key: &str,
+) -> Result<Vec<usize>, WeightsError>
+where
+    S::Error: std::fmt::Display,
+{
+    let shape = store
+        .get_tensor(key)
+        .map_err(|e| store_error(path, e))?
+        .map(|tensor| tensor.shape.to_vec());
+    match shape {
+        Some(shape) => Ok(shape),
+        None => Err(WeightsError::Missing {
+            path: path.to_path_buf(),
+            keys: vec![key.to_string()],
+            unused: store.keys().unwrap_or_default(),
+        }),
     }
 }
 
@@ -669,11 +751,12 @@ fn state_dict_key(path: &Path) -> Option<&'static str> {
 fn store_error(path: &Path, error: impl std::fmt::Display) -> WeightsError {
     let mut message = error.to_string();
     // burn-store's pickle reader rebuilds dicts, lists, tensors and simple objects; a dict
-    // subclass (EasyDict, ...) anywhere in the file stops it, even outside the state dict, with
-    // this message (a corrupt file has others).
-    if message.contains("unexpected pickle opcode") {
+    // subclass (EasyDict, ...) anywhere in the file stops it, even outside the state dict (a
+    // corrupt file has other messages). Such a file reaches here when supcon's own reader could
+    // not read it either.
+    if is_object_not_rebuilt(&message) {
         message.push_str(
-            " (the file holds a Python object this reader cannot rebuild, such as a \
+            " (the file holds a Python object burn-store's reader cannot rebuild, such as a \
              configuration kept as a dict subclass like EasyDict; in Python, \
              `torch.save(checkpoint['model'], 'weights.pth')` writes the state dict alone, which \
              it reads)",
@@ -764,5 +847,58 @@ pub fn to_device_float_type<M: Module>(module: M) -> M {
             to_float_type(module, dtype)
         }
         None => module,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SupConModelConfig;
+    use supcon_encoder::{Architecture, EncoderConfig};
+
+    /// `path` read by supcon's own reader, as if burn-store's could not open it.
+    fn converted(path: &Path) -> PytorchSource {
+        PytorchSource {
+            copy: None,
+            path: path.to_path_buf(),
+            reader: PytorchReader::Converted(
+                crate::torch_pickle::state_dict_as_safetensors(path).unwrap(),
+            ),
+        }
+    }
+
+    /// A real checkpoint of the reference (`{'opt': Namespace, 'model', 'optimizer', 'epoch'}`,
+    /// DataParallel's `module.` prefix; `xtask/python/encoder_parity.py`) gives the same model
+    /// through either reader: every parameter and running statistic, as the output in
+    /// evaluation mode shows to the bit.
+    #[test]
+    fn both_readers_load_the_same_model_from_a_real_checkpoint() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../assets/golden/reference_small_ckpt.pth");
+        let device = Device::flex();
+        let model = || {
+            SupConModelConfig::new(EncoderConfig::new(Architecture::Small).with_in_channels(1))
+                .with_feat_dim(32)
+                .init(&device)
+        };
+        let by_store = PytorchSource::new(&path).unwrap();
+        assert!(matches!(
+            by_store.reader,
+            PytorchReader::Store(Some("model"))
+        ));
+        let by_store = by_store.load(model()).unwrap();
+        let by_pickle = converted(&path).load(model()).unwrap();
+        let pixels: Vec<f32> = (0..2 * 28 * 28).map(|i| (i % 97) as f32 / 97.0).collect();
+        let x = Tensor::<1>::from_floats(pixels.as_slice(), &device).reshape([2, 1, 28, 28]);
+        let out = |m: &crate::SupConModel| m.forward(x.clone()).into_data();
+        assert_eq!(out(&by_store), out(&by_pickle));
+        assert_eq!(
+            converted(&path).tensor_shape("head.output.weight").unwrap(),
+            by_store_shape(&path, "head.output.weight")
+        );
+    }
+
+    fn by_store_shape(path: &Path, key: &str) -> Vec<usize> {
+        PytorchSource::new(path).unwrap().tensor_shape(key).unwrap()
     }
 }

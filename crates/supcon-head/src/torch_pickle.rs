@@ -1,0 +1,477 @@
+//! The state dict of a `torch.save` archive, read with supcon-data's pickle reader: for the
+//! checkpoints that burn-store's reader cannot open because they hold a Python object it does
+//! not rebuild (a configuration kept as a dict subclass such as EasyDict, anywhere in the file).
+//! Nothing in the pickle is run; the tensors it points at are read from the archive's storages
+//! and handed on as a safetensors file in memory, which burn-store reads with the reference's
+//! renamings as it reads a `.safetensors` checkpoint.
+//!
+//! Read: `torch._utils._rebuild_tensor_v2` (and `_rebuild_tensor`), through
+//! `_rebuild_parameter` and `_rebuild_from_type_v2`, of the usual storage types, any strides
+//! and offset, little-endian. Refused, with the reason: the legacy format (not an archive),
+//! big-endian archives, other rebuild functions (quantised, sparse, ...), and views reaching
+//! past their storage or holding more values than it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::Path;
+
+use supcon_data::pickle::{self, Value};
+use zip::{ZipArchive, ZipReadOptions};
+
+/// A tensor as the pickle describes it: where its values are, not the values.
+struct TensorView {
+    dtype: Dtype,
+    storage: String,
+    storage_len: u64,
+    offset: u64,
+    shape: Vec<u64>,
+    strides: Vec<u64>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Dtype {
+    F64,
+    F32,
+    F16,
+    BF16,
+    I64,
+    I32,
+    I16,
+    I8,
+    U8,
+    Bool,
+}
+
+impl Dtype {
+    /// The dtype of a storage class, `torch.FloatStorage` and so on.
+    fn of_storage(name: &str) -> Option<Self> {
+        Some(match name {
+            "DoubleStorage" => Self::F64,
+            "FloatStorage" => Self::F32,
+            "HalfStorage" => Self::F16,
+            "BFloat16Storage" => Self::BF16,
+            "LongStorage" => Self::I64,
+            "IntStorage" => Self::I32,
+            "ShortStorage" => Self::I16,
+            "CharStorage" => Self::I8,
+            "ByteStorage" => Self::U8,
+            "BoolStorage" => Self::Bool,
+            _ => return None,
+        })
+    }
+
+    fn size(self) -> u64 {
+        match self {
+            Self::F64 | Self::I64 => 8,
+            Self::F32 | Self::I32 => 4,
+            Self::F16 | Self::BF16 | Self::I16 => 2,
+            Self::I8 | Self::U8 | Self::Bool => 1,
+        }
+    }
+
+    /// Its name in a safetensors header.
+    fn safetensors_name(self) -> &'static str {
+        match self {
+            Self::F64 => "F64",
+            Self::F32 => "F32",
+            Self::F16 => "F16",
+            Self::BF16 => "BF16",
+            Self::I64 => "I64",
+            Self::I32 => "I32",
+            Self::I16 => "I16",
+            Self::I8 => "I8",
+            Self::U8 => "U8",
+            Self::Bool => "BOOL",
+        }
+    }
+}
+
+/// The state dict of the `torch.save` archive `path`, as a safetensors file: the tensors under
+/// `'model'`, else under `'state_dict'`, else at the top level (the first of these that holds
+/// any), named by their keys, nested dictionaries joined with dots. The error says what stopped
+/// it.
+pub(crate) fn state_dict_as_safetensors(path: &Path) -> Result<Vec<u8>, String> {
+    let file = File::open(path).map_err(|e| e.to_string())?;
+    let mut archive = ZipArchive::new(BufReader::new(file)).map_err(|e| {
+        format!("not a zip archive ({e}), so PyTorch's legacy format (before 1.6), not read")
+    })?;
+    let pickle_name = (0..archive.len())
+        .filter_map(|i| archive.name_for_index(i)?.ok())
+        .find(|name| name == "data.pkl" || name.ends_with("/data.pkl"))
+        .map(|name| name.into_owned())
+        .ok_or("an archive without data.pkl, not one torch.save wrote")?;
+    let prefix = &pickle_name[..pickle_name.len() - "data.pkl".len()];
+    if archive
+        .index_for_name(&format!("{prefix}byteorder"))
+        .is_some()
+    {
+        let order = read_entry(&mut archive, &format!("{prefix}byteorder"), 0)?;
+        if order != b"little" {
+            return Err(format!(
+                "byte order `{}`: only little-endian archives are read",
+                String::from_utf8_lossy(&order)
+            ));
+        }
+    }
+    let root = pickle::load(&read_entry(&mut archive, &pickle_name, 0)?)
+        .map_err(|e| format!("data.pkl: {e}"))?;
+    let mut tensors = BTreeMap::new();
+    for key in ["model", "state_dict"] {
+        if let Some(value) = root.get(key) {
+            collect(value, "", &mut tensors)?;
+            if !tensors.is_empty() {
+                break;
+            }
+        }
+    }
+    if tensors.is_empty() {
+        collect(&root, "", &mut tensors)?;
+    }
+    let mut storages = HashMap::new();
+    let mut values = Vec::with_capacity(tensors.len());
+    for (name, view) in &tensors {
+        if !storages.contains_key(&view.storage) {
+            let entry = format!("{prefix}data/{}", view.storage);
+            let needed = view.storage_len.checked_mul(view.dtype.size());
+            let needed = needed.ok_or_else(|| format!("{entry}: a storage too large"))?;
+            let bytes = read_entry(&mut archive, &entry, needed)?;
+            storages.insert(view.storage.clone(), bytes);
+        }
+        let storage = &storages[&view.storage];
+        values.push(gather(view, storage).map_err(|e| format!("`{name}`: {e}"))?);
+    }
+    Ok(safetensors(&tensors, &values))
+}
+
+/// The bytes of the archive's entry `name`, which must declare at least `at_least` bytes (its
+/// checksum checked where it has one: `torch.save(..., compute_crc32=False)` writes 0); no
+/// more than it declares are read.
+fn read_entry(
+    archive: &mut ZipArchive<BufReader<File>>,
+    name: &str,
+    at_least: u64,
+) -> Result<Vec<u8>, String> {
+    let error = |e: &dyn std::fmt::Display| format!("{name}: {e}");
+    let index = archive
+        .index_for_name(name)
+        .ok_or_else(|| format!("{name}: not in the archive"))?;
+    let crc32 = archive.by_index_raw(index).map_err(|e| error(&e))?.crc32();
+    let mut entry = archive
+        .by_index_with_options(index, ZipReadOptions::new().ignore_crc32(crc32 == 0))
+        .map_err(|e| error(&e))?;
+    let size = entry.size();
+    if size < at_least {
+        return Err(format!("{name}: {size} bytes, the tensors need {at_least}"));
+    }
+    // One byte past the declared size: a read that reaches the entry's end has its checksum
+    // checked, and one that finds more bytes shows a header that lied.
+    let mut bytes = Vec::new();
+    (&mut entry)
+        .take(size.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| error(&e))?;
+    if bytes.len() as u64 != size {
+        return Err(format!(
+            "{name}: {} bytes, where it declares {size}",
+            bytes.len()
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Adds the tensors of `value` to `out`: `value` itself, named `name`, or the entries of a
+/// dictionary (or dict subclass: `OrderedDict`), named `name.key`. Other values are skipped.
+fn collect(
+    value: &Value,
+    name: &str,
+    out: &mut BTreeMap<String, TensorView>,
+) -> Result<(), String> {
+    if let Some(view) = tensor_view(value).map_err(|e| format!("`{name}`: {e}"))? {
+        out.insert(name.to_string(), view);
+        return Ok(());
+    }
+    for (key, entry) in value.entries().unwrap_or_default() {
+        let Some(key) = key.text() else { continue };
+        let full = if name.is_empty() {
+            key
+        } else {
+            format!("{name}.{key}")
+        };
+        collect(entry, &full, out)?;
+    }
+    Ok(())
+}
+
+const UTILS: &[&str] = &["torch._utils"];
+
+/// The tensor `value` rebuilds, if it is one.
+fn tensor_view(value: &Value) -> Result<Option<TensorView>, String> {
+    let Value::Object { callable, args, .. } = value else {
+        return Ok(None);
+    };
+    let Value::Tuple(args) = args.as_ref() else {
+        return Ok(None);
+    };
+    let is = |name| callable.is_global(UTILS, name);
+    if is("_rebuild_parameter") || is("_rebuild_parameter_with_state") {
+        // (data, requires_grad, backward_hooks[, state]): the tensor is `data`.
+        return args.first().map_or(Ok(None), tensor_view);
+    }
+    if is("_rebuild_from_type_v2") {
+        // (func, type, args, state): a tensor subclass, rebuilt by `func(*args)`.
+        let [func, _, inner, ..] = args.as_slice() else {
+            return Err("a tensor subclass without its arguments".into());
+        };
+        let call = Value::Object {
+            callable: Box::new(func.clone()),
+            args: Box::new(inner.clone()),
+            state: None,
+            entries: Vec::new(),
+            items: Vec::new(),
+        };
+        return tensor_view(&call);
+    }
+    if !(is("_rebuild_tensor_v2") || is("_rebuild_tensor")) {
+        if let Value::Global(module, name) = callable.as_ref()
+            && module == "torch._utils"
+            && name.starts_with("_rebuild")
+        {
+            return Err(format!(
+                "a tensor stored by torch._utils.{name}, which this reader does not rebuild"
+            ));
+        }
+        return Ok(None);
+    }
+    // (storage, storage_offset, size, stride, ...)
+    let [Value::Persistent(id), offset, shape, strides, ..] = args.as_slice() else {
+        return Err("a tensor without its storage, offset, size and stride".into());
+    };
+    let Value::Tuple(id) = id.as_ref() else {
+        return Err("a storage reference that is not a tuple".into());
+    };
+    // ('storage', storage class, key, location, size)
+    let [tag, class, key, _, len] = id.as_slice() else {
+        return Err(format!("a storage reference of {} fields, not 5", id.len()));
+    };
+    let (Some("storage"), Value::Global(_, class), Some(key), Value::Int(len)) =
+        (tag.text().as_deref(), class, key.text(), len)
+    else {
+        return Err("a storage reference not as PyTorch writes one".into());
+    };
+    let dtype = Dtype::of_storage(class).ok_or_else(|| format!("storage type {class}"))?;
+    if key.contains(['/', '\\']) || key.contains("..") {
+        return Err(format!("storage key `{key}`"));
+    }
+    Ok(Some(TensorView {
+        dtype,
+        storage: key,
+        storage_len: count(&Value::Int(*len))?,
+        offset: count(offset)?,
+        shape: counts(shape)?,
+        strides: counts(strides)?,
+    }))
+}
+
+/// A non-negative integer.
+fn count(value: &Value) -> Result<u64, String> {
+    match value {
+        Value::Int(n) => u64::try_from(*n).map_err(|_| format!("a negative size or offset {n}")),
+        other => Err(format!("{other:?} where a size or offset was expected")),
+    }
+}
+
+/// A tuple of non-negative integers.
+fn counts(value: &Value) -> Result<Vec<u64>, String> {
+    match value {
+        Value::Tuple(values) => values.iter().map(count).collect(),
+        other => Err(format!("{other:?} where a shape or strides were expected")),
+    }
+}
+
+/// The values of `view`, in row-major order, from its storage's bytes.
+fn gather(view: &TensorView, storage: &[u8]) -> Result<Vec<u8>, String> {
+    if view.shape.len() != view.strides.len() {
+        return Err(format!(
+            "{} dimensions and {} strides",
+            view.shape.len(),
+            view.strides.len()
+        ));
+    }
+    let too_large = || "sizes that overflow".to_string();
+    let numel = view
+        .shape
+        .iter()
+        .try_fold(1u64, |n, &d| n.checked_mul(d))
+        .ok_or_else(too_large)?;
+    if numel == 0 {
+        return Ok(Vec::new());
+    }
+    // The last element's index, which must be inside the storage; a view of more values than
+    // its storage holds (a stride of 0, as `expand` makes) is refused, which keeps what is
+    // allocated here within the archive's size.
+    let last = view
+        .shape
+        .iter()
+        .zip(&view.strides)
+        .try_fold(view.offset, |at, (&d, &s)| {
+            at.checked_add((d - 1).checked_mul(s)?)
+        })
+        .ok_or_else(too_large)?;
+    let available = storage.len() as u64 / view.dtype.size();
+    if last >= view.storage_len.min(available) || numel > view.storage_len {
+        return Err(format!(
+            "a view of {numel} values reaching index {last} of a storage of {}",
+            view.storage_len.min(available)
+        ));
+    }
+    let size = view.dtype.size() as usize;
+    let mut out = Vec::with_capacity(numel as usize * size);
+    let mut index = vec![0u64; view.shape.len()];
+    for _ in 0..numel {
+        let at = view.offset
+            + index
+                .iter()
+                .zip(&view.strides)
+                .map(|(i, s)| i * s)
+                .sum::<u64>();
+        let at = at as usize * size;
+        out.extend_from_slice(&storage[at..at + size]);
+        // The next row-major index.
+        for (i, &d) in index.iter_mut().zip(&view.shape).rev() {
+            *i += 1;
+            if *i < d {
+                break;
+            }
+            *i = 0;
+        }
+    }
+    Ok(out)
+}
+
+/// A safetensors file of `tensors`, whose values are `values` in the same order.
+fn safetensors(tensors: &BTreeMap<String, TensorView>, values: &[Vec<u8>]) -> Vec<u8> {
+    let mut header = serde_json::Map::new();
+    let mut at = 0usize;
+    for ((name, view), bytes) in tensors.iter().zip(values) {
+        header.insert(
+            name.clone(),
+            serde_json::json!({
+                "dtype": view.dtype.safetensors_name(),
+                "shape": view.shape,
+                "data_offsets": [at, at + bytes.len()],
+            }),
+        );
+        at += bytes.len();
+    }
+    let mut header = serde_json::Value::Object(header).to_string().into_bytes();
+    // The format pads its header with spaces to a multiple of 8 bytes.
+    header.resize(header.len().next_multiple_of(8), b' ');
+    let mut file = Vec::with_capacity(8 + header.len() + at);
+    file.extend_from_slice(&(header.len() as u64).to_le_bytes());
+    file.extend_from_slice(&header);
+    for bytes in values {
+        file.extend_from_slice(bytes);
+    }
+    file
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use safetensors::{Dtype as St, SafeTensors};
+
+    fn golden(name: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../assets/golden")
+            .join(name)
+    }
+
+    /// `config_object.pth`, as `xtask/python/torch_names.py` wrote it: each tensor's values
+    /// worked out from the formulas there, in row-major order, whatever its layout in the file.
+    #[test]
+    fn every_layout_and_type_of_the_state_dict_reads_back() {
+        let bytes = state_dict_as_safetensors(&golden("config_object.pth")).unwrap();
+        let file = SafeTensors::deserialize(&bytes).unwrap();
+        let mut names = file.names();
+        names.sort();
+        assert_eq!(names, ["b", "h", "half", "steps", "w", "x"]);
+        let f32s = |name: &str, shape: &[usize]| {
+            let tensor = file.tensor(name).unwrap();
+            assert_eq!((tensor.dtype(), tensor.shape()), (St::F32, shape), "{name}");
+            let data = tensor.data().chunks(4);
+            data.map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                .collect::<Vec<_>>()
+        };
+        let base = |i: usize| i as f32 / 4.0;
+        assert_eq!(f32s("x", &[3]), [1.0, 2.0, 3.0]);
+        // base[:6].view(2, 3).t(): strides (1, 3) in the file.
+        let w: Vec<f32> = (0..3)
+            .flat_map(|r| (0..2).map(move |c| base(c * 3 + r)))
+            .collect();
+        assert_eq!(f32s("w", &[3, 2]), w);
+        // base[7:10]: offset 7 into the storage `w` shares.
+        assert_eq!(f32s("b", &[3]), [base(7), base(8), base(9)]);
+        let h = file.tensor("h").unwrap();
+        assert_eq!((h.dtype(), h.shape()), (St::F64, &[2][..]));
+        let h: Vec<f64> = (h.data().chunks(8))
+            .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        assert_eq!(h, [0.5, -2.0]);
+        // bfloat16 1.5 and -3.0: the upper halves of their float32 bits.
+        let half = file.tensor("half").unwrap();
+        assert_eq!((half.dtype(), half.shape()), (St::BF16, &[2][..]));
+        let upper = |v: f32| ((v.to_bits() >> 16) as u16).to_le_bytes();
+        assert_eq!(half.data(), [upper(1.5), upper(-3.0)].concat());
+        let steps = file.tensor("steps").unwrap();
+        assert_eq!((steps.dtype(), steps.shape()), (St::I64, &[][..]));
+        assert_eq!(steps.data(), 5i64.to_le_bytes());
+    }
+
+    #[test]
+    fn a_legacy_file_is_refused_saying_why() {
+        let error = state_dict_as_safetensors(&golden("config_object_legacy.pth")).unwrap_err();
+        assert!(error.contains("legacy format"), "{error}");
+    }
+
+    fn view(offset: u64, shape: &[u64], strides: &[u64], storage_len: u64) -> TensorView {
+        TensorView {
+            dtype: Dtype::U8,
+            storage: "0".into(),
+            storage_len,
+            offset,
+            shape: shape.to_vec(),
+            strides: strides.to_vec(),
+        }
+    }
+
+    #[test]
+    fn views_are_gathered_and_views_outside_their_storage_refused() {
+        let storage: Vec<u8> = (0..12).collect();
+        // A 2 x 3 window at offset 1 of a 4-wide row-major block, transposed.
+        let got = gather(&view(1, &[3, 2], &[1, 4], 12), &storage).unwrap();
+        assert_eq!(got, [1, 5, 2, 6, 3, 7]);
+        assert!(
+            gather(&view(5, &[0, 7], &[1, 1], 12), &storage)
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(gather(&view(11, &[], &[], 12), &storage).unwrap(), [11]);
+        for (bad, why) in [
+            (view(10, &[3], &[1], 12), "past the end"),
+            (view(0, &[13], &[1], 13), "past the bytes there"),
+            (view(0, &[1000], &[0], 12), "more values than the storage"),
+            (
+                view(0, &[u64::MAX, 3], &[1, 1], 12),
+                "a size that overflows",
+            ),
+            (
+                view(0, &[2, 2], &[u64::MAX, 1], 12),
+                "a stride that overflows",
+            ),
+            (view(0, &[2, 2], &[1], 12), "fewer strides than dimensions"),
+        ] {
+            assert!(gather(&bad, &storage).is_err(), "{why}");
+        }
+    }
+}
