@@ -4,7 +4,10 @@
 //!
 //! Decoding and resizing use the `image` crate (bilinear "triangle" filter); files with other
 //! extensions are skipped, an image that does not decode is an error naming it. The work is
-//! spread over all cores.
+//! spread over all cores. Colours become RGB as PIL's `convert('RGB')` makes them (what
+//! torchvision's `ImageFolder` loads; an alpha channel is dropped), and grey as PIL's
+//! `convert('L')` and torchvision's `Grayscale` make it, with ITU-R 601 weights (as
+//! supcon-augment's grayscale), not the `image` crate's own Rec. 709 ones.
 
 use std::path::{Path, PathBuf};
 
@@ -238,7 +241,7 @@ fn decode_into(
     let side = size as u32;
     let plane = size * size;
     if channels == 1 {
-        let grey = image::imageops::resize(&image.to_luma8(), side, side, FilterType::Triangle);
+        let grey = image::imageops::resize(&luma_601(&image), side, side, FilterType::Triangle);
         target.copy_from_slice(grey.as_raw());
     } else {
         let rgb = image::imageops::resize(&image.to_rgb8(), side, side, FilterType::Triangle);
@@ -251,9 +254,36 @@ fn decode_into(
     Ok(())
 }
 
+/// `image` in grey, `(299 R + 587 G + 114 B) / 1000` rounded as PIL computes it (in 16-bit
+/// fixed point); a grey image keeps its values.
+fn luma_601(image: &image::DynamicImage) -> image::GrayImage {
+    if !image.color().has_color() {
+        return image.to_luma8();
+    }
+    let rgb = image.to_rgb8();
+    image::GrayImage::from_fn(rgb.width(), rgb.height(), |x, y| {
+        let [r, g, b] = rgb.get_pixel(x, y).0.map(u32::from);
+        let luma = (r * 19_595 + g * 38_470 + b * 7_471 + 0x8000) >> 16;
+        image::Luma([luma as u8])
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Pure red, green and blue, and one mixed colour, as PIL's `convert('L')` gives them
+    /// (76, 150, 29, 124); Rec. 709 weights would give 54, 182, 18.
+    #[test]
+    fn colours_turn_grey_with_itu_601_weights() {
+        let colours = [[255, 0, 0], [0, 255, 0], [0, 0, 255], [200, 100, 50]];
+        let image = image::RgbImage::from_fn(4, 1, |x, _| image::Rgb(colours[x as usize]));
+        let grey = luma_601(&image::DynamicImage::ImageRgb8(image));
+        assert_eq!(grey.as_raw(), &[76, 150, 29, 124]);
+        let alpha = image::RgbaImage::from_pixel(1, 1, image::Rgba([200, 100, 50, 7]));
+        let grey = luma_601(&image::DynamicImage::ImageRgba8(alpha));
+        assert_eq!(grey.as_raw(), &[124]);
+    }
 
     #[test]
     fn images_that_cannot_fit_in_memory_are_refused_before_decoding() {
