@@ -7,9 +7,8 @@ holds {'model': {'x': [n, n + 0.5, -1]}} for a stem of n characters; supcon-head
 (before 1.6, or `_use_new_zipfile_serialization=False`: a bare pickle stream, no archive), one
 of them tagged `cuda:0` as saved from a GPU: the format of older SupContrast checkpoints. One
 keeps its state dict under 'state_dict' instead, and one (`lightning_epoch3.ckpt`) there amid the
-rest of a PyTorch Lightning checkpoint. Beside the folder, `config_object.pth` and
-`config_object_legacy.pth` keep a dict subclass (EasyDict) that burn-store's reader cannot
-rebuild (see `write_config_object`).
+rest of a PyTorch Lightning checkpoint. Beside the folder, `config_object*.pth` keep a dict
+subclass (EasyDict) that burn-store's reader cannot rebuild (see `write_config_object`).
 
     python xtask/python/torch_names.py assets/golden/torch_names
 """
@@ -90,10 +89,11 @@ def write_config_object(folder: Path) -> None:
         x = [1, 2, 3]; w = base[:6].view(2, 3).t() (a Parameter); b = base[7:10]
         h = [0.5, -2] (float64); half = [1.5, -3] (bfloat16); steps = 5 (int64, no dimension)
 
-    `config_object_legacy.pth` holds the same in PyTorch's format before 1.6, which only
-    burn-store reads: it is refused, saying what to do. The class is made here under
-    EasyDict's module name (with its entries as attributes too, as EasyDict keeps them), so
-    that neither easydict nor this script is needed to read the files."""
+    `config_object_legacy.pth` holds the same in PyTorch's format before 1.6, and
+    `config_object_quantized.pth` a quantised tensor as well, which that reader does not
+    rebuild: it is refused, saying what to do. The class is made here under EasyDict's module
+    name (with its entries as attributes too, as EasyDict keeps them), so that neither easydict
+    nor this script is needed to read the files."""
     import types
 
     module = types.ModuleType("easydict")
@@ -119,6 +119,8 @@ def write_config_object(folder: Path) -> None:
     checkpoint = {"config": config, "model": state, "optimizer": {"state": {}, "param_groups": [{"lr": 0.1}]}, "epoch": 3}
     torch.save(checkpoint, folder / "config_object.pth")
     torch.save(checkpoint, folder / "config_object_legacy.pth", _use_new_zipfile_serialization=False)
+    state["q"] = torch.quantize_per_tensor(torch.tensor([1.0, 2.0]), 0.5, 0, torch.quint8)
+    torch.save(checkpoint, folder / "config_object_quantized.pth")
 
 if __name__ == "__main__":
     main()

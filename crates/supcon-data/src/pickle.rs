@@ -1,9 +1,10 @@
 //! Python's pickle format, read without running anything: the Python versions of CIFAR-10 and
 //! CIFAR-100 (`cifar-10-batches-py`, `cifar-100-python`: what torchvision downloads, so what a
 //! SupContrast user has; dictionaries of lists, strings and NumPy arrays, written by Python 2's
-//! `cPickle`, protocol 2, or by Python 3, protocols 2 to 5), and the `data.pkl` of a
-//! `torch.save` archive (supcon-head reads with it the checkpoints holding Python objects that
-//! burn-store's reader cannot rebuild).
+//! `cPickle`, protocol 2, or by Python 3, protocols 2 to 5), and what `torch.save` writes (the
+//! `data.pkl` of its zip archive, the stream of pickles of its format before PyTorch 1.6:
+//! supcon-head reads with it the checkpoints holding Python objects that burn-store's reader
+//! cannot rebuild).
 //!
 //! Nothing is executed: a global (`numpy.core.multiarray._reconstruct`, ...) is kept as its
 //! name, a call (`REDUCE`, `NEWOBJ`) and what `BUILD`, `SETITEMS` and `APPENDS` add to its result
@@ -134,6 +135,13 @@ enum Slot {
 
 /// Reads the value a pickle holds (the first, where several follow one another).
 pub fn load(bytes: &[u8]) -> Result<Value, PickleError> {
+    load_prefix(bytes).map(|(value, _)| value)
+}
+
+/// Reads the value of the pickle at the start of `bytes`, and returns it with the number of
+/// bytes that pickle took: where the next begins, in a stream of several (PyTorch's format
+/// before 1.6).
+pub fn load_prefix(bytes: &[u8]) -> Result<(Value, usize), PickleError> {
     let mut machine = Machine {
         bytes,
         at: 0,
@@ -141,7 +149,8 @@ pub fn load(bytes: &[u8]) -> Result<Value, PickleError> {
         memo: std::collections::HashMap::new(),
         copied: 0,
     };
-    machine.run().map_err(PickleError)
+    let value = machine.run().map_err(PickleError)?;
+    Ok((value, machine.at))
 }
 
 struct Machine<'a> {
@@ -653,6 +662,16 @@ mod tests {
         laughs.push(b'.');
         let error = load(&laughs).unwrap_err().to_string();
         assert!(error.contains("copied values"), "{error}");
+    }
+
+    #[test]
+    fn pickles_that_follow_one_another_read_one_by_one() {
+        // Python: pickle.dumps(1, 2) + pickle.dumps([2], 2)
+        let stream = b"\x80\x02K\x01.\x80\x02]q\x00K\x02a.";
+        let (first, used) = load_prefix(stream).unwrap();
+        assert_eq!((first, used), (Value::Int(1), 5));
+        let (second, rest) = load_prefix(&stream[used..]).unwrap();
+        assert_eq!((second, rest), (Value::List(vec![Value::Int(2)]), 10));
     }
 
     #[test]

@@ -1,15 +1,16 @@
-//! The state dict of a `torch.save` archive, read with supcon-data's pickle reader: for the
+//! The state dict of a `torch.save` file, read with supcon-data's pickle reader: for the
 //! checkpoints that burn-store's reader cannot open because they hold a Python object it does
 //! not rebuild (a configuration kept as a dict subclass such as EasyDict, anywhere in the file).
-//! Nothing in the pickle is run; the tensors it points at are read from the archive's storages
+//! Nothing in the pickle is run; the tensors it points at are read from the file's storages
 //! and handed on as a safetensors file in memory, which burn-store reads with the reference's
 //! renamings as it reads a `.safetensors` checkpoint.
 //!
-//! Read: `torch._utils._rebuild_tensor_v2` (and `_rebuild_tensor`), through
-//! `_rebuild_parameter` and `_rebuild_from_type_v2`, of the usual storage types, any strides
-//! and offset, little-endian. Refused, with the reason: the legacy format (not an archive),
-//! big-endian archives, other rebuild functions (quantised, sparse, ...), and views reaching
-//! past their storage or holding more values than it.
+//! Read: the zip archive `torch.save` writes since PyTorch 1.6 and the stream of pickles it
+//! wrote before (its legacy format, still written with `_use_new_zipfile_serialization=False`);
+//! `torch._utils._rebuild_tensor_v2` (and `_rebuild_tensor`), through `_rebuild_parameter` and
+//! `_rebuild_from_type_v2`, of the usual storage types, any strides and offset, little-endian.
+//! Refused, with the reason: big-endian files, other rebuild functions (quantised, sparse,
+//! ...), and views reaching past their storage or holding more values than it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -87,15 +88,19 @@ impl Dtype {
     }
 }
 
-/// The state dict of the `torch.save` archive `path`, as a safetensors file: the tensors under
+/// The state dict of the `torch.save` file `path`, as a safetensors file: the tensors under
 /// `'model'`, else under `'state_dict'`, else at the top level (the first of these that holds
 /// any), named by their keys, nested dictionaries joined with dots. The error says what stopped
 /// it.
 pub(crate) fn state_dict_as_safetensors(path: &Path) -> Result<Vec<u8>, String> {
-    let file = File::open(path).map_err(|e| e.to_string())?;
-    let mut archive = ZipArchive::new(BufReader::new(file)).map_err(|e| {
-        format!("not a zip archive ({e}), so PyTorch's legacy format (before 1.6), not read")
-    })?;
+    let mut file = File::open(path).map_err(|e| e.to_string())?;
+    let mut magic = [0u8; 4];
+    let is_zip = file.read_exact(&mut magic).is_ok() && magic == *b"PK\x03\x04";
+    if !is_zip {
+        let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+        return legacy_state_dict(&bytes);
+    }
+    let mut archive = ZipArchive::new(BufReader::new(file)).map_err(|e| e.to_string())?;
     let pickle_name = (0..archive.len())
         .filter_map(|i| archive.name_for_index(i)?.ok())
         .find(|name| name == "data.pkl" || name.ends_with("/data.pkl"))
@@ -116,6 +121,134 @@ pub(crate) fn state_dict_as_safetensors(path: &Path) -> Result<Vec<u8>, String> 
     }
     let root = pickle::load(&read_entry(&mut archive, &pickle_name, 0)?)
         .map_err(|e| format!("data.pkl: {e}"))?;
+    let mut storages = HashMap::new();
+    convert(&root, |view| {
+        if !storages.contains_key(&view.storage) {
+            let entry = format!("{prefix}data/{}", view.storage);
+            let needed = view.storage_len.checked_mul(view.dtype.size());
+            let needed = needed.ok_or_else(|| format!("{entry}: a storage too large"))?;
+            let bytes = read_entry(&mut archive, &entry, needed)?;
+            storages.insert(view.storage.clone(), bytes);
+        }
+        Ok(storages[&view.storage].clone())
+    })
+}
+
+/// What PyTorch's format before 1.6 starts with: its magic number, pickled at protocol 2
+/// (`0x1950a86a20f9469cfc6c`, a `LONG1` of 10 bytes; wider than the pickle reader's integers).
+const LEGACY_MAGIC: &[u8] = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19.";
+
+/// [`state_dict_as_safetensors`] of a file in PyTorch's format before 1.6: pickles one after
+/// the other (the magic number, the format's version 1001, the system's byte order and type
+/// sizes, the object, the sorted keys of its storages), then each storage as its number of
+/// values (8 bytes) and its bytes.
+fn legacy_state_dict(bytes: &[u8]) -> Result<Vec<u8>, String> {
+    let Some(mut rest) = bytes.strip_prefix(LEGACY_MAGIC) else {
+        return Err("neither a zip archive nor PyTorch's legacy format".into());
+    };
+    let mut next = |what: &str| -> Result<Value, String> {
+        let (value, used) = pickle::load_prefix(rest).map_err(|e| format!("{what}: {e}"))?;
+        rest = &rest[used..];
+        Ok(value)
+    };
+    if next("the format's version")? != Value::Int(1001) {
+        return Err("a legacy format version other than 1001".into());
+    }
+    let system = next("the system's description")?;
+    if system.get("little_endian") != Some(&Value::Bool(true)) {
+        return Err(
+            "a file written on a big-endian system: only little-endian files are read".into(),
+        );
+    }
+    let root = next("the object")?;
+    let Value::List(keys) = next("the storage keys")? else {
+        return Err("storage keys that are not a list".into());
+    };
+    // Every storage is stored, the state dict's or not: their types, from wherever the object
+    // refers to them, give their sizes.
+    let mut types = HashMap::new();
+    storage_types(&root, &mut types)?;
+    let mut storages = HashMap::new();
+    for key in keys {
+        let key = key.text().ok_or("a storage key that is not text")?;
+        let dtype = *types
+            .get(&key)
+            .ok_or_else(|| format!("storage `{key}`, which nothing refers to"))?;
+        let len = rest
+            .first_chunk::<8>()
+            .map(|n| u64::from_le_bytes(*n))
+            .ok_or_else(|| format!("storage `{key}`: truncated"))?;
+        let end = len
+            .checked_mul(dtype.size())
+            .and_then(|n| n.checked_add(8))
+            .filter(|&end| end <= rest.len() as u64)
+            .ok_or_else(|| format!("storage `{key}`: {len} values, truncated"))?;
+        storages.insert(key, (len, &rest[8..end as usize]));
+        rest = &rest[end as usize..];
+    }
+    convert(&root, |view| {
+        let (len, bytes) = storages
+            .get(&view.storage)
+            .ok_or_else(|| format!("storage `{}`: not in the file", view.storage))?;
+        if *len < view.storage_len {
+            return Err(format!(
+                "storage `{}`: {len} values, the tensors need {}",
+                view.storage, view.storage_len
+            ));
+        }
+        Ok(bytes.to_vec())
+    })
+}
+
+/// Adds the storage type of every storage `value` refers to, by key, to `out`.
+fn storage_types(value: &Value, out: &mut HashMap<String, Dtype>) -> Result<(), String> {
+    match value {
+        Value::Persistent(id) => {
+            let (key, dtype, _) = storage_reference(id)?;
+            out.entry(key).or_insert(dtype);
+        }
+        Value::List(values) | Value::Tuple(values) => {
+            for value in values {
+                storage_types(value, out)?;
+            }
+        }
+        Value::Dict(entries) => {
+            for (key, value) in entries {
+                storage_types(key, out)?;
+                storage_types(value, out)?;
+            }
+        }
+        Value::Object {
+            callable,
+            args,
+            state,
+            entries,
+            items,
+        } => {
+            storage_types(callable, out)?;
+            storage_types(args, out)?;
+            if let Some(state) = state {
+                storage_types(state, out)?;
+            }
+            for (key, value) in entries {
+                storage_types(key, out)?;
+                storage_types(value, out)?;
+            }
+            for item in items {
+                storage_types(item, out)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The tensors of the state dict in `root`, as [`state_dict_as_safetensors`] describes, their
+/// storages' bytes given by `storage`.
+fn convert(
+    root: &Value,
+    mut storage: impl FnMut(&TensorView) -> Result<Vec<u8>, String>,
+) -> Result<Vec<u8>, String> {
     let mut tensors = BTreeMap::new();
     for key in ["model", "state_dict"] {
         if let Some(value) = root.get(key) {
@@ -126,20 +259,12 @@ pub(crate) fn state_dict_as_safetensors(path: &Path) -> Result<Vec<u8>, String> 
         }
     }
     if tensors.is_empty() {
-        collect(&root, "", &mut tensors)?;
+        collect(root, "", &mut tensors)?;
     }
-    let mut storages = HashMap::new();
     let mut values = Vec::with_capacity(tensors.len());
     for (name, view) in &tensors {
-        if !storages.contains_key(&view.storage) {
-            let entry = format!("{prefix}data/{}", view.storage);
-            let needed = view.storage_len.checked_mul(view.dtype.size());
-            let needed = needed.ok_or_else(|| format!("{entry}: a storage too large"))?;
-            let bytes = read_entry(&mut archive, &entry, needed)?;
-            storages.insert(view.storage.clone(), bytes);
-        }
-        let storage = &storages[&view.storage];
-        values.push(gather(view, storage).map_err(|e| format!("`{name}`: {e}"))?);
+        let bytes = storage(view)?;
+        values.push(gather(view, &bytes).map_err(|e| format!("`{name}`: {e}"))?);
     }
     Ok(safetensors(&tensors, &values))
 }
@@ -247,15 +372,35 @@ fn tensor_view(value: &Value) -> Result<Option<TensorView>, String> {
     let [Value::Persistent(id), offset, shape, strides, ..] = args.as_slice() else {
         return Err("a tensor without its storage, offset, size and stride".into());
     };
-    let Value::Tuple(id) = id.as_ref() else {
+    let (storage, dtype, (view_offset, storage_len)) = storage_reference(id)?;
+    Ok(Some(TensorView {
+        dtype,
+        storage,
+        storage_len,
+        offset: count(offset)?
+            .checked_add(view_offset)
+            .ok_or("an offset that overflows")?,
+        shape: counts(shape)?,
+        strides: counts(strides)?,
+    }))
+}
+
+/// The key and type of the storage a persistent reference names, and the offset at which the
+/// tensor's values start in it and the number of values up to the end of what the tensor may
+/// use: `('storage', storage class, key, location, size)`, and in the legacy format a sixth
+/// field, `None` or, for a view of another storage, `(view key, offset, size)`.
+fn storage_reference(id: &Value) -> Result<(String, Dtype, (u64, u64)), String> {
+    let Value::Tuple(id) = id else {
         return Err("a storage reference that is not a tuple".into());
     };
-    // ('storage', storage class, key, location, size)
-    let [tag, class, key, _, len] = id.as_slice() else {
-        return Err(format!("a storage reference of {} fields, not 5", id.len()));
+    let ([tag, class, key, _, len] | [tag, class, key, _, len, _]) = id.as_slice() else {
+        return Err(format!(
+            "a storage reference of {} fields, not 5 or 6",
+            id.len()
+        ));
     };
-    let (Some("storage"), Value::Global(_, class), Some(key), Value::Int(len)) =
-        (tag.text().as_deref(), class, key.text(), len)
+    let (Some("storage"), Value::Global(_, class), Some(key)) =
+        (tag.text().as_deref(), class, key.text())
     else {
         return Err("a storage reference not as PyTorch writes one".into());
     };
@@ -263,14 +408,18 @@ fn tensor_view(value: &Value) -> Result<Option<TensorView>, String> {
     if key.contains(['/', '\\']) || key.contains("..") {
         return Err(format!("storage key `{key}`"));
     }
-    Ok(Some(TensorView {
-        dtype,
-        storage: key,
-        storage_len: count(&Value::Int(*len))?,
-        offset: count(offset)?,
-        shape: counts(shape)?,
-        strides: counts(strides)?,
-    }))
+    let span = match id.get(5) {
+        None | Some(Value::None) => (0, count(len)?),
+        Some(Value::Tuple(view)) if view.len() == 3 => {
+            let (offset, size) = (count(&view[1])?, count(&view[2])?);
+            (
+                offset,
+                offset.checked_add(size).ok_or("a view that overflows")?,
+            )
+        }
+        Some(other) => return Err(format!("a storage view described as {other:?}")),
+    };
+    Ok((key, dtype, span))
 }
 
 /// A non-negative integer.
@@ -428,10 +577,34 @@ mod tests {
         assert_eq!(steps.data(), 5i64.to_le_bytes());
     }
 
+    /// The same checkpoint in PyTorch's format before 1.6 reads the same; with a quantised
+    /// tensor in its state dict, or as a file of neither format, it is refused saying why.
     #[test]
-    fn a_legacy_file_is_refused_saying_why() {
-        let error = state_dict_as_safetensors(&golden("config_object_legacy.pth")).unwrap_err();
-        assert!(error.contains("legacy format"), "{error}");
+    fn the_legacy_format_reads_the_same_and_the_unreadable_are_refused() {
+        let zip = state_dict_as_safetensors(&golden("config_object.pth")).unwrap();
+        let legacy = state_dict_as_safetensors(&golden("config_object_legacy.pth")).unwrap();
+        assert_eq!(zip, legacy);
+        let error = state_dict_as_safetensors(&golden("config_object_quantized.pth")).unwrap_err();
+        assert!(
+            error.contains("`q`") && error.contains("_rebuild_qtensor"),
+            "{error}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = std::fs::read(golden("config_object_legacy.pth")).unwrap();
+        for (name, content, why) in [
+            (
+                "neither.pth",
+                &b"\x80\x02K\x01."[..],
+                "neither a zip archive",
+            ),
+            ("cut.pth", &bytes[..bytes.len() - 3], "truncated"),
+            ("short.pth", &bytes[..200], "the object"),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, content).unwrap();
+            let error = state_dict_as_safetensors(&path).unwrap_err();
+            assert!(error.contains(why), "{name}: {error}");
+        }
     }
 
     fn view(offset: u64, shape: &[u64], strides: &[u64], storage_len: u64) -> TensorView {

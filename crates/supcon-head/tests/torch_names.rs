@@ -69,9 +69,9 @@ struct Views {
 
 /// A checkpoint holding a Python object that burn-store's reader cannot rebuild (a
 /// configuration kept as a dict subclass, EasyDict, beside the state dict) loads all the same,
-/// through supcon's own pickle reader: a transposed tensor and one at an offset into a storage
-/// it shares come out as PyTorch sees them. In PyTorch's format before 1.6, which that reader
-/// does not read, the same file is refused with what to do.
+/// in either of `torch.save`'s formats, through supcon's own pickle reader: a transposed tensor
+/// and one at an offset into a storage it shares come out as PyTorch sees them. With a tensor
+/// that reader does not rebuild either (a quantised one), it is refused with what to do.
 #[test]
 fn a_checkpoint_holding_an_object_burn_store_cannot_rebuild_loads() {
     let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/golden");
@@ -81,20 +81,26 @@ fn a_checkpoint_holding_an_object_burn_store_cannot_rebuild_loads() {
         w: Param::from_tensor(Tensor::zeros([3, 2], &device)),
         b: Param::from_tensor(Tensor::zeros([3], &device)),
     };
-    let loaded = weights::load_reference_checkpoint(empty(), golden.join("config_object.pth"))
-        .unwrap_or_else(|e| panic!("{e}"));
     let values = |t: Tensor<1>| t.into_data().try_into_vec::<f32>().unwrap();
     // base = arange(12) / 4; w = base[:6].view(2, 3).t(); b = base[7:10].
     let base = |i: usize| i as f32 / 4.0;
     let w: Vec<f32> = (0..3)
         .flat_map(|row| (0..2).map(move |col| base(col * 3 + row)))
         .collect();
-    assert_eq!(values(loaded.x.val()), [1.0, 2.0, 3.0]);
-    assert_eq!(values(loaded.w.val().flatten(0, 1)), w);
-    assert_eq!(values(loaded.b.val()), [base(7), base(8), base(9)]);
+    for name in ["config_object.pth", "config_object_legacy.pth"] {
+        let loaded = weights::load_reference_checkpoint(empty(), golden.join(name))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(values(loaded.x.val()), [1.0, 2.0, 3.0], "{name}");
+        assert_eq!(values(loaded.w.val().flatten(0, 1)), w, "{name}");
+        assert_eq!(
+            values(loaded.b.val()),
+            [base(7), base(8), base(9)],
+            "{name}"
+        );
+    }
 
     let error =
-        weights::load_reference_checkpoint(empty(), golden.join("config_object_legacy.pth"))
+        weights::load_reference_checkpoint(empty(), golden.join("config_object_quantized.pth"))
             .unwrap_err();
     let message = error.to_string();
     assert!(
@@ -102,7 +108,7 @@ fn a_checkpoint_holding_an_object_burn_store_cannot_rebuild_loads() {
         "{message}"
     );
     assert!(message.contains("EasyDict"), "{message}");
-    assert!(message.contains("legacy format"), "{message}");
+    assert!(message.contains("_rebuild_qtensor"), "{message}");
     assert!(
         message.contains("torch.save(checkpoint['model']"),
         "{message}"
