@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
+use std::rc::Rc;
 
 use supcon_data::pickle::{self, Value};
 use zip::{ZipArchive, ZipReadOptions};
@@ -128,9 +129,9 @@ pub(crate) fn state_dict_as_safetensors(path: &Path) -> Result<Vec<u8>, String> 
             let needed = view.storage_len.checked_mul(view.dtype.size());
             let needed = needed.ok_or_else(|| format!("{entry}: a storage too large"))?;
             let bytes = read_entry(&mut archive, &entry, needed)?;
-            storages.insert(view.storage.clone(), bytes);
+            storages.insert(view.storage.clone(), Rc::<[u8]>::from(bytes));
         }
-        Ok(storages[&view.storage].clone())
+        Ok(Rc::clone(&storages[&view.storage]))
     })
 }
 
@@ -196,7 +197,7 @@ fn legacy_state_dict(bytes: &[u8]) -> Result<Vec<u8>, String> {
                 view.storage, view.storage_len
             ));
         }
-        Ok(bytes.to_vec())
+        Ok(*bytes)
     })
 }
 
@@ -244,10 +245,10 @@ fn storage_types(value: &Value, out: &mut HashMap<String, Dtype>) -> Result<(), 
 }
 
 /// The tensors of the state dict in `root`, as [`state_dict_as_safetensors`] describes, their
-/// storages' bytes given by `storage`.
-fn convert(
+/// storages' bytes given by `storage` (shared, not copied: many tensors may be views of one).
+fn convert<B: AsRef<[u8]>>(
     root: &Value,
-    mut storage: impl FnMut(&TensorView) -> Result<Vec<u8>, String>,
+    mut storage: impl FnMut(&TensorView) -> Result<B, String>,
 ) -> Result<Vec<u8>, String> {
     let mut tensors = BTreeMap::new();
     for key in ["model", "state_dict"] {
@@ -264,7 +265,7 @@ fn convert(
     let mut values = Vec::with_capacity(tensors.len());
     for (name, view) in &tensors {
         let bytes = storage(view)?;
-        values.push(gather(view, &bytes).map_err(|e| format!("`{name}`: {e}"))?);
+        values.push(gather(view, bytes.as_ref()).map_err(|e| format!("`{name}`: {e}"))?);
     }
     Ok(safetensors(&tensors, &values))
 }

@@ -196,7 +196,7 @@ impl PytorchSource {
                 Err(reason) => {
                     return Err(store_error(
                         path,
-                        format!("{problem}; supcon's own reader of torch.save archives: {reason}"),
+                        format!("{problem}; supcon's own reader of torch.save files: {reason}"),
                     ));
                 }
             },
@@ -297,7 +297,7 @@ pub fn load_cross_entropy_net<E: ImageEncoder + ModuleDisplay>(
     let origin = WeightsOrigin::of(path)?;
     const KEY: &str = "fc.weight";
     // Burn keeps a Linear's weight as `[in, out]`, PyTorch as `[out, in]`. A `.pth` file's
-    // readable copy (where it needs one) and state-dict key are found once, for both reads.
+    // readable copy (where it needs one) and reader are found once, for both reads.
     let pytorch = match origin {
         WeightsOrigin::Reference if !is_safetensors(path) => Some(PytorchSource::new(path)?),
         _ => None,
