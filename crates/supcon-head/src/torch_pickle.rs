@@ -476,6 +476,17 @@ fn gather(view: &TensorView, storage: &[u8]) -> Result<Vec<u8>, String> {
         ));
     }
     let size = view.dtype.size() as usize;
+    // Row-major already (what a state dict almost always holds): one copy.
+    let mut contiguous = 1;
+    let row_major = view.shape.iter().zip(&view.strides).rev().all(|(&d, &s)| {
+        let fits = d == 1 || s == contiguous;
+        contiguous *= d;
+        fits
+    });
+    if row_major {
+        let start = view.offset as usize * size;
+        return Ok(storage[start..start + numel as usize * size].to_vec());
+    }
     let mut out = Vec::with_capacity(numel as usize * size);
     let mut index = vec![0u64; view.shape.len()];
     for _ in 0..numel {
@@ -625,6 +636,9 @@ mod tests {
         // A 2 x 3 window at offset 1 of a 4-wide row-major block, transposed.
         let got = gather(&view(1, &[3, 2], &[1, 4], 12), &storage).unwrap();
         assert_eq!(got, [1, 5, 2, 6, 3, 7]);
+        // Row-major, with a dimension of 1 whose stride does not matter.
+        let got = gather(&view(2, &[2, 1, 3], &[3, 7, 1], 12), &storage).unwrap();
+        assert_eq!(got, [2, 3, 4, 5, 6, 7]);
         assert!(
             gather(&view(5, &[0, 7], &[1, 1], 12), &storage)
                 .unwrap()
