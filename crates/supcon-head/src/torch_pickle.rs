@@ -262,12 +262,22 @@ fn convert<B: AsRef<[u8]>>(
     if tensors.is_empty() {
         collect(root, "", &mut tensors)?;
     }
-    let mut values = Vec::with_capacity(tensors.len());
+    // Every view is checked against its storage before the file is allocated, whole.
+    let mut lens = Vec::with_capacity(tensors.len());
     for (name, view) in &tensors {
         let bytes = storage(view)?;
-        values.push(gather(view, bytes.as_ref()).map_err(|e| format!("`{name}`: {e}"))?);
+        let numel = checked_numel(view, bytes.as_ref().len());
+        lens.push(
+            numel.map_err(|e| format!("`{name}`: {e}"))? as usize * view.dtype.size() as usize,
+        );
     }
-    Ok(safetensors(&tensors, &values))
+    let mut file = safetensors_header(&tensors, &lens);
+    file.reserve_exact(lens.iter().sum());
+    for (name, view) in &tensors {
+        let bytes = storage(view)?;
+        gather(view, bytes.as_ref(), &mut file).map_err(|e| format!("`{name}`: {e}"))?;
+    }
+    Ok(file)
 }
 
 /// The bytes of the archive's entry `name`, which must declare at least `at_least` bytes (its
@@ -439,8 +449,8 @@ fn counts(value: &Value) -> Result<Vec<u64>, String> {
     }
 }
 
-/// The values of `view`, in row-major order, from its storage's bytes.
-fn gather(view: &TensorView, storage: &[u8]) -> Result<Vec<u8>, String> {
+/// The number of values of `view`, checked to lie within its storage, of `storage_bytes`.
+fn checked_numel(view: &TensorView, storage_bytes: usize) -> Result<u64, String> {
     if view.shape.len() != view.strides.len() {
         return Err(format!(
             "{} dimensions and {} strides",
@@ -455,11 +465,11 @@ fn gather(view: &TensorView, storage: &[u8]) -> Result<Vec<u8>, String> {
         .try_fold(1u64, |n, &d| n.checked_mul(d))
         .ok_or_else(too_large)?;
     if numel == 0 {
-        return Ok(Vec::new());
+        return Ok(0);
     }
     // The last element's index, which must be inside the storage; a view of more values than
     // its storage holds (a stride of 0, as `expand` makes) is refused, which keeps what is
-    // allocated here within the archive's size.
+    // allocated for it within the file's size.
     let last = view
         .shape
         .iter()
@@ -468,12 +478,21 @@ fn gather(view: &TensorView, storage: &[u8]) -> Result<Vec<u8>, String> {
             at.checked_add((d - 1).checked_mul(s)?)
         })
         .ok_or_else(too_large)?;
-    let available = storage.len() as u64 / view.dtype.size();
+    let available = storage_bytes as u64 / view.dtype.size();
     if last >= view.storage_len.min(available) || numel > view.storage_len {
         return Err(format!(
             "a view of {numel} values reaching index {last} of a storage of {}",
             view.storage_len.min(available)
         ));
+    }
+    Ok(numel)
+}
+
+/// Appends the values of `view`, in row-major order, from its storage's bytes to `out`.
+fn gather(view: &TensorView, storage: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+    let numel = checked_numel(view, storage.len())?;
+    if numel == 0 {
+        return Ok(());
     }
     let size = view.dtype.size() as usize;
     // Row-major already (what a state dict almost always holds): one copy.
@@ -485,9 +504,10 @@ fn gather(view: &TensorView, storage: &[u8]) -> Result<Vec<u8>, String> {
     });
     if row_major {
         let start = view.offset as usize * size;
-        return Ok(storage[start..start + numel as usize * size].to_vec());
+        out.extend_from_slice(&storage[start..start + numel as usize * size]);
+        return Ok(());
     }
-    let mut out = Vec::with_capacity(numel as usize * size);
+    out.reserve(numel as usize * size);
     let mut index = vec![0u64; view.shape.len()];
     for _ in 0..numel {
         let at = view.offset
@@ -507,33 +527,30 @@ fn gather(view: &TensorView, storage: &[u8]) -> Result<Vec<u8>, String> {
             *i = 0;
         }
     }
-    Ok(out)
+    Ok(())
 }
 
-/// A safetensors file of `tensors`, whose values are `values` in the same order.
-fn safetensors(tensors: &BTreeMap<String, TensorView>, values: &[Vec<u8>]) -> Vec<u8> {
+/// The start of a safetensors file of `tensors`, whose values take `lens` bytes each in the same
+/// order: its header, their values to follow.
+fn safetensors_header(tensors: &BTreeMap<String, TensorView>, lens: &[usize]) -> Vec<u8> {
     let mut header = serde_json::Map::new();
     let mut at = 0usize;
-    for ((name, view), bytes) in tensors.iter().zip(values) {
+    for ((name, view), len) in tensors.iter().zip(lens) {
         header.insert(
             name.clone(),
             serde_json::json!({
                 "dtype": view.dtype.safetensors_name(),
                 "shape": view.shape,
-                "data_offsets": [at, at + bytes.len()],
+                "data_offsets": [at, at + len],
             }),
         );
-        at += bytes.len();
+        at += len;
     }
     let mut header = serde_json::Value::Object(header).to_string().into_bytes();
     // The format pads its header with spaces to a multiple of 8 bytes.
     header.resize(header.len().next_multiple_of(8), b' ');
-    let mut file = Vec::with_capacity(8 + header.len() + at);
-    file.extend_from_slice(&(header.len() as u64).to_le_bytes());
+    let mut file = (header.len() as u64).to_le_bytes().to_vec();
     file.extend_from_slice(&header);
-    for bytes in values {
-        file.extend_from_slice(bytes);
-    }
     file
 }
 
@@ -634,17 +651,20 @@ mod tests {
     fn views_are_gathered_and_views_outside_their_storage_refused() {
         let storage: Vec<u8> = (0..12).collect();
         // A 2 x 3 window at offset 1 of a 4-wide row-major block, transposed.
-        let got = gather(&view(1, &[3, 2], &[1, 4], 12), &storage).unwrap();
-        assert_eq!(got, [1, 5, 2, 6, 3, 7]);
-        // Row-major, with a dimension of 1 whose stride does not matter.
-        let got = gather(&view(2, &[2, 1, 3], &[3, 7, 1], 12), &storage).unwrap();
-        assert_eq!(got, [2, 3, 4, 5, 6, 7]);
-        assert!(
-            gather(&view(5, &[0, 7], &[1, 1], 12), &storage)
-                .unwrap()
-                .is_empty()
+        let gathered = |view: TensorView| {
+            let mut out = vec![99];
+            gather(&view, &storage, &mut out).map(|()| out)
+        };
+        // Appended to what is there.
+        assert_eq!(
+            gathered(view(1, &[3, 2], &[1, 4], 12)).unwrap(),
+            [99, 1, 5, 2, 6, 3, 7]
         );
-        assert_eq!(gather(&view(11, &[], &[], 12), &storage).unwrap(), [11]);
+        // Row-major, with a dimension of 1 whose stride does not matter.
+        let got = gathered(view(2, &[2, 1, 3], &[3, 7, 1], 12)).unwrap();
+        assert_eq!(got, [99, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(gathered(view(5, &[0, 7], &[1, 1], 12)).unwrap(), [99]);
+        assert_eq!(gathered(view(11, &[], &[], 12)).unwrap(), [99, 11]);
         for (bad, why) in [
             (view(10, &[3], &[1], 12), "past the end"),
             (view(0, &[13], &[1], 13), "past the bytes there"),
@@ -659,7 +679,7 @@ mod tests {
             ),
             (view(0, &[2, 2], &[1], 12), "fewer strides than dimensions"),
         ] {
-            assert!(gather(&bad, &storage).is_err(), "{why}");
+            assert!(gathered(bad).is_err(), "{why}");
         }
     }
 }

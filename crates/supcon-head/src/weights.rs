@@ -226,17 +226,18 @@ impl PytorchSource {
                 tensor_shape(self.store(*state_dict_key), &self.path, key)
             }
             PytorchReader::Converted(bytes) => {
-                tensor_shape(converted_store(bytes), &self.path, key)
+                tensor_shape(converted_store(bytes.clone()), &self.path, key)
             }
         }
     }
 
-    /// Loads `model` from it, as [`load_reference_checkpoint`].
-    fn load<M: Module>(&self, model: M) -> Result<M, WeightsError> {
-        match &self.reader {
+    /// Loads `model` from it, as [`load_reference_checkpoint`] (handing a converted state dict
+    /// on rather than copying it).
+    fn load<M: Module>(self, model: M) -> Result<M, WeightsError> {
+        match self.reader {
             PytorchReader::Store(state_dict_key) => {
                 let store = || {
-                    self.store(*state_dict_key)
+                    self.store(state_dict_key)
                         .skip_enum_variants(true)
                         .allow_partial(true)
                         .validate(false)
@@ -251,8 +252,8 @@ impl PytorchSource {
 }
 
 /// The state dict `torch_pickle` converted, its keys renamed to ours.
-fn converted_store(bytes: &[u8]) -> SafetensorsStore {
-    SafetensorsStore::from_bytes(Some(bytes.to_vec())).remap(reference_key_remapper())
+fn converted_store(bytes: Vec<u8>) -> SafetensorsStore {
+    SafetensorsStore::from_bytes(Some(bytes)).remap(reference_key_remapper())
 }
 
 /// burn-store's message, where its reader stops at a Python object it does not rebuild (a dict
